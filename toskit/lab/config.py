@@ -1,0 +1,165 @@
+"""Lab settings. Each can be overridden by the environment variable named in its comment."""
+
+import hashlib
+import ipaddress
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from .errors import LabError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+# Addresses inside each guest's user-mode network that qemu forwards to services on this machine.
+# Nothing else leaves a guest: its user-mode network runs with restrict=on.
+GUEST_APT_CACHE = "10.0.2.100"
+GUEST_APT_CACHE_PORT = 3142
+GUEST_VAULT = "10.0.2.101"
+GUEST_VAULT_PORT = 8200
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    group: str
+    index: int
+    ssh_port: int
+    lab_address: str  # address on the private lab network, with prefix length
+    memory_mb: int
+
+    @property
+    def lab_ip(self) -> str:
+        return self.lab_address.split("/")[0]
+
+    @property
+    def mac(self) -> str:
+        return f"52:54:00:7a:00:{self.index:02x}"
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "")
+    if raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise LabError(f"{name}={raw!r} is not a whole number",
+                       f"set {name} to a number, e.g. {default}") from None
+
+
+def _env_choice(name: str, default: str, choices: tuple) -> str:
+    value = os.environ.get(name, "") or default
+    if value not in choices:
+        raise LabError(f"{name}={value!r} is not one of {', '.join(choices)}",
+                       f"set {name} to one of {', '.join(choices)} (default {default})")
+    return value
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    # Debian suite of the host image: trixie (Debian 13) or bookworm.            TOS_LAB_SUITE
+    suite: str = "trixie"
+    # Hosts booted per inventory group.                           TOS_LAB_STORAGE, TOS_LAB_NODES
+    storage_count: int = 1
+    node_count: int = 2
+    # Guest sizes.          TOS_LAB_NODE_MEMORY_MB, TOS_LAB_STORAGE_MEMORY_MB, TOS_LAB_CPUS
+    node_memory_mb: int = 2048
+    storage_memory_mb: int = 1024
+    cpus: int = 2
+    # qemu accelerator: auto = KVM only if a probe boot of the guest kernel proves it works. TOS_LAB_ACCEL
+    accel: str = "auto"
+    # Ports on 127.0.0.1: ssh of the first host (the others follow), package cache, Vault.
+    #                              TOS_LAB_SSH_PORT, TOS_LAB_APT_CACHE_PORT, TOS_LAB_VAULT_PORT
+    ssh_base_port: int = 22201
+    apt_cache_port: int = 23142
+    vault_port: int = 28200
+    # Private network between the guests; it exists only inside the lab's own network namespace.
+    #                                                                            TOS_LAB_NETWORK
+    network: str = "10.213.0.0/24"
+    # Lab state (keys, overlays, Vault data; git-ignored), and the cache kept across labs
+    # (host images, packages).                                      TOS_LAB_STATE, TOS_LAB_CACHE
+    state_dir: Path = PROJECT_ROOT / ".lab"
+    cache_dir: Path = Path("/var/cache/tos-lab")
+    # Free disk space required before the lab writes anything.               TOS_LAB_MIN_FREE_GB
+    min_free_gb: int = 8
+    # Seconds to wait for every guest's sshd to answer.                    TOS_LAB_BOOT_TIMEOUT
+    boot_timeout: int = 480
+    hosts: tuple = field(default=(), compare=False)
+
+    @classmethod
+    def from_env(cls) -> "LabConfig":
+        env = os.environ
+        config = cls(
+            suite=_env_choice("TOS_LAB_SUITE", cls.suite, ("trixie", "bookworm")),
+            storage_count=_env_int("TOS_LAB_STORAGE", cls.storage_count),
+            node_count=_env_int("TOS_LAB_NODES", cls.node_count),
+            node_memory_mb=_env_int("TOS_LAB_NODE_MEMORY_MB", cls.node_memory_mb),
+            storage_memory_mb=_env_int("TOS_LAB_STORAGE_MEMORY_MB", cls.storage_memory_mb),
+            cpus=_env_int("TOS_LAB_CPUS", cls.cpus),
+            accel=_env_choice("TOS_LAB_ACCEL", cls.accel, ("auto", "kvm", "tcg")),
+            ssh_base_port=_env_int("TOS_LAB_SSH_PORT", cls.ssh_base_port),
+            apt_cache_port=_env_int("TOS_LAB_APT_CACHE_PORT", cls.apt_cache_port),
+            vault_port=_env_int("TOS_LAB_VAULT_PORT", cls.vault_port),
+            network=env.get("TOS_LAB_NETWORK") or cls.network,
+            state_dir=Path(env.get("TOS_LAB_STATE") or cls.state_dir),
+            cache_dir=Path(env.get("TOS_LAB_CACHE") or cls.cache_dir),
+            min_free_gb=_env_int("TOS_LAB_MIN_FREE_GB", cls.min_free_gb),
+            boot_timeout=_env_int("TOS_LAB_BOOT_TIMEOUT", cls.boot_timeout),
+        )
+        return config.with_hosts()
+
+    def with_hosts(self) -> "LabConfig":
+        """A copy with the host list derived from the counts and the network."""
+        if not 0 <= self.storage_count <= 4 or not 0 <= self.node_count <= 8:
+            raise LabError(f"{self.storage_count} storage and {self.node_count} node hosts asked for",
+                           "use TOS_LAB_STORAGE 0-4 and TOS_LAB_NODES 0-8 (each guest takes up to 2 GB)")
+        try:
+            net = ipaddress.ip_network(self.network)
+        except ValueError as e:
+            raise LabError(f"TOS_LAB_NETWORK={self.network!r} is not a network ({e})",
+                           "set TOS_LAB_NETWORK to a CIDR such as 10.213.0.0/24") from None
+        if net.version != 4 or net.prefixlen > 27:
+            raise LabError(f"TOS_LAB_NETWORK={self.network} is not an IPv4 network of /27 or larger",
+                           "set TOS_LAB_NETWORK to a CIDR such as 10.213.0.0/24")
+        groups = [("storage", "storage")] if self.storage_count == 1 else \
+            [(f"storage{i + 1}", "storage") for i in range(self.storage_count)]
+        groups += [(f"node{i + 1}", "nodes") for i in range(self.node_count)]
+        hosts = tuple(
+            LabHost(
+                name=name, group=group, index=index, ssh_port=self.ssh_base_port + index - 1,
+                lab_address=f"{net.network_address + 10 + index}/{net.prefixlen}",
+                memory_mb=self.storage_memory_mb if group == "storage" else self.node_memory_mb,
+            )
+            for index, (name, group) in enumerate(groups, start=1)
+        )
+        return replace(self, hosts=hosts)
+
+    def host(self, name: str) -> LabHost:
+        for host in self.hosts:
+            if host.name == name:
+                return host
+        raise LabError(f"no lab host named {name!r}",
+                       f"use one of: {', '.join(h.name for h in self.hosts)}")
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.state_dir / "ssh"
+
+    @property
+    def ssh_key(self) -> Path:
+        return self.ssh_dir / "id_ed25519"
+
+    @property
+    def known_hosts(self) -> Path:
+        return self.ssh_dir / "known_hosts"
+
+    @property
+    def run_dir(self) -> Path:
+        """Pid files, sockets and logs of the processes the lab started."""
+        return self.state_dir / "run"
+
+    @property
+    def netns(self) -> str:
+        """The lab's network namespace, named after the state folder so two checkouts never collide."""
+        digest = hashlib.sha256(str(self.state_dir.resolve()).encode()).hexdigest()[:8]
+        return f"toslab-{digest}"

@@ -1,0 +1,143 @@
+"""The pristine Debian host image every lab guest boots from.
+
+Minimal on purpose: systemd, udev, dbus, sshd and a kernel, plus the lab's identity unit. Nothing
+the deploy installs is here, so a deploy against the lab is an honest bootstrap of a bare host.
+Images are cached by a hash of their recipe and rebuilt only when the recipe changes.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+from . import procs
+from .aptcache import AptCache, debian_mirrors
+from .config import GUEST_APT_CACHE, GUEST_APT_CACHE_PORT, LabConfig
+
+GUEST_FILES = Path(__file__).parent / "guest"
+# Bump when the build steps below change in a way the recipe fields do not show.
+RECIPE_VERSION = 1
+PACKAGES = ["systemd-sysv", "udev", "dbus", "kmod", "openssh-server", "linux-image-amd64"]
+DISK_SIZE = "12G"
+KERNEL_CMDLINE = ("root=/dev/vda rw console=ttyS0 net.ifnames=0 "
+                  "systemd.unified_cgroup_hierarchy=1 systemd.show_status=false")
+
+# (source in GUEST_FILES, path in the image, mode)
+IMAGE_FILES = [
+    ("tos-lab-identity", "usr/local/lib/tos-lab/tos-lab-identity", 0o755),
+    ("tos-lab-identity.service", "etc/systemd/system/tos-lab-identity.service", 0o644),
+    ("10-wan.network", "etc/systemd/network/10-wan.network", 0o644),
+]
+
+
+def recipe(suite: str) -> dict:
+    """Everything that determines the image's bytes; its hash names the cached image."""
+    mirrors = debian_mirrors()
+    return {
+        "version": RECIPE_VERSION,
+        "suite": suite,
+        "mirrors": mirrors,
+        "packages": PACKAGES,
+        "disk_size": DISK_SIZE,
+        "files": {src: hashlib.sha256((GUEST_FILES / src).read_bytes()).hexdigest()
+                  for src, _, _ in IMAGE_FILES},
+    }
+
+
+def recipe_hash(r: dict) -> str:
+    return hashlib.sha256(json.dumps(r, sort_keys=True).encode()).hexdigest()[:16]
+
+
+class HostImage:
+    def __init__(self, config: LabConfig):
+        self.config = config
+        self.recipe = recipe(config.suite)
+        self.dir = config.cache_dir / "images" / f"{config.suite}-{recipe_hash(self.recipe)}"
+
+    @property
+    def disk(self) -> Path:
+        return self.dir / "disk.qcow2"
+
+    @property
+    def kernel(self) -> Path:
+        return self.dir / "vmlinuz"
+
+    @property
+    def initrd(self) -> Path:
+        return self.dir / "initrd.img"
+
+    def is_built(self) -> bool:
+        return (self.dir / "recipe.json").exists()
+
+    def ensure(self, log=print) -> float:
+        """Builds the image unless the cache has it. Returns the seconds spent building (0 if cached)."""
+        if self.is_built():
+            return 0.0
+        started = time.monotonic()
+        log(f"building the {self.config.suite} host image {self.dir.name} (once per recipe; ~2-4 min)")
+        work = self.dir.with_name(f".build-{self.dir.name}-{os.getpid()}")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        try:
+            rootfs = work / "rootfs"
+            self._bootstrap(rootfs)
+            self._customize(rootfs)
+            self._export(rootfs, work)
+            shutil.rmtree(rootfs)
+            (work / "recipe.json").write_text(json.dumps(self.recipe, indent=2, sort_keys=True) + "\n")
+            work.replace(self.dir)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+        return time.monotonic() - started
+
+    def _bootstrap(self, rootfs: Path) -> None:
+        suite, mirrors = self.config.suite, self.recipe["mirrors"]
+        sources = [f"deb {mirrors['debian']} {suite} main", f"deb {mirrors['debian']} {suite}-updates main"]
+        if mirrors["security"]:
+            sources.append(f"deb {mirrors['security']} {suite}-security main")
+        env = {**os.environ, "http_proxy": AptCache(self.config).url}
+        procs.run(
+            ["mmdebstrap", "--variant=minbase", "--mode=root", "--format=directory",
+             f"--include={','.join(PACKAGES)}", suite, str(rootfs), *sources],
+            "mmdebstrap (building the host image)",
+            "check that the package cache can reach the Debian mirror: "
+            f"{self.config.run_dir / 'apt-cacher-ng.log'}", env=env)
+
+    def _customize(self, rootfs: Path) -> None:
+        for src, dest, mode in IMAGE_FILES:
+            target = rootfs / dest
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(GUEST_FILES / src, target)
+            target.chmod(mode)
+        (rootfs / "etc/hostname").write_text("debian\n")
+        (rootfs / "etc/hosts").write_text("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+        (rootfs / "etc/fstab").write_text("/dev/vda\t/\text4\terrors=remount-ro\t0\t0\n")
+        (rootfs / "etc/modules-load.d/tos-lab.conf").write_text("qemu_fw_cfg\n")
+        (rootfs / "etc/apt/apt.conf.d/01-tos-lab-proxy").write_text(
+            f'Acquire::http::Proxy "http://{GUEST_APT_CACHE}:{GUEST_APT_CACHE_PORT}";\n')
+        # Each guest gets its own host key (pinned by the lab) and machine id at first boot.
+        for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
+            key.unlink()
+        (rootfs / "etc/ssh/sshd_config.d/05-tos-lab-host-key.conf").write_text(
+            "# TOS lab: the only host key, written at boot from fw_cfg and pinned in the lab's known_hosts\n"
+            "HostKey /etc/ssh/ssh_host_ed25519_key\n")
+        (rootfs / "etc/machine-id").write_text("uninitialized\n")
+        procs.run(["systemctl", f"--root={rootfs}", "enable", "systemd-networkd.service",
+                   "tos-lab-identity.service"], "enabling the image's units", "see the output above")
+        # The guest has no route out: waiting for "online" would only delay boot.
+        procs.run(["systemctl", f"--root={rootfs}", "mask", "systemd-networkd-wait-online.service"],
+                  "masking wait-online", "see the output above")
+
+    def _export(self, rootfs: Path, work: Path) -> None:
+        boot = rootfs / "boot"
+        shutil.copyfile(max(boot.glob("vmlinuz-*")), work / "vmlinuz")
+        shutil.copyfile(max(boot.glob("initrd.img-*")), work / "initrd.img")
+        raw = work / "disk.raw"
+        procs.run(["mkfs.ext4", "-q", "-F", "-L", "tos-root", "-d", str(rootfs), str(raw), DISK_SIZE],
+                  "mkfs.ext4 (writing the image)", "check free disk space in the cache folder")
+        procs.run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(work / "disk.qcow2")],
+                  "qemu-img convert", "check free disk space in the cache folder")
+        raw.unlink()
+

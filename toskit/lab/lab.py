@@ -1,0 +1,146 @@
+"""The lab as a whole: preflight checks, then up / down / status / destroy."""
+
+import json
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from . import inventory, keys, network, procs
+from .aptcache import AptCache
+from .config import LabConfig
+from .errors import LabError
+from .image import HostImage
+from .vault import LabVault
+from .vm import Guest, probe_kvm
+
+HOST_TOOLS = {
+    "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils", "mmdebstrap": "mmdebstrap",
+    "apt-cacher-ng": "apt-cacher-ng", "socat": "socat", "ssh": "openssh-client", "ip": "iproute2",
+    "mkfs.ext4": "e2fsprogs",
+}
+SHUTDOWN_TIMEOUT = 60
+
+
+class Lab:
+    def __init__(self, config: LabConfig, log=print):
+        self.config = config
+        self.log = log
+        self.apt_cache = AptCache(config)
+        self.vault = LabVault(config)
+        self.guests = [Guest(config, host) for host in config.hosts]
+
+    # ---- preflight: every check runs before the lab writes or starts anything
+    def preflight(self) -> None:
+        if os.geteuid() != 0:
+            raise LabError("the lab must run as root (it creates a network namespace, taps and VMs)",
+                           "run it as root, e.g. `sudo make lab`")
+        missing = sorted({pkg for tool, pkg in HOST_TOOLS.items() if shutil.which(tool) is None})
+        if missing:
+            raise LabError(f"missing host tools (packages: {', '.join(missing)})",
+                           f"apt-get install --no-install-recommends {' '.join(missing)}")
+        for path in (self.config.state_dir, self.config.cache_dir):
+            probe = path
+            while not probe.exists():
+                probe = probe.parent
+            free_gb = shutil.disk_usage(probe).free / 2**30
+            if free_gb < self.config.min_free_gb:
+                raise LabError(f"only {free_gb:.1f} GB free under {probe}; the lab needs "
+                               f"{self.config.min_free_gb} GB (image, overlays, package cache)",
+                               "free some disk space, or point TOS_LAB_STATE / TOS_LAB_CACHE elsewhere")
+        self._check_ports()
+
+    def _check_ports(self) -> None:
+        wanted = [(g.host.ssh_port, f"ssh of {g.host.name}") for g in self.guests if g.pid() is None]
+        if not self.apt_cache.running():
+            wanted.append((self.config.apt_cache_port, "the package cache"))
+        if not self.vault.running():
+            wanted += [(self.config.vault_port, "OpenBao"), (self.config.vault_port + 1, "OpenBao's cluster port")]
+        taken = [f"127.0.0.1:{port} ({what})" for port, what in wanted if not procs.port_is_free(port)]
+        if taken:
+            raise LabError(f"ports already in use: {', '.join(taken)}",
+                           "stop what listens there (ss -ltnp), or move the lab with TOS_LAB_SSH_PORT, "
+                           "TOS_LAB_APT_CACHE_PORT, TOS_LAB_VAULT_PORT")
+
+    # ---- lifecycle
+    def up(self) -> dict:
+        """Brings every part up; parts already running are left as they are. Returns timings."""
+        started = time.monotonic()
+        self.preflight()
+        cfg = self.config
+        for d in (cfg.state_dir, cfg.run_dir, cfg.ssh_dir):
+            d.mkdir(parents=True, exist_ok=True, mode=0o700)
+        cfg.state_dir.chmod(0o700)
+        cfg.cache_dir.mkdir(parents=True, exist_ok=True)
+        client_key = keys.ensure_ssh_keypair(cfg.ssh_key, "tos-lab")
+        self.apt_cache.start()
+
+        image = HostImage(cfg)
+        needs_image = any(not g.overlay.exists() for g in self.guests)
+        image_seconds = image.ensure(self.log) if needs_image else 0.0
+        self.vault.start()
+        network.ensure(cfg)
+        to_boot = [g for g in self.guests if g.pid() is None]
+        for guest in self.guests:
+            guest.prepare(image, client_key)
+        keys.write_secret(cfg.known_hosts, "".join(
+            keys.known_hosts_line(g.host.ssh_port, g.host_public_key()) + "\n" for g in self.guests).encode())
+        accel = self._accel(self.guests[0].base()["kernel"]) if to_boot else "-"
+        for guest in to_boot:
+            guest.start(accel)
+        if to_boot:
+            self.log(f"booting {', '.join(g.host.name for g in to_boot)} under {accel.upper()}")
+        with ThreadPoolExecutor(max_workers=max(1, len(self.guests))) as pool:
+            boot = dict(zip((g.host.name for g in self.guests),
+                            pool.map(lambda g: g.wait_for_ssh(cfg.boot_timeout), self.guests)))
+        inventory.write(cfg)
+        timings = {"image_build_s": round(image_seconds, 1), "accel": accel,
+                   "booted": [g.host.name for g in to_boot],
+                   "boot_to_ssh_s": {name: round(s, 1) for name, s in boot.items()},
+                   "up_s": round(time.monotonic() - started, 1)}
+        (cfg.run_dir / "last-up.json").write_text(json.dumps(timings, indent=2) + "\n")
+        return timings
+
+    def _accel(self, kernel: str) -> str:
+        if self.config.accel != "auto":
+            return self.config.accel
+        return "kvm" if probe_kvm(kernel, self.config.cache_dir, self.log) else "tcg"
+
+    def down(self) -> list:
+        """Stops every process the lab started and removes its network. Returns what was stopped."""
+        stopped = []
+        running = [g for g in self.guests if g.pid() is not None]
+        for guest in running:
+            guest.request_poweroff()
+        with ThreadPoolExecutor(max_workers=max(1, len(running))) as pool:
+            for guest, was_running in zip(running, pool.map(lambda g: g.stop(SHUTDOWN_TIMEOUT), running)):
+                if was_running:
+                    stopped.append(guest.host.name)
+        if self.vault.stop():
+            stopped.append("openbao")
+        if self.apt_cache.stop():
+            stopped.append("apt-cacher-ng")
+        if network.remove(self.config):
+            stopped.append("lab network")
+        return stopped
+
+    def destroy(self) -> list:
+        """down, then deletes the lab's state (overlays, keys, Vault data). The image cache stays."""
+        stopped = self.down()
+        shutil.rmtree(self.config.state_dir, ignore_errors=True)
+        inventory.INVENTORY.unlink(missing_ok=True)
+        return stopped
+
+    def status(self) -> dict:
+        hosts = {}
+        for g in self.guests:
+            if g.pid() is None:
+                hosts[g.host.name] = "stopped"
+            else:
+                hosts[g.host.name] = "ssh ok" if g.ssh_ok() else "running, ssh not answering"
+        return {
+            "hosts": hosts,
+            "openbao": self.vault.status(),
+            "apt-cacher-ng": "running" if self.apt_cache.running() else "stopped",
+            "lab network": self.config.netns if network.exists(self.config) else "absent",
+        }
