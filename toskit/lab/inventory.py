@@ -24,6 +24,7 @@ def lab_data(config: LabConfig, host) -> dict:
     data = {
         "vault_addr": f"https://{GUEST_VAULT}:{GUEST_VAULT_PORT}",
         "vault_ca_file": str(config.state_dir / "ca" / "ca.pem"),
+        "time_pools": [],
     }
     # The lab has no route to public time servers: the first storage host serves time to the
     # others over the lab network, keeping its own clock (qemu's RTC, i.e. this machine's) as reference.

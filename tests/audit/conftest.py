@@ -1,0 +1,82 @@
+"""Runs every audit on each host of the chosen pyinfra inventory, and reports failures by control.
+
+Mark an audit with @pytest.mark.groups("nodes", ...) to limit it to those inventory groups
+(default: every host), and with @pytest.mark.control("ID") to name the control it proves.
+"""
+
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from roles.base import DEFAULTS as BASE_DEFAULTS
+from toskit import audit
+
+ROLE_DEFAULTS = {**BASE_DEFAULTS}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "groups(*names): inventory groups the audit applies to")
+    config.addinivalue_line("markers", "control(id): the control (CIS, dev-sec) the audit proves")
+
+
+def _targets(config) -> list:
+    if not hasattr(config, "_tos_targets"):
+        config._tos_targets = audit.load_inventory(config.getoption("--inventory"), ROLE_DEFAULTS)
+    return config._tos_targets
+
+
+def pytest_generate_tests(metafunc):
+    if "target" not in metafunc.fixturenames:
+        return
+    marker = metafunc.definition.get_closest_marker("groups")
+    groups = set(marker.args) if marker else None
+    selected = [t for t in _targets(metafunc.config) if groups is None or groups & set(t.groups)]
+    metafunc.parametrize("target", selected, ids=[t.name for t in selected])
+
+
+@pytest.fixture(scope="session")
+def _ssh_dir(pytestconfig):
+    with tempfile.TemporaryDirectory(prefix="tos-audit-") as tmp:
+        config = Path(tmp) / "ssh_config"
+        config.write_text(audit.ssh_config(_targets(pytestconfig)))
+        yield Path(tmp)
+
+
+_hosts = {}
+
+
+@pytest.fixture
+def host(target, _ssh_dir):
+    """testinfra host for the target, one ssh master connection per host for the whole run."""
+    if target.name not in _hosts:
+        _hosts[target.name] = audit.testinfra_host(target, _ssh_dir / "ssh_config", _ssh_dir)
+    return _hosts[target.name]
+
+
+def _control_of(item) -> str | None:
+    params = getattr(item, "callspec", None)
+    if params and "control" in params.params:
+        return params.params["control"]
+    marker = item.get_closest_marker("control")
+    return marker.args[0] if marker else None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    params = getattr(item, "callspec", None)
+    target = params.params.get("target") if params else None
+    report.user_properties += [("control", _control_of(item)), ("host", target.name if target else None)]
+
+
+def pytest_terminal_summary(terminalreporter):
+    failed = terminalreporter.stats.get("failed", [])
+    if not failed:
+        return
+    terminalreporter.section("audit failures by control and host")
+    for report in failed:
+        props = dict(report.user_properties)
+        terminalreporter.write_line(f"FAILED control={props.get('control') or '-'} "
+                                    f"host={props.get('host') or '-'} {report.nodeid}")
