@@ -13,8 +13,8 @@ def host_data(config: LabConfig, host) -> dict:
         "ssh_key": str(config.ssh_key),
         "ssh_known_hosts_file": str(config.known_hosts),
         "ssh_strict_host_key_checking": "yes",
-        # Address on the private lab network: what the hosts use to reach one another.
-        "lab_ip": host.lab_ip,
+        # The host's address on the cluster's private network (here the lab network).
+        "cluster_ip": host.lab_ip,
     }
 
 

@@ -1,0 +1,44 @@
+# TOS host toolkit. `make lab` boots the lab and deploys + audits it; `make test` runs every test.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+LAB := $(PY) -m toskit.lab
+INVENTORY ?= inventories/lab.py
+
+.PHONY: venv lab lab-up lab-down lab-destroy lab-status deploy audit test test-fast test-lab bench-lab
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q -r requirements.txt
+	touch $@
+
+## The lab: boot it (idempotent), deploy, audit, one-screen summary.
+lab: venv
+	$(LAB) up
+	$(PY) -m toskit.cycle --inventory inventories/lab.py
+
+lab-up: venv
+	$(LAB) up
+lab-down: venv
+	$(LAB) down
+lab-destroy: venv
+	$(LAB) destroy
+lab-status: venv
+	$(LAB) status
+
+## Any inventory: make deploy INVENTORY=inventories/production.py (add DRY=1 for the plan only)
+deploy: venv
+	$(VENV)/bin/pyinfra $(if $(DRY),--dry,-y) $(INVENTORY) deploy.py
+audit: venv
+	$(VENV)/bin/pytest -q tests/audit --inventory=$(INVENTORY)
+
+## Tests: fast ones need no VMs; lab ones boot, deploy, audit and tear down the lab.
+test-fast: venv
+	$(VENV)/bin/pytest -q tests/unit
+test-lab: venv
+	$(VENV)/bin/pytest -q -x tests/lab
+test: test-fast test-lab
+
+bench-lab: venv
+	$(PY) -m bench.lab_bench

@@ -1,0 +1,85 @@
+"""The base role's data is checked before any operation runs: bad values name host, key and fix."""
+
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import jinja2
+import pytest
+
+from roles.base import DEFAULTS, TEMPLATES, check_data
+from toskit.templating import JINJA_OPTIONS
+from toskit.validate import DataError
+
+
+def data(**overrides):
+    return SimpleNamespace(**{**DEFAULTS, **overrides})
+
+
+def test_defaults_are_valid():
+    check_data("node1", data())
+
+
+@pytest.mark.parametrize("key,value", [
+    ("hostname", "node_1"),
+    ("hostname", "node1;reboot"),
+    ("ssh_port", "22"),
+    ("ssh_port", 0),
+    ("ssh_port", True),
+    ("ssh_permit_root_login", "yes"),
+    ("ssh_address_family", "ipx"),
+    ("base_extra_packages", ["vim; rm -rf /"]),
+    ("base_extra_packages", "vim"),
+    ("time_servers", ["ntp.example.org iburst"]),
+    ("time_serve_network", "10.0.0.0/33"),
+    ("ssh_ciphers", ["aes128-ctr,3des-cbc"]),
+    ("ssh_allow_users", ["root admin"]),
+    ("ssh_max_auth_tries", 0),
+    ("apt_cache_seconds", -1),
+])
+def test_bad_values_are_rejected_with_host_key_and_fix(key, value):
+    with pytest.raises(DataError) as err:
+        check_data("node7", data(**{key: value}))
+    message = str(err.value)
+    assert message.startswith(f"host node7: {key} = {value!r}") and "fix:" in message
+
+
+def render(template: str, **overrides) -> str:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, **JINJA_OPTIONS)
+    host = SimpleNamespace(data=data(**overrides))
+    return env.from_string((TEMPLATES / template).read_text()).render(host=host)
+
+
+def test_sshd_template_sets_every_setting_once_with_its_control():
+    lines = [l for l in render("sshd_hardening.conf.j2").splitlines() if l and not l.startswith("#")]
+    keywords = [l.split()[0] for l in lines]
+    assert len(keywords) == len(set(keywords))
+    assert "PasswordAuthentication no" in lines and "PermitRootLogin prohibit-password" in lines
+    assert "AllowUsers" not in keywords
+
+
+def test_sshd_template_renders_data():
+    text = render("sshd_hardening.conf.j2", ssh_port=2222, ssh_allow_users=["ops", "root"],
+                  ssh_listen_addresses=["10.0.0.5", "10.0.1.5"])
+    assert "Port 2222\n" in text and "AllowUsers ops root\n" in text
+    assert "ListenAddress 10.0.0.5\nListenAddress 10.0.1.5\n" in text
+
+
+@pytest.mark.skipif(not Path("/usr/sbin/sshd").exists(), reason="openssh-server is not installed here")
+def test_sshd_accepts_the_rendered_config(tmp_path):
+    key = tmp_path / "hostkey"
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
+    conf = tmp_path / "sshd_config"
+    conf.write_text(render("sshd_hardening.conf.j2").replace("/etc/ssh/ssh_host_ed25519_key", str(key)))
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd -t insists on its privsep folder
+    result = subprocess.run(["/usr/sbin/sshd", "-t", "-f", str(conf)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_chrony_template_for_a_cluster_time_server():
+    text = render("chrony.conf.j2", time_pools=[], time_servers=[], time_serve_network="10.1.0.0/24")
+    assert "allow 10.1.0.0/24\nlocal stratum 10\n" in text
+    assert not any(line.startswith(("pool", "server")) for line in text.splitlines())
+    client = render("chrony.conf.j2", time_pools=[], time_servers=["10.1.0.11"])
+    assert "server 10.1.0.11 iburst\n" in client and "allow" not in client
+    assert "cmdport 0" in client

@@ -1,0 +1,86 @@
+import os
+import socket
+import stat
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from toskit.lab import keys, lab as lab_module
+from toskit.lab.aptcache import debian_mirrors
+from toskit.lab.config import LabConfig
+from toskit.lab.errors import LabError
+from toskit.lab.lab import Lab
+
+
+def test_mirrors_come_from_this_machines_apt_sources(tmp_path):
+    (tmp_path / "a.sources").write_text(
+        "Types: deb\nURIs: http://mirror.example/debian\nSuites: bookworm\n\n"
+        "Types: deb\nURIs: http://mirror.example/debian-security\nSuites: bookworm-security\n")
+    (tmp_path / "b.list").write_text("deb [arch=amd64] https://other.example/repo stable main\n")
+    assert debian_mirrors([tmp_path / "a.sources", tmp_path / "b.list"]) == {
+        "debian": "http://mirror.example/debian", "security": "http://mirror.example/debian-security"}
+
+
+def test_no_debian_mirror_is_a_clear_error(tmp_path):
+    (tmp_path / "x.list").write_text("deb http://example.org/ubuntu jammy main\n")
+    with pytest.raises(LabError, match="no http:// Debian mirror"):
+        debian_mirrors([tmp_path / "x.list"])
+
+
+def test_ssh_keypair_is_private_and_stable(tmp_path):
+    public = keys.ensure_ssh_keypair(tmp_path / "id", "c")
+    assert public.startswith("ssh-ed25519 ") and public.endswith(" c")
+    assert stat.S_IMODE(os.stat(tmp_path / "id").st_mode) == 0o600
+    assert b"OPENSSH PRIVATE KEY" in (tmp_path / "id").read_bytes()
+    assert keys.ensure_ssh_keypair(tmp_path / "id", "c") == public
+    assert keys.known_hosts_line(2222, public) == "[127.0.0.1]:2222 " + " ".join(public.split()[:2])
+
+
+def test_server_certificate_is_signed_by_the_lab_ca_for_the_guest_address(tmp_path):
+    cert_path, key_path = keys.issue_server_cert(tmp_path / "ca", tmp_path / "tls", "vault",
+                                                 dns=["vault.lab"], ips=["127.0.0.1", "10.0.2.101"])
+    assert stat.S_IMODE(os.stat(key_path).st_mode) == 0o600
+    cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
+    ca = x509.load_pem_x509_certificate((tmp_path / "ca" / "ca.pem").read_bytes())
+    ca.public_key().verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
+    sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", "10.0.2.101"}
+    # Same names: the certificate is kept, not re-issued on every `up`.
+    assert keys.issue_server_cert(tmp_path / "ca", tmp_path / "tls", "vault", dns=["vault.lab"],
+                                  ips=["127.0.0.1", "10.0.2.101"]) == (cert_path, key_path)
+
+
+def test_preflight_refuses_non_root(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    with pytest.raises(LabError, match="must run as root"):
+        Lab(LabConfig(state_dir=tmp_path).with_hosts()).preflight()
+
+
+def test_preflight_names_missing_packages(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(lab_module.shutil, "which", lambda tool: None if tool == "mmdebstrap" else "/x")
+    with pytest.raises(LabError) as err:
+        Lab(LabConfig(state_dir=tmp_path).with_hosts()).preflight()
+    assert "mmdebstrap" in err.value.fix and "apt-get install" in err.value.fix
+
+
+def test_preflight_names_a_taken_port(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(lab_module.shutil, "which", lambda tool: "/x")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        config = LabConfig(state_dir=tmp_path, cache_dir=tmp_path, ssh_base_port=port).with_hosts()
+        with pytest.raises(LabError) as err:
+            Lab(config).preflight()
+    assert f"127.0.0.1:{port} (ssh of storage)" in str(err.value) and "TOS_LAB_SSH_PORT" in err.value.fix
+
+
+def test_preflight_refuses_low_disk(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(lab_module.shutil, "which", lambda tool: "/x")
+    config = LabConfig(state_dir=tmp_path, cache_dir=tmp_path, min_free_gb=10**6).with_hosts()
+    with pytest.raises(LabError, match="GB free"):
+        Lab(config).preflight()
