@@ -8,6 +8,7 @@ from pathlib import Path
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
 
 from toskit import validate
 from toskit.templating import JINJA_OPTIONS
@@ -28,31 +29,32 @@ DEFAULTS = {
     # one host its clock (the lab does: its storage host serves the nodes).
     "time_serve_network": None,
     # sshd (dev-sec ssh-baseline control in brackets). Port and addresses it listens on [sshd-07/09].
-    "ssh_port": 22,
-    "ssh_listen_addresses": ["0.0.0.0"],
+    "sshd_port": 22,
+    "sshd_listen_addresses": ["0.0.0.0"],
     # inet (IPv4 only), inet6 or any [sshd-08].
-    "ssh_address_family": "inet",
+    "sshd_address_family": "inet",
     # root may log in with a key (prohibit-password) or not at all (no) [sshd-06]. Passwords never.
-    "ssh_permit_root_login": "prohibit-password",
+    "sshd_permit_root_login": "prohibit-password",
     # Login attempts per connection [sshd-19].
-    "ssh_max_auth_tries": 3,
+    "sshd_max_auth_tries": 3,
     # Users allowed to log in; empty allows every account that has a key.
-    "ssh_allow_users": [],
+    "sshd_allow_users": [],
     # Seconds between keep-alive probes, and missed probes before a session is dropped [sshd-36/37].
-    "ssh_client_alive_interval": 300,
-    "ssh_client_alive_count_max": 3,
+    "sshd_client_alive_interval": 300,
+    "sshd_client_alive_count_max": 3,
     # Key exchange, ciphers and MACs [sshd-01/02/03]: modern only, and all understood by both
     # OpenSSH 9.2 (bookworm) and 10 (trixie) and by paramiko (pyinfra and the audits).
-    "ssh_kex_algorithms": ["sntrup761x25519-sha512@openssh.com", "curve25519-sha256",
+    "sshd_kex_algorithms": ["sntrup761x25519-sha512@openssh.com", "curve25519-sha256",
                            "curve25519-sha256@libssh.org", "diffie-hellman-group16-sha512",
                            "diffie-hellman-group18-sha512"],
-    "ssh_ciphers": ["chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com",
+    "sshd_ciphers": ["chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com",
                     "aes256-ctr", "aes192-ctr", "aes128-ctr"],
-    "ssh_macs": ["hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com",
+    "sshd_macs": ["hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com",
                  "umac-128-etm@openssh.com", "hmac-sha2-512", "hmac-sha2-256"],
 }
 
-SSHD_DROP_IN = "/etc/ssh/sshd_config.d/10-tos-hardening.conf"
+SSHD_CONFIG = "/etc/ssh/sshd_config"
+DEBIAN_SSHD_CONFIG = "/usr/share/openssh/sshd_config"  # shipped by openssh-server, known good
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 
@@ -65,15 +67,15 @@ def check_data(name: str, data) -> None:
     validate.address_list(name, "time_pools", data.time_pools)
     validate.address_list(name, "time_servers", data.time_servers)
     validate.network_or_none(name, "time_serve_network", data.time_serve_network)
-    validate.port(name, "ssh_port", data.ssh_port)
-    validate.address_list(name, "ssh_listen_addresses", data.ssh_listen_addresses)
-    validate.choice(name, "ssh_address_family", data.ssh_address_family, ("inet", "inet6", "any"))
-    validate.choice(name, "ssh_permit_root_login", data.ssh_permit_root_login, ("no", "prohibit-password"))
-    validate.positive_int(name, "ssh_max_auth_tries", data.ssh_max_auth_tries, 10)
-    validate.name_list(name, "ssh_allow_users", data.ssh_allow_users)
-    validate.positive_int(name, "ssh_client_alive_interval", data.ssh_client_alive_interval, 3600)
-    validate.positive_int(name, "ssh_client_alive_count_max", data.ssh_client_alive_count_max, 10)
-    for key in ("ssh_kex_algorithms", "ssh_ciphers", "ssh_macs"):
+    validate.port(name, "sshd_port", data.sshd_port)
+    validate.address_list(name, "sshd_listen_addresses", data.sshd_listen_addresses)
+    validate.choice(name, "sshd_address_family", data.sshd_address_family, ("inet", "inet6", "any"))
+    validate.choice(name, "sshd_permit_root_login", data.sshd_permit_root_login, ("no", "prohibit-password"))
+    validate.positive_int(name, "sshd_max_auth_tries", data.sshd_max_auth_tries, 10)
+    validate.name_list(name, "sshd_allow_users", data.sshd_allow_users)
+    validate.positive_int(name, "sshd_client_alive_interval", data.sshd_client_alive_interval, 3600)
+    validate.positive_int(name, "sshd_client_alive_count_max", data.sshd_client_alive_count_max, 10)
+    for key in ("sshd_kex_algorithms", "sshd_ciphers", "sshd_macs"):
         validate.name_list(name, key, getattr(data, key))
 
 
@@ -106,21 +108,23 @@ def base():
 
 
 def _harden_sshd():
-    files.file(
-        name="sshd_config readable by root only [sshd-05]",
-        path="/etc/ssh/sshd_config", user="root", group="root", mode="600",
-    )
-    drop_in = files.template(
-        name="Harden sshd (dev-sec ssh-baseline)",
-        src=str(TEMPLATES / "sshd_hardening.conf.j2"), dest=SSHD_DROP_IN,
+    config = files.template(
+        name="Harden sshd (dev-sec ssh-baseline) [sshd-05: root-only 0600]",
+        src=str(TEMPLATES / "sshd_config.j2"), dest=SSHD_CONFIG,
         user="root", group="root", mode="600", jinja_env_kwargs=dict(JINJA_OPTIONS),
     )
-    # A config sshd rejects is moved aside before anything reloads it, so a bad value can
-    # never lock us out; the deploy stops on this host with sshd's own message.
+    # Checked before sshd reloads it. If sshd rejects it, Debian's pristine config goes back in
+    # place so no reboot can lock us out, and the deploy stops on this host with sshd's message.
     server.shell(
         name="Check the sshd config before reloading",
-        commands=[f"sshd -t || {{ mv {SSHD_DROP_IN} {SSHD_DROP_IN}.rejected; exit 1; }}"],
-        _if=drop_in.did_change,
+        commands=[f"sshd -t || {{ cp {DEBIAN_SSHD_CONFIG} {SSHD_CONFIG}; exit 1; }}"],
+        _if=config.did_change,
     )
-    systemd.service(name="Reload sshd", service="ssh.service", running=True, reloaded=True,
-                    _if=drop_in.did_change)
+    # sshd binds its own listeners, so Port/ListenAddress above are what it serves [sshd-07/09];
+    # trixie can also hand it port 22 through systemd's ssh.socket, which ignores sshd_config.
+    socket = systemd.service(name="sshd listens itself: no ssh.socket", service="ssh.socket",
+                             running=False, enabled=False)
+    systemd.service(name="Run sshd", service="ssh.service", running=True, enabled=True)
+    # Restart, not reload, so changed listeners are re-bound; KillMode=process keeps open sessions.
+    systemd.service(name="Restart sshd for its new config", service="ssh.service", restarted=True,
+                    _if=any_changed(config, socket))

@@ -23,18 +23,18 @@ def test_defaults_are_valid():
 @pytest.mark.parametrize("key,value", [
     ("hostname", "node_1"),
     ("hostname", "node1;reboot"),
-    ("ssh_port", "22"),
-    ("ssh_port", 0),
-    ("ssh_port", True),
-    ("ssh_permit_root_login", "yes"),
-    ("ssh_address_family", "ipx"),
+    ("sshd_port", "22"),
+    ("sshd_port", 0),
+    ("sshd_port", True),
+    ("sshd_permit_root_login", "yes"),
+    ("sshd_address_family", "ipx"),
     ("base_extra_packages", ["vim; rm -rf /"]),
     ("base_extra_packages", "vim"),
     ("time_servers", ["ntp.example.org iburst"]),
     ("time_serve_network", "10.0.0.0/33"),
-    ("ssh_ciphers", ["aes128-ctr,3des-cbc"]),
-    ("ssh_allow_users", ["root admin"]),
-    ("ssh_max_auth_tries", 0),
+    ("sshd_ciphers", ["aes128-ctr,3des-cbc"]),
+    ("sshd_allow_users", ["root admin"]),
+    ("sshd_max_auth_tries", 0),
     ("apt_cache_seconds", -1),
 ])
 def test_bad_values_are_rejected_with_host_key_and_fix(key, value):
@@ -50,8 +50,10 @@ def render(template: str, **overrides) -> str:
     return env.from_string((TEMPLATES / template).read_text()).render(host=host)
 
 
-def test_sshd_template_sets_every_setting_once_with_its_control():
-    lines = [l for l in render("sshd_hardening.conf.j2").splitlines() if l and not l.startswith("#")]
+def test_sshd_template_sets_every_setting_once_and_includes_drop_ins_last():
+    lines = [l for l in render("sshd_config.j2").splitlines() if l and not l.startswith("#")]
+    # First value wins in sshd: drop-ins included at the end cannot override the hardening.
+    assert lines[-1] == "Include /etc/ssh/sshd_config.d/*.conf"
     keywords = [l.split()[0] for l in lines]
     assert len(keywords) == len(set(keywords))
     assert "PasswordAuthentication no" in lines and "PermitRootLogin prohibit-password" in lines
@@ -59,8 +61,8 @@ def test_sshd_template_sets_every_setting_once_with_its_control():
 
 
 def test_sshd_template_renders_data():
-    text = render("sshd_hardening.conf.j2", ssh_port=2222, ssh_allow_users=["ops", "root"],
-                  ssh_listen_addresses=["10.0.0.5", "10.0.1.5"])
+    text = render("sshd_config.j2", sshd_port=2222, sshd_allow_users=["ops", "root"],
+                  sshd_listen_addresses=["10.0.0.5", "10.0.1.5"])
     assert "Port 2222\n" in text and "AllowUsers ops root\n" in text
     assert "ListenAddress 10.0.0.5\nListenAddress 10.0.1.5\n" in text
 
@@ -70,7 +72,7 @@ def test_sshd_accepts_the_rendered_config(tmp_path):
     key = tmp_path / "hostkey"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     conf = tmp_path / "sshd_config"
-    conf.write_text(render("sshd_hardening.conf.j2").replace("/etc/ssh/ssh_host_ed25519_key", str(key)))
+    conf.write_text(render("sshd_config.j2").replace("/etc/ssh/ssh_host_ed25519_key", str(key)))
     Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd -t insists on its privsep folder
     result = subprocess.run(["/usr/sbin/sshd", "-t", "-f", str(conf)], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
@@ -83,3 +85,9 @@ def test_chrony_template_for_a_cluster_time_server():
     client = render("chrony.conf.j2", time_pools=[], time_servers=["10.1.0.11"])
     assert "server 10.1.0.11 iburst\n" in client and "allow" not in client
     assert "cmdport 0" in client
+
+
+def test_role_keys_never_shadow_pyinfra_connection_keys():
+    # ssh_port, ssh_user... are how pyinfra reaches a host (in the lab, a forwarded port), not
+    # how sshd on the host is configured: a role key of that name would configure the wrong thing.
+    assert not [key for key in DEFAULTS if key.startswith("ssh_")]

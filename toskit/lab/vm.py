@@ -95,8 +95,10 @@ class Guest:
             # cache=unsafe: the overlay is throwaway, and this roughly halves deploy time under TCG.
             "-drive", f"file={self.overlay},if=virtio,format=qcow2,cache=unsafe,discard=unmap",
             "-object", "rng-random,id=rng0,filename=/dev/urandom", "-device", "virtio-rng-pci,rng=rng0",
-            "-netdev", wan, "-device", "virtio-net-pci,netdev=wan",
-            "-netdev", f"tap,id=lab,fd={tap_fd}", "-device", f"virtio-net-pci,netdev=lab,mac={self.host.mac}",
+            # romfile= : no PXE option ROM; guests boot their kernel directly (and ipxe-qemu can be absent).
+            "-netdev", wan, "-device", "virtio-net-pci,netdev=wan,romfile=",
+            "-netdev", f"tap,id=lab,fd={tap_fd}",
+            "-device", f"virtio-net-pci,netdev=lab,mac={self.host.mac},romfile=",
             *fw_cfg,
         ]
 
