@@ -76,7 +76,7 @@ def test_sshd_effective_setting(target, sshd_settings, control, keyword, expecte
 
 
 @pytest.mark.control("sshd-09")
-def test_sshd_listens_only_on_configured_addresses(target, sshd_settings):
+def test_sshd_listens_only_on_configured_addresses(target, host, sshd_settings):
     listen = sshd_settings.get("listenaddress")
     listen = listen if isinstance(listen, list) else [listen]
     expected = [f"{a}:{target.data['sshd_port']}" for a in target.data["sshd_listen_addresses"]]
