@@ -51,10 +51,11 @@ def recipe_hash(r: dict) -> str:
 
 
 class HostImage:
-    def __init__(self, config: LabConfig):
+    def __init__(self, config: LabConfig, images_dir: Path | None = None):
         self.config = config
         self.recipe = recipe(config.suite)
-        self.dir = config.cache_dir / "images" / f"{config.suite}-{recipe_hash(self.recipe)}"
+        images_dir = images_dir or config.cache_dir / "images"
+        self.dir = images_dir / f"{config.suite}-{recipe_hash(self.recipe)}"
 
     @property
     def disk(self) -> Path:
@@ -116,7 +117,9 @@ class HostImage:
         (rootfs / "etc/fstab").write_text("/dev/vda\t/\text4\terrors=remount-ro\t0\t0\n")
         (rootfs / "etc/modules-load.d/tos-lab.conf").write_text("qemu_fw_cfg\n")
         (rootfs / "etc/apt/apt.conf.d/01-tos-lab-proxy").write_text(
-            f'Acquire::http::Proxy "http://{GUEST_APT_CACHE}:{GUEST_APT_CACHE_PORT}";\n')
+            f'Acquire::http::Proxy "http://{GUEST_APT_CACHE}:{GUEST_APT_CACHE_PORT}";\n'
+            # Package descriptions in other languages only slow `apt-get update` under TCG.
+            'Acquire::Languages "none";\n')
         # Each guest gets its own host key (pinned by the lab) and machine id at first boot.
         for key in (rootfs / "etc/ssh").glob("ssh_host_*"):
             key.unlink()
