@@ -49,7 +49,7 @@ def cycle() -> tuple:
 
 def lab_processes() -> list:
     """Live (non-zombie) processes that belong to this lab: qemu, OpenBao, the package cache."""
-    state = str(CONFIG.state_dir)
+    markers = (str(CONFIG.state_dir), str(CONFIG.cache_dir / "apt-cacher-ng"))
     found = []
     for proc in Path("/proc").glob("[0-9]*"):
         try:
@@ -57,7 +57,7 @@ def lab_processes() -> list:
             status = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
         except OSError:
             continue
-        if status != "Z" and (state in cmdline or "tos-lab/apt-cacher-ng" in cmdline):
+        if status != "Z" and any(m in cmdline for m in markers):
             found.append(cmdline)
     return found
 

@@ -53,10 +53,10 @@ def test_vault_is_initialized_unsealed_and_survives_a_restart(vault):
 def test_root_token_never_reaches_the_server_command_line(vault):
     vault.start()
     token = vault.root_token_file.read_text().strip()
-    pid = int(vault.pidfile.read_text())
+    pid = int(vault.daemon.pidfile.read_text())
     assert token not in open(f"/proc/{pid}/cmdline").read()
     assert token.encode() not in open(f"/proc/{pid}/environ", "rb").read()
-    assert token not in vault.log.read_text()
+    assert token not in vault.daemon.log.read_text()
 
 
 def test_server_speaks_only_tls_1_3(vault):

@@ -11,7 +11,6 @@ from . import procs
 from .config import LabConfig
 from .errors import LabError
 
-MARKER = "apt-cacher-ng"
 APT_SOURCE_FILES = [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]
 
 
@@ -41,15 +40,14 @@ class AptCache:
     def __init__(self, config: LabConfig):
         self.config = config
         self.root = config.cache_dir / "apt-cacher-ng"
-        self.pidfile = config.run_dir / "apt-cacher-ng.pid"
-        self.log = config.run_dir / "apt-cacher-ng.log"
+        self.daemon = procs.Daemon(config.run_dir, "apt-cacher-ng", marker=str(self.root / "conf"))
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.config.apt_cache_port}"
 
     def running(self) -> bool:
-        return procs.running_pid(self.pidfile, MARKER) is not None
+        return self.daemon.running()
 
     def write_config(self) -> Path:
         conf = self.root / "conf"
@@ -75,8 +73,7 @@ class AptCache:
             return
         conf = self.write_config()
         # ForeGround=1: it does not fork, so the pid file names the daemon itself.
-        procs.start_daemon(["apt-cacher-ng", "-c", str(conf), "ForeGround=1"], self.pidfile, self.log)
-        procs.wait_for_port(self.config.apt_cache_port, 20, "apt-cacher-ng", self.log)
+        self.daemon.launch(["apt-cacher-ng", "-c", str(conf), "ForeGround=1"], self.config.apt_cache_port)
 
     def stop(self) -> bool:
-        return procs.stop(self.pidfile, MARKER)
+        return self.daemon.stop()

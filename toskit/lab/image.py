@@ -104,7 +104,7 @@ class HostImage:
              f"--include={','.join(PACKAGES)}", suite, str(rootfs), *sources],
             "mmdebstrap (building the host image)",
             "check that the package cache can reach the Debian mirror: "
-            f"{self.config.run_dir / 'apt-cacher-ng.log'}", env=env)
+            f"{AptCache(self.config).daemon.log}", env=env)
 
     def _customize(self, rootfs: Path) -> None:
         for src, dest, mode in IMAGE_FILES:

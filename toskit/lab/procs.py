@@ -102,3 +102,24 @@ def run(argv: list, what: str, fix: str, **kwargs) -> subprocess.CompletedProces
         tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-15:])
         raise LabError(f"{what} failed (exit {proc.returncode}):\n{tail}", fix)
     return proc
+
+
+class Daemon:
+    """A background service of the lab: started with a pid file and a log, known by a marker in its argv."""
+
+    def __init__(self, run_dir: Path, name: str, marker: str):
+        self.pidfile = run_dir / f"{name}.pid"
+        self.log = run_dir / f"{name}.log"
+        self.name = name
+        self.marker = marker
+
+    def running(self) -> bool:
+        return running_pid(self.pidfile, self.marker) is not None
+
+    def launch(self, argv: list, port: int, timeout: float = 30) -> None:
+        """Starts argv in the background and waits until it listens on 127.0.0.1:port."""
+        start_daemon(argv, self.pidfile, self.log)
+        wait_for_port(port, timeout, self.name, self.log)
+
+    def stop(self) -> bool:
+        return stop(self.pidfile, self.marker)

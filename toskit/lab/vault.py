@@ -30,8 +30,7 @@ class LabVault:
         self.config = config
         self.dir = config.state_dir / "vault"
         self.config_file = self.dir / "server.hcl"
-        self.pidfile = config.run_dir / "openbao.pid"
-        self.log = config.run_dir / "openbao.log"
+        self.daemon = procs.Daemon(config.run_dir, "openbao", marker=str(self.config_file))
         self.root_token_file = self.dir / "root-token"
         self.unseal_keys_file = self.dir / "unseal-keys.json"
 
@@ -43,12 +42,8 @@ class LabVault:
     def ca_file(self) -> Path:
         return self.config.state_dir / "ca" / "ca.pem"
 
-    @property
-    def marker(self) -> str:
-        return str(self.config_file)
-
     def running(self) -> bool:
-        return procs.running_pid(self.pidfile, self.marker) is not None
+        return self.daemon.running()
 
     def client(self, token: str | None = None) -> hvac.Client:
         return hvac.Client(url=self.url, verify=str(self.ca_file), token=token, timeout=10)
@@ -85,9 +80,8 @@ ui            = false
     def start(self) -> None:
         if not self.running():
             self._write_config()
-            procs.start_daemon([str(bao_binary()), "server", f"-config={self.config_file}"],
-                               self.pidfile, self.log)
-            procs.wait_for_port(self.config.vault_port, 30, "OpenBao", self.log)
+            self.daemon.launch([str(bao_binary()), "server", f"-config={self.config_file}"],
+                               self.config.vault_port)
         self._initialize_and_unseal()
 
     def _initialize_and_unseal(self) -> None:
@@ -114,7 +108,7 @@ ui            = false
             except requests.RequestException:
                 pass
             time.sleep(0.5)
-        raise LabError(f"OpenBao did not become active within {timeout:.0f} s", f"read {self.log}")
+        raise LabError(f"OpenBao did not become active within {timeout:.0f} s", f"read {self.daemon.log}")
 
     def status(self) -> str:
         if not self.running():
@@ -127,4 +121,4 @@ ui            = false
             health.status_code, f"HTTP {health.status_code}")
 
     def stop(self) -> bool:
-        return procs.stop(self.pidfile, self.marker)
+        return self.daemon.stop()
