@@ -29,6 +29,7 @@ lab-status: venv
 
 ## Any inventory: make deploy INVENTORY=inventories/production.py (add DRY=1 for the plan only)
 deploy: venv
+	$(PY) -m toskit.check $(INVENTORY)
 	$(VENV)/bin/pyinfra $(if $(DRY),--dry,-y) $(INVENTORY) deploy.py
 audit: venv
 	$(VENV)/bin/pytest -q tests/audit --inventory=$(INVENTORY)

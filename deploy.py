@@ -4,6 +4,14 @@
     pyinfra inventories/production.py deploy.py    (your cluster; add --dry to see the plan)
 """
 
+from pyinfra import host
+
 from roles.base import base
+from roles.quotas import quotas
+from roles.runtime import runtime
 
 base()  # every host: hostname, time sync, essential packages, hardened sshd
+
+if "nodes" in host.groups:
+    runtime()  # hardened Docker with user namespaces, auditd watching it
+    quotas()   # one slice (quotas) and one network per tenant

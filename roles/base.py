@@ -3,15 +3,13 @@
 Every default is documented here; override any of them in group_data/ or the inventory.
 """
 
-from pathlib import Path
-
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from toskit import validate
-from toskit.templating import JINJA_OPTIONS
+from toskit.templating import JINJA_OPTIONS, TEMPLATES
 
 DEFAULTS = {
     # Hostname to set; None means the host's inventory name.
@@ -55,7 +53,6 @@ DEFAULTS = {
 
 SSHD_CONFIG = "/etc/ssh/sshd_config"
 DEBIAN_SSHD_CONFIG = "/usr/share/openssh/sshd_config"  # shipped by openssh-server, known good
-TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 
 
 def check_data(name: str, data) -> None:

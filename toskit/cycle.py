@@ -58,6 +58,10 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     logs = PROJECT_ROOT / ".lab" / "run"
 
+    # Bad data is refused here, before any host is contacted.
+    if subprocess.run([sys.executable, "-m", "toskit.check", args.inventory], cwd=PROJECT_ROOT).returncode:
+        print(f"{args.label}: data check failed; nothing was deployed")
+        return 1
     started = time.monotonic()
     deploy_status, output = _tee([str(VENV_BIN / "pyinfra"), "-y", args.inventory, "deploy.py"], logs / "deploy.log")
     deploy_seconds = time.monotonic() - started

@@ -37,8 +37,9 @@ def positive_int(host: str, key: str, value, maximum: int) -> None:
 
 
 def choice(host: str, key: str, value, choices: tuple) -> None:
-    if value not in choices:
-        raise DataError(host, key, value, f"is not one of {', '.join(choices)}", _fix(key, f"one of {choices}"))
+    if value not in choices or isinstance(value, bool) != isinstance(choices[0], bool):
+        names = ", ".join(map(str, choices))
+        raise DataError(host, key, value, f"is not one of {names}", _fix(key, f"one of {names}"))
 
 
 def name_list(host: str, key: str, value, pattern: str = r"^[A-Za-z0-9][A-Za-z0-9@._+:-]*$") -> None:

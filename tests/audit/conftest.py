@@ -9,10 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from roles.base import DEFAULTS as BASE_DEFAULTS
 from toskit import audit
-
-ROLE_DEFAULTS = {**BASE_DEFAULTS}
+from toskit.check import role_defaults
 
 
 def pytest_configure(config):
@@ -22,7 +20,7 @@ def pytest_configure(config):
 
 def _targets(config) -> list:
     if not hasattr(config, "_tos_targets"):
-        config._tos_targets = audit.load_inventory(config.getoption("--inventory"), ROLE_DEFAULTS)
+        config._tos_targets = audit.load_inventory(config.getoption("--inventory"), role_defaults())
     return config._tos_targets
 
 

@@ -87,7 +87,10 @@ def test_chrony_template_for_a_cluster_time_server():
     assert "cmdport 0" in client
 
 
-def test_role_keys_never_shadow_pyinfra_connection_keys():
+def test_role_keys_never_shadow_pyinfra_connection_keys_or_each_other():
     # ssh_port, ssh_user... are how pyinfra reaches a host (in the lab, a forwarded port), not
     # how sshd on the host is configured: a role key of that name would configure the wrong thing.
-    assert not [key for key in DEFAULTS if key.startswith("ssh_")]
+    from roles import ROLES
+    keys = [key for role in ROLES for key in role.DEFAULTS]
+    assert not [key for key in keys if key.startswith(("ssh_", "_"))]
+    assert len(keys) == len(set(keys))

@@ -1,0 +1,112 @@
+"""quotas: one systemd slice per tenant carrying its limits, one docker network per tenant.
+
+Tenants are declared in group_data (`tenants`), each with optional `quotas` that override
+`tenant_quota_defaults`. Every default is documented here.
+"""
+
+from pyinfra import host
+from pyinfra.api import QuoteString, StringCommand, deploy
+from pyinfra.operations import docker, files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from toskit import validate
+from toskit.facts import CgroupLimits, ContainerDisk
+from toskit.templating import JINJA_OPTIONS, TEMPLATES
+from toskit.tenants import parse_tenants
+
+DEFAULTS = {
+    # The tenants whose sessions this node may run: [{"id": "acme", "quotas": {...}}, ...].
+    # An id is 2-24 characters, a-z then a-z/0-9; it names the tenant's slice and network.
+    "tenants": [],
+    # Quotas of a tenant that sets none of its own. Sizes need a unit (K, M, G, T).
+    "tenant_quota_defaults": {
+        "cpu": 1,              # CPU cores (0.5 = half a core)
+        "memory": "1G",        # RAM; the kernel OOM-kills inside the tenant's slice past it
+        "swap": 0,             # swap on top of memory (0: none; hibernation replaces swap)
+        "pids": 512,           # processes and threads
+        "disk_read": "50M",    # bytes per second read from the container disk
+        "disk_write": "50M",   # bytes per second written to the container disk
+        "volume_size": "2G",   # size of the tenant's encrypted volume (storage role)
+    },
+    # Disks the IO limits apply to; None: the disk holding /var/lib (found on the host).
+    "tenant_io_devices": None,
+}
+
+
+def tenants_of(name: str, data) -> list:
+    return parse_tenants(name, data.tenants, data.tenant_quota_defaults)
+
+
+def check_data(name: str, data) -> None:
+    tenants_of(name, data)
+    if data.tenant_io_devices is not None:
+        validate.name_list(name, "tenant_io_devices", data.tenant_io_devices, r"^/dev/[A-Za-z0-9/_-]+$")
+
+
+@deploy("TOS quotas", data_defaults=DEFAULTS)
+def quotas():
+    check_data(host.name, host.data)
+    tenants = tenants_of(host.name, host.data)
+    io_devices = host.data.tenant_io_devices or [host.get_fact(ContainerDisk)]
+    slices = [
+        files.template(
+            name=f"Slice of tenant {tenant.id}: its quotas",
+            src=str(TEMPLATES / "tenant.slice.j2"), dest=f"/etc/systemd/system/{tenant.slice}",
+            user="root", group="root", mode="644", tenant=tenant, io_devices=io_devices,
+            jinja_env_kwargs=dict(JINJA_OPTIONS),
+        )
+        for tenant in tenants
+    ]
+    if slices:
+        systemd.daemon_reload(name="Load the tenants' slices (applies changed limits)",
+                              _if=any_changed(*slices))
+    for tenant in tenants:
+        systemd.service(name=f"Activate tenant {tenant.id}'s slice", service=tenant.slice, running=True)
+        _restore_drifted_limits(tenant, io_devices)
+        # Docker keeps user-defined bridge networks apart from each other (its isolation chains).
+        docker.network(name=f"Network of tenant {tenant.id}", network=tenant.network, driver="bridge",
+                       labels=[f"tos.tenant={tenant.id}"])
+
+
+def expected_limits(tenant, device_count: int) -> dict:
+    """What the kernel's cgroup files of the tenant's slice must say (cgroup v2 formats)."""
+    q = tenant.quotas
+    return {
+        "memory.max": str(q.memory),
+        "memory.swap.max": str(q.swap),
+        "pids.max": str(q.pids),
+        "cpu.max": f"{round(q.cpu * 100) * 1000} 100000",
+        "io": [f"rbps={q.disk_read} wbps={q.disk_write}"] * device_count,
+    }
+
+
+def drifted(live: dict, expected: dict) -> list:
+    """Names of the limits whose live value differs from the declared one."""
+    wrong = [name for name, value in expected.items() if name != "io" and live.get(name) != value]
+    io_lines = [line.split(" ", 1)[1].rsplit(" riops", 1)[0] for line in live.get("io.max", "").split(";") if line]
+    return wrong + (["io.max"] if sorted(io_lines) != sorted(expected["io"]) else [])
+
+
+def _restore_drifted_limits(tenant, io_devices: list) -> None:
+    """Someone lifted a limit by hand (systemctl set-property, a write to the cgroup file): the
+    slice's unit file is unchanged, so put the declared limits back on the live slice."""
+    live = host.get_fact(CgroupLimits, path=cgroup_path(tenant))
+    if live is None:
+        return  # slice not active yet: it starts with the unit file's limits
+    wrong = drifted(live, expected_limits(tenant, len(io_devices)))
+    if wrong:
+        q = tenant.quotas
+        properties = [f"CPUQuota={round(q.cpu * 100)}%", f"MemoryMax={q.memory}",
+                      f"MemorySwapMax={q.swap}", f"TasksMax={q.pids}"]
+        for device in io_devices:
+            properties += [f"IOReadBandwidthMax={device} {q.disk_read}", f"IOWriteBandwidthMax={device} {q.disk_write}"]
+        server.shell(
+            name=f"Restore tenant {tenant.id}'s drifted limits ({', '.join(wrong)})",
+            commands=[StringCommand("systemctl", "set-property", "--runtime", tenant.slice,
+                                    *(QuoteString(p) for p in properties))],
+        )
+
+
+def cgroup_path(tenant) -> str:
+    # systemd nests slices by the dashes in their names: tos.slice/tos-tenant.slice/...
+    return f"/sys/fs/cgroup/tos.slice/tos-tenant.slice/{tenant.slice}"

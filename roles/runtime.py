@@ -1,0 +1,106 @@
+"""runtime: Debian's Docker, hardened to the CIS Docker Benchmark v1.6.0, on every node.
+
+Containers' root is remapped to an unprivileged uid range (user namespaces), the daemon has no
+TCP socket, and every change to the runtime's binaries, sockets and config is audited (auditd).
+Every default is documented here; override any of them in group_data/ or the inventory.
+"""
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from toskit import validate
+from toskit.templating import JINJA_OPTIONS, TEMPLATES
+
+DEFAULTS = {
+    # Packages: trixie splits the docker command into docker-cli. AppArmor confines containers
+    # (CIS 5.1; without apparmor_parser every `docker run` fails); auditd records 1.1.x events.
+    "docker_packages": ["docker.io", "docker-cli", "apparmor", "auditd"],
+    # The host user whose subordinate id range containers' users map into [CIS 2.9].
+    "docker_userns_user": "dockremap",
+    # First host uid/gid of that range, and its size: container uid 0 is host uid 100000.
+    "docker_subid_start": 100000,
+    "docker_subid_count": 65536,
+    # Container logs kept on the node per container: file size and file count [CIS 2.13].
+    "docker_log_max_size": "10m",
+    "docker_log_max_files": 3,
+    # Default open-files limit of containers, soft and hard [CIS 2.8].
+    "docker_nofile_soft": 1024,
+    "docker_nofile_hard": 4096,
+    # Exception switch [CIS 2.18]: experimental daemon features (CRIU checkpoints need them).
+    # Off by default; when on, the audit reports it as a documented exception, not a pass.
+    "docker_experimental": False,
+}
+
+DAEMON_JSON = "/etc/docker/daemon.json"
+AUDIT_RULES = "/etc/audit/rules.d/tos-docker.rules"
+# [CIS 1.1.x] what auditd watches for writes and attribute changes (Debian's paths).
+AUDIT_WATCHES = [
+    ("1.1.3", "/usr/sbin/dockerd"),
+    ("1.1.4", "/run/containerd"),
+    ("1.1.5", "/var/lib/docker"),
+    ("1.1.6", "/etc/docker"),
+    ("1.1.7", "/usr/lib/systemd/system/docker.service"),
+    ("1.1.8", "/run/containerd/containerd.sock"),
+    ("1.1.9", "/usr/lib/systemd/system/docker.socket"),
+    ("1.1.10", "/etc/default/docker"),
+    ("1.1.11", DAEMON_JSON),
+    ("1.1.12", "/etc/containerd/config.toml"),
+    ("1.1.14", "/usr/bin/containerd"),
+    ("1.1.17", "/usr/bin/containerd-shim-runc-v2"),
+    ("1.1.18", "/usr/sbin/runc"),
+]
+
+
+def check_data(name: str, data) -> None:
+    validate.name_list(name, "docker_packages", data.docker_packages)
+    validate.name_list(name, "docker_userns_user", [data.docker_userns_user])
+    validate.positive_int(name, "docker_subid_start", data.docker_subid_start, 2**31)
+    validate.positive_int(name, "docker_subid_count", data.docker_subid_count, 2**31)
+    if data.docker_subid_count < 65536:
+        raise validate.DataError(name, "docker_subid_count", data.docker_subid_count,
+                                 "is smaller than one user namespace needs", "use 65536 or more")
+    validate.name_list(name, "docker_log_max_size", [data.docker_log_max_size], r"^[0-9]+[kmg]$")
+    validate.positive_int(name, "docker_log_max_files", data.docker_log_max_files, 100)
+    validate.positive_int(name, "docker_nofile_soft", data.docker_nofile_soft, 1 << 20)
+    validate.positive_int(name, "docker_nofile_hard", data.docker_nofile_hard, 1 << 20)
+    validate.choice(name, "docker_experimental", data.docker_experimental, (True, False))
+
+
+@deploy("TOS runtime", data_defaults=DEFAULTS)
+def runtime():
+    check_data(host.name, host.data)
+    apt.packages(name="Install Docker, AppArmor and auditd", packages=host.data.docker_packages,
+                 no_recommends=True)
+
+    user = host.data.docker_userns_user
+    remap_user = server.user(name="Host user that containers' users map to [CIS 2.9]", user=user,
+                             system=True, shell="/usr/sbin/nologin", home="/nonexistent", ensure_home=False)
+    subid = f"{user}:{host.data.docker_subid_start}:{host.data.docker_subid_count}"
+    subids = [files.line(name=f"Subordinate id range in {path} [CIS 2.9]", path=path,
+                         line=f"^{user}:", replace=subid)
+              for path in ("/etc/subuid", "/etc/subgid")]
+
+    files.directory(name="/etc/docker root-owned, 755 [CIS 3.5, 3.6]", path="/etc/docker",
+                    user="root", group="root", mode="755")
+    daemon_json = files.template(
+        name="Hardened daemon.json, root-owned 644 [CIS 2.x, 3.17, 3.18]",
+        src=str(TEMPLATES / "daemon.json.j2"), dest=DAEMON_JSON,
+        user="root", group="root", mode="644", jinja_env_kwargs=dict(JINJA_OPTIONS),
+    )
+    # An invalid daemon.json stops the deploy here, before dockerd is restarted with it.
+    server.shell(name="Check daemon.json", commands=[f"dockerd --validate --config-file {DAEMON_JSON}"],
+                 _if=daemon_json.did_change)
+    systemd.service(name="Run Docker", service="docker.service", running=True, enabled=True)
+    systemd.service(name="Restart Docker for its new config", service="docker.service", restarted=True,
+                    _if=any_changed(daemon_json, remap_user, *subids))
+
+    rules = files.template(
+        name="auditd watches the runtime [CIS 1.1.3-1.1.18]",
+        src=str(TEMPLATES / "audit-docker.rules.j2"), dest=AUDIT_RULES,
+        user="root", group="root", mode="640", audit_watches=AUDIT_WATCHES,
+        jinja_env_kwargs=dict(JINJA_OPTIONS),
+    )
+    systemd.service(name="Run auditd", service="auditd.service", running=True, enabled=True)
+    server.shell(name="Load the audit rules", commands=["augenrules --load"], _if=rules.did_change)

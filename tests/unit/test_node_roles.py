@@ -1,0 +1,71 @@
+"""Templates and logic of the runtime and quotas roles, without hosts."""
+
+import json
+from types import SimpleNamespace
+
+import jinja2
+import pytest
+
+from roles import quotas, runtime
+from toskit.templating import JINJA_OPTIONS, TEMPLATES
+from toskit.tenants import parse_tenants
+from toskit.validate import DataError
+
+ACME = parse_tenants("node1", [{"id": "acme", "quotas": {"cpu": 0.5, "memory": "256M", "pids": 128,
+                                                         "disk_read": "20M", "disk_write": "10M"}}],
+                     quotas.DEFAULTS["tenant_quota_defaults"])[0]
+
+
+def render(template: str, data: dict, **context) -> str:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, **JINJA_OPTIONS)
+    return env.from_string((TEMPLATES / template).read_text()).render(
+        host=SimpleNamespace(data=SimpleNamespace(**data)), **context)
+
+
+def test_daemon_json_is_valid_json_with_the_cis_settings():
+    config = json.loads(render("daemon.json.j2", runtime.DEFAULTS))
+    assert config["userns-remap"] == "dockremap"
+    assert (config["icc"], config["no-new-privileges"], config["live-restore"], config["userland-proxy"]) == \
+        (False, True, True, False)
+    assert config["experimental"] is False and "hosts" not in config and "seccomp-profile" not in config
+    assert set(config["default-ulimits"]) == {"nofile"}
+
+
+def test_experimental_is_a_switch():
+    assert json.loads(render("daemon.json.j2", {**runtime.DEFAULTS, "docker_experimental": True}))["experimental"]
+
+
+def test_audit_rules_watch_every_listed_path():
+    rules = render("audit-docker.rules.j2", {}, audit_watches=runtime.AUDIT_WATCHES)
+    watches = [line for line in rules.splitlines() if line.startswith("-w")]
+    assert watches == [f"-w {path} -p wa -k docker" for _, path in runtime.AUDIT_WATCHES]
+
+
+@pytest.mark.parametrize("key,value", [("docker_subid_count", 1000), ("docker_log_max_size", "10MB"),
+                                       ("docker_experimental", "yes"), ("docker_userns_user", "dock remap")])
+def test_runtime_data_is_checked(key, value):
+    with pytest.raises(DataError, match=f"host n1: {key} ="):
+        runtime.check_data("n1", SimpleNamespace(**{**runtime.DEFAULTS, key: value}))
+
+
+def test_slice_carries_every_quota():
+    text = render("tenant.slice.j2", {}, tenant=ACME, io_devices=["/dev/vda"])
+    assert "CPUQuota=50%\n" in text and f"MemoryMax={256 * 1024**2}\n" in text
+    assert "MemorySwapMax=0\n" in text and "TasksMax=128\n" in text
+    assert f"IOReadBandwidthMax=/dev/vda {20 * 1024**2}\n" in text
+    assert f"IOWriteBandwidthMax=/dev/vda {10 * 1024**2}\n" in text
+
+
+def test_drift_is_found_in_any_limit():
+    expected = quotas.expected_limits(ACME, 1)
+    live = {"memory.max": str(256 * 1024**2), "memory.swap.max": "0", "pids.max": "128",
+            "cpu.max": "50000 100000",
+            "io.max": f"254:0 rbps={20 * 1024**2} wbps={10 * 1024**2} riops=max wiops=max"}
+    assert quotas.drifted(live, expected) == []
+    assert quotas.drifted({**live, "memory.max": "max"}, expected) == ["memory.max"]
+    assert quotas.drifted({**live, "io.max": ""}, expected) == ["io.max"]
+
+
+def test_quotas_data_is_checked():
+    with pytest.raises(DataError, match="tenant_io_devices"):
+        quotas.check_data("n1", SimpleNamespace(**{**quotas.DEFAULTS, "tenant_io_devices": ["vda; reboot"]}))
