@@ -9,9 +9,11 @@ from pyinfra import host
 from roles.base import base
 from roles.quotas import quotas
 from roles.runtime import runtime
+from roles.sessions import sessions
 
 base()  # every host: hostname, time sync, essential packages, hardened sshd
 
 if "nodes" in host.groups:
     runtime()  # hardened Docker with user namespaces, auditd watching it
     quotas()   # one slice (quotas) and one network per tenant
+    sessions()  # the session image, built here, and the tos-session tool

@@ -1,6 +1,6 @@
 """The roles. Each module has DEFAULTS (every key documented) and check_data(host, data), which
 `toskit.check` runs for every host before a deploy contacts any of them."""
 
-from . import base, quotas, runtime
+from . import base, quotas, runtime, sessions
 
-ROLES = [base, runtime, quotas]
+ROLES = [base, runtime, quotas, sessions]

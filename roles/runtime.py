@@ -96,6 +96,11 @@ def runtime():
     systemd.service(name="Restart Docker for its new config", service="docker.service", restarted=True,
                     _if=any_changed(daemon_json, remap_user, *subids))
 
+    # A process may be traced only by its ancestors or by holders of CAP_SYS_PTRACE (CRIU, as
+    # root on the host): a session cannot attach to the other processes of its own container.
+    server.sysctl(name="Restrict ptrace to ancestors (yama scope 1)", key="kernel.yama.ptrace_scope",
+                  value=1, persist=True, persist_file="/etc/sysctl.d/60-tos-runtime.conf")
+
     rules = files.template(
         name="auditd watches the runtime [CIS 1.1.3-1.1.18]",
         src=str(TEMPLATES / "audit-docker.rules.j2"), dest=AUDIT_RULES,

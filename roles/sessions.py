@@ -1,0 +1,75 @@
+"""sessions: the tenants' session image, built on each node, and the host-side `tos-session` tool.
+
+The image is built from Debian packages on the node itself (no registry is reachable) and named
+after a hash of its recipe, so it is rebuilt only when the recipe changes.
+"""
+
+import hashlib
+import json
+from io import StringIO
+from pathlib import Path
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.facts.docker import DockerImage
+from pyinfra.operations import apt, files, server
+
+from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
+from roles.quotas import tenants_of
+from toskit import validate
+
+NODE_PROGRAMS = Path(__file__).resolve().parents[1] / "toskit" / "node"
+IMAGE_FILES = ["tos-session-agent", "tos-session-ctl", "tos-probe"]
+
+DEFAULTS = {
+    # Debian suite the session image is built from.
+    "session_image_suite": "trixie",
+    # What the node needs to build images and run the session tool.
+    "session_build_packages": ["mmdebstrap", "python3"],
+}
+
+
+def check_data(name: str, data) -> None:
+    validate.choice(name, "session_image_suite", data.session_image_suite, ("trixie", "bookworm"))
+    validate.name_list(name, "session_build_packages", data.session_build_packages)
+
+
+def image_tag(suite: str) -> str:
+    """tos-session:<hash of everything that goes into the image>."""
+    digest = hashlib.sha256(suite.encode())
+    for path in [NODE_PROGRAMS / "build-session-image", *(NODE_PROGRAMS / "session_image" / f for f in IMAGE_FILES)]:
+        digest.update(path.read_bytes())
+    return f"tos-session:{digest.hexdigest()[:12]}"
+
+
+def tenants_json(tenants: list, image: str) -> str:
+    """/etc/tos/tenants.json: what tos-session needs to know of each tenant."""
+    return json.dumps({"image": image, "tenants": [
+        {"id": t.id, "slice": t.slice, "network": t.network, "cpu": t.quotas.cpu,
+         "memory": t.quotas.memory, "swap": t.quotas.swap, "pids": t.quotas.pids}
+        for t in tenants]}, indent=2, sort_keys=True) + "\n"
+
+
+# The session tool needs the tenants, whose defaults the quotas role owns.
+@deploy("TOS sessions", data_defaults={**QUOTA_DEFAULTS, **DEFAULTS})
+def sessions():
+    check_data(host.name, host.data)
+    tag = image_tag(host.data.session_image_suite)
+    apt.packages(name="Install the session image builder and the tool's Python",
+                 packages=host.data.session_build_packages, no_recommends=True)
+    files.directory(name="Session image sources", path="/usr/local/lib/tos/session-image",
+                    user="root", group="root", mode="755")
+    for name in IMAGE_FILES:
+        files.put(name=f"Session image file {name}", src=str(NODE_PROGRAMS / "session_image" / name),
+                  dest=f"/usr/local/lib/tos/session-image/{name}", user="root", group="root", mode="755")
+    files.put(name="Session image builder", src=str(NODE_PROGRAMS / "build-session-image"),
+              dest="/usr/local/lib/tos/build-session-image", user="root", group="root", mode="755")
+    if not host.get_fact(DockerImage, object_id=tag):
+        server.shell(name=f"Build the session image {tag} (a few minutes, once per recipe)",
+                     commands=[f"/usr/local/lib/tos/build-session-image {tag} {host.data.session_image_suite}"])
+
+    files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
+    files.put(name="Tenants the session tool may start", src=StringIO(tenants_json(tenants_of(host.name, host.data), tag)),
+              dest="/etc/tos/tenants.json", user="root", group="root", mode="644")
+    files.put(name="Install tos-session", src=str(NODE_PROGRAMS / "tos-session"),
+              dest="/usr/local/sbin/tos-session", user="root", group="root", mode="755")
