@@ -16,25 +16,33 @@ pytestmark = pytest.mark.groups("nodes")
 DENIED_BY_KERNEL = {"EPERM", "EACCES"}
 
 
+@pytest.fixture(scope="session")
+def _started_sessions():
+    """Sessions the audits started, stopped once at the end of the run (starting one takes ~10 s)."""
+    started = []
+    yield started
+    for host, tenant in started:
+        host.run(f"tos-session stop {tenant}")
+
+
 @pytest.fixture
-def pair(target, host):
+def pair(target, host, _started_sessions):
     """(A, B): the first two tenants of this node, each with a running session."""
     declared = tenants_of(target.name, DataView(target.data))
     if len(declared) < 2:
         pytest.fail("isolation audits need two tenants declared for this node")
     a, b = declared[0].id, declared[1].id
-    started = []
     for tenant in (a, b):
-        out = host.check_output(f"tos-session start {tenant}")
-        if out.endswith("started"):
-            started.append(tenant)
-    yield a, b
-    for tenant in started:
-        host.run(f"tos-session stop {tenant}")
+        if host.check_output(f"tos-session start {tenant}").endswith("started"):
+            _started_sessions.append((host, tenant))
+    return a, b
 
 
-def probe(host, tenant: str, *args: str) -> dict:
-    return json.loads(host.check_output(f"tos-session exec {tenant} tos-probe {' '.join(args)}"))
+def probe(host, tenant: str, *attacks: list) -> list:
+    """Runs attacks (each [name, args...]) in one exec inside the tenant's session; one result each."""
+    argv = " -- ".join(" ".join(attack) for attack in attacks)
+    lines = host.check_output(f"docker exec --user session tos-session-{tenant} tos-probe {argv}").splitlines()
+    return [json.loads(line) for line in lines]
 
 
 def inspect(host, tenant: str) -> dict:
@@ -48,7 +56,8 @@ def session_ip(host, tenant: str) -> str:
 @pytest.mark.control("isolation-processes")
 def test_a_cannot_see_b_or_host_processes(host, pair):
     a, b = pair
-    visible = probe(host, a, "processes")["visible"]
+    [result] = probe(host, a, ["processes"])
+    visible = result["visible"]
     assert any(f"--tenant {a}" in cmd for cmd in visible), "control: A must see its own agent"
     assert not any(f"--tenant {b}" in cmd for cmd in visible)
     assert not any(word in cmd for cmd in visible for word in ("dockerd", "sshd", "systemd", "containerd"))
@@ -57,42 +66,53 @@ def test_a_cannot_see_b_or_host_processes(host, pair):
 @pytest.mark.control("isolation-files")
 def test_a_cannot_read_b_files(host, pair):
     a, b = pair
-    assert probe(host, a, "read", "/home/session/.tos/path.json")["outcome"] == "allowed", "control"
     b_pid = inspect(host, b)["State"]["Pid"]
-    for path in (f"/proc/{b_pid}/root/home/session/.tos/path.json", f"/proc/{b_pid}/environ"):
-        assert probe(host, a, "read", path)["outcome"] != "allowed", path
+    own, *others = probe(host, a, ["read", "/home/session/.tos/path.json"],
+                         ["read", f"/proc/{b_pid}/root/home/session/.tos/path.json"],
+                         ["read", f"/proc/{b_pid}/environ"])
+    assert own["outcome"] == "allowed", "control: A reads its own home"
+    assert [r["outcome"] for r in others if r["outcome"] == "allowed"] == [], others
 
 
 @pytest.mark.control("isolation-network")
 def test_a_cannot_reach_b_over_the_network(host, pair):
     a, b = pair
     a_ip, b_ip = session_ip(host, a), session_ip(host, b)
-    assert probe(host, a, "connect", a_ip, "7000")["banner"] == f"tos-session {a}", "control: A reaches itself"
     # B really listens: the node itself reaches it.
     assert host.check_output(f"timeout 5 bash -c 'read -r line < /dev/tcp/{b_ip}/7000; echo $line'") == \
         f"tos-session {b}"
-    assert probe(host, a, "connect", b_ip, "7000")["outcome"] != "allowed"
+    own, other = probe(host, a, ["connect", a_ip, "7000"], ["connect", b_ip, "7000"])
+    assert own.get("banner") == f"tos-session {a}", "control: A reaches its own listener"
+    assert other["outcome"] != "allowed", other
 
 
 @pytest.mark.control("CIS 5.31")
 def test_a_cannot_reach_the_docker_socket(host, pair):
     a, _ = pair
-    assert probe(host, a, "docker-socket")["found"] == []
     gateway = next(iter(inspect(host, a)["NetworkSettings"]["Networks"].values()))["Gateway"]
-    for port in ("2375", "2376"):
-        assert probe(host, a, "connect", gateway, port)["outcome"] != "allowed"
+    socket_files, *tcp = probe(host, a, ["docker-socket"], ["connect", gateway, "2375"], ["connect", gateway, "2376"])
+    assert socket_files["found"] == []
+    assert [r for r in tcp if r["outcome"] == "allowed"] == [], tcp
 
 
-@pytest.mark.parametrize("control,attack", [
-    ("CIS 5.3 mount", ["mount"]),
-    ("CIS 5.3 kernel-module", ["module"]),
-    ("CIS 5.3 setuid", ["setuid"]),
-    ("CIS 5.3 raw-socket", ["raw-socket"]),
-    ("CIS 5.3 ptrace", ["ptrace", "1"]),
-], ids=["mount", "module", "setuid", "raw-socket", "ptrace"])
-def test_privileged_operations_are_refused(host, pair, control, attack):
-    a, _ = pair
-    result = probe(host, a, *attack)
+PRIVILEGED = [("CIS 5.3 mount", ["mount"]), ("CIS 5.3 kernel-module", ["module"]),
+              ("CIS 5.3 setuid", ["setuid"]), ("CIS 5.3 raw-socket", ["raw-socket"]),
+              ("CIS 5.3 ptrace", ["ptrace", "1"])]
+
+
+@pytest.fixture
+def privileged_attempts(host, pair, request):
+    """All privileged attempts, in one exec per host, as (attack -> result)."""
+    cache = request.config.__dict__.setdefault("_tos_privileged", {})
+    if host.backend.hostname not in cache:
+        results = probe(host, pair[0], *(attack for _, attack in PRIVILEGED))
+        cache[host.backend.hostname] = {r["attack"][0]: r for r in results}
+    return cache[host.backend.hostname]
+
+
+@pytest.mark.parametrize("control,attack", PRIVILEGED, ids=[a[0] for _, a in PRIVILEGED])
+def test_privileged_operations_are_refused(privileged_attempts, control, attack):
+    result = privileged_attempts[attack[0]]
     assert result["uid"] == 1000
     assert result["outcome"] in DENIED_BY_KERNEL, result
 
