@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from roles.quotas import tenants_of
 from toskit import audit
-from toskit.check import role_defaults
+from toskit.check import DataView, role_defaults
 
 
 def pytest_configure(config):
@@ -78,3 +79,25 @@ def pytest_terminal_summary(terminalreporter):
         props = dict(report.user_properties)
         terminalreporter.write_line(f"FAILED control={props.get('control') or '-'} "
                                     f"host={props.get('host') or '-'} {report.nodeid}")
+
+
+@pytest.fixture(scope="session")
+def _started_sessions():
+    """Sessions the audits started, stopped once at the end of the run (starting one takes ~10 s)."""
+    started = []
+    yield started
+    for host, tenant in started:
+        host.run(f"tos-session stop {tenant}")
+
+
+@pytest.fixture
+def pair(target, host, _started_sessions):
+    """(A, B): the first two tenants of this node, each with a running session."""
+    declared = tenants_of(target.name, DataView(target.data))
+    if len(declared) < 2:
+        pytest.fail("isolation audits need two tenants declared for this node")
+    a, b = declared[0].id, declared[1].id
+    for tenant in (a, b):
+        if host.check_output(f"tos-session start {tenant}").endswith("started"):
+            _started_sessions.append((host, tenant))
+    return a, b

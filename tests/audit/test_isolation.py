@@ -5,52 +5,12 @@ stopped it), and each has a control attempt that shows the probe would have noti
 Needs two declared tenants; starts their sessions if they are not running and stops what it started.
 """
 
-import json
-
 import pytest
 
-from roles.quotas import tenants_of
-from toskit.check import DataView
+from tests.audit.sessions import inspect, probe, session_ip
 
 pytestmark = pytest.mark.groups("nodes")
 DENIED_BY_KERNEL = {"EPERM", "EACCES"}
-
-
-@pytest.fixture(scope="session")
-def _started_sessions():
-    """Sessions the audits started, stopped once at the end of the run (starting one takes ~10 s)."""
-    started = []
-    yield started
-    for host, tenant in started:
-        host.run(f"tos-session stop {tenant}")
-
-
-@pytest.fixture
-def pair(target, host, _started_sessions):
-    """(A, B): the first two tenants of this node, each with a running session."""
-    declared = tenants_of(target.name, DataView(target.data))
-    if len(declared) < 2:
-        pytest.fail("isolation audits need two tenants declared for this node")
-    a, b = declared[0].id, declared[1].id
-    for tenant in (a, b):
-        if host.check_output(f"tos-session start {tenant}").endswith("started"):
-            _started_sessions.append((host, tenant))
-    return a, b
-
-
-def probe(host, tenant: str, *attacks: list) -> list:
-    """Runs attacks (each [name, args...]) in one exec inside the tenant's session; one result each."""
-    argv = " -- ".join(" ".join(attack) for attack in attacks)
-    lines = host.check_output(f"docker exec --user session tos-session-{tenant} tos-probe {argv}").splitlines()
-    return [json.loads(line) for line in lines]
-
-
-def inspect(host, tenant: str) -> dict:
-    return json.loads(host.check_output(f"docker inspect tos-session-{tenant}"))[0]
-
-
-def session_ip(host, tenant: str) -> str:
-    return next(iter(inspect(host, tenant)["NetworkSettings"]["Networks"].values()))["IPAddress"]
 
 
 @pytest.mark.control("isolation-processes")

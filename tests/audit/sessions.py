@@ -1,0 +1,18 @@
+"""Helpers for audits that work inside tenants' live sessions (through docker on the node)."""
+
+import json
+
+
+def probe(host, tenant: str, *attacks: list) -> list:
+    """Runs attacks (each [name, args...]) in one exec inside the tenant's session; one result each."""
+    argv = " -- ".join(" ".join(attack) for attack in attacks)
+    lines = host.check_output(f"docker exec --user session tos-session-{tenant} tos-probe {argv}").splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def inspect(host, tenant: str) -> dict:
+    return json.loads(host.check_output(f"docker inspect tos-session-{tenant}"))[0]
+
+
+def session_ip(host, tenant: str) -> str:
+    return next(iter(inspect(host, tenant)["NetworkSettings"]["Networks"].values()))["IPAddress"]
