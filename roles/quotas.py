@@ -48,21 +48,26 @@ def quotas():
     check_data(host.name, host.data)
     tenants = tenants_of(host.name, host.data)
     io_devices = host.data.tenant_io_devices or [host.get_fact(ContainerDisk)]
-    slices = [
-        files.template(
+    unit_changes = []
+    for tenant in tenants:
+        unit = f"/etc/systemd/system/{tenant.slice}"
+        unit_changes.append(files.template(
             name=f"Slice of tenant {tenant.id}: its quotas",
-            src=str(TEMPLATES / "tenant.slice.j2"), dest=f"/etc/systemd/system/{tenant.slice}",
+            src=str(TEMPLATES / "tenant.slice.j2"), dest=unit,
             user="root", group="root", mode="644", tenant=tenant, io_devices=io_devices,
             jinja_env_kwargs=dict(JINJA_OPTIONS),
-        )
-        for tenant in tenants
-    ]
-    if slices:
+        ))
+        # Enabled (what `systemctl enable` links): slices.target wants it, so it is up from boot
+        # and never garbage-collected while empty.
+        unit_changes.append(files.link(
+            name=f"Enable tenant {tenant.id}'s slice",
+            path=f"/etc/systemd/system/slices.target.wants/{tenant.slice}", target=unit,
+        ))
+    if unit_changes:
         systemd.daemon_reload(name="Load the tenants' slices (applies changed limits)",
-                              _if=any_changed(*slices))
+                              _if=any_changed(*unit_changes))
     for tenant in tenants:
-        systemd.service(name=f"Activate tenant {tenant.id}'s slice", service=tenant.slice, running=True)
-        _restore_drifted_limits(tenant, io_devices)
+        _activate_or_restore_limits(tenant, io_devices)
         # Docker keeps user-defined bridge networks apart from each other (its isolation chains).
         docker.network(name=f"Network of tenant {tenant.id}", network=tenant.network, driver="bridge",
                        labels=[f"tos.tenant={tenant.id}"])
@@ -87,12 +92,14 @@ def drifted(live: dict, expected: dict) -> list:
     return wrong + (["io.max"] if sorted(io_lines) != sorted(expected["io"]) else [])
 
 
-def _restore_drifted_limits(tenant, io_devices: list) -> None:
-    """Someone lifted a limit by hand (systemctl set-property, a write to the cgroup file): the
-    slice's unit file is unchanged, so put the declared limits back on the live slice."""
+def _activate_or_restore_limits(tenant, io_devices: list) -> None:
+    """Starts the slice if it is not active. If it is, and someone lifted a limit by hand
+    (systemctl set-property, a write to the cgroup file), the slice's unit file is unchanged:
+    put the declared limits back on the live slice."""
     live = host.get_fact(CgroupLimits, path=cgroup_path(tenant))
     if live is None:
-        return  # slice not active yet: it starts with the unit file's limits
+        server.shell(name=f"Activate tenant {tenant.id}'s slice", commands=[f"systemctl start {tenant.slice}"])
+        return
     wrong = drifted(live, expected_limits(tenant, len(io_devices)))
     if wrong:
         q = tenant.quotas

@@ -55,6 +55,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--inventory", default="inventories/lab.py")
     parser.add_argument("--label", default="lab", help="first word of the summary line")
+    parser.add_argument("--audit-filter", metavar="EXPR", help="run only the audits pytest -k selects")
     args = parser.parse_args(argv)
     logs = PROJECT_ROOT / ".lab" / "run"
 
@@ -71,7 +72,8 @@ def main(argv=None) -> int:
     junit = logs / "audit.xml"
     junit.unlink(missing_ok=True)
     _tee([str(VENV_BIN / "pytest"), "-q", "-p", "no:cacheprovider", "tests/audit",
-          f"--inventory={args.inventory}", f"--junitxml={junit}"], logs / "audit.log")
+          f"--inventory={args.inventory}", f"--junitxml={junit}",
+          *(["-k", args.audit_filter] if args.audit_filter else [])], logs / "audit.log")
     audit_seconds = time.monotonic() - started
     passed, failed = audit_results(junit)
 
