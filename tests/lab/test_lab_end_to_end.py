@@ -144,22 +144,25 @@ def audit_only(expression: str) -> subprocess.CompletedProcess:
                 "--inventory=inventories/lab.py", "-k", expression], 900, check=False)
 
 
-def test_audit_catches_userns_remap_removed_and_the_deploy_restores_it():
-    on("node2", "sed -i '/userns-remap/d' /etc/docker/daemon.json && systemctl restart docker")
-    audit = audit_only("runtime")
-    assert "FAILED control=CIS 2.9 host=node2" in audit.stdout, audit.stdout[-3000:]
+def break_audit_repair(breakage: str, audit_filter: str, control: str) -> None:
+    """Breaks node2 with `breakage`; the audit must fail naming the control and node2 only, and the
+    next deploy must repair it (a change on node2, then a passing audit)."""
+    on("node2", breakage)
+    audit = audit_only(audit_filter)
+    assert f"FAILED control={control} host=node2" in audit.stdout, audit.stdout[-3000:]
     assert "host=node1" not in audit.stdout
-    (hosts, changed, passed, failed), proc = cycle("runtime")
+    (hosts, changed, passed, failed), proc = cycle(audit_filter)
     assert re.search(r"node2\s+changed=[1-9]", proc.stdout) and failed == 0, proc.stdout[-3000:]
+
+
+def test_audit_catches_userns_remap_removed_and_the_deploy_restores_it():
+    break_audit_repair("sed -i '/userns-remap/d' /etc/docker/daemon.json && systemctl restart docker",
+                       "runtime", "CIS 2.9")
 
 
 def test_audit_catches_a_lifted_memory_limit_and_the_deploy_restores_it():
-    on("node2", "systemctl set-property --runtime tos-tenant-acme.slice MemoryMax=infinity")
-    audit = audit_only("test_quotas")
-    assert "FAILED control=tenant-quotas host=node2" in audit.stdout, audit.stdout[-3000:]
-    assert "host=node1" not in audit.stdout
-    (hosts, changed, passed, failed), proc = cycle("test_quotas")
-    assert re.search(r"node2\s+changed=[1-9]", proc.stdout) and failed == 0, proc.stdout[-3000:]
+    break_audit_repair("systemctl set-property --runtime tos-tenant-acme.slice MemoryMax=infinity",
+                       "test_quotas", "tenant-quotas")
     # ...and the repair holds as state: the next deploy has nothing left to do.
     (hosts, changed, passed, failed), proc = cycle("test_quotas")
     assert changed == 0, proc.stdout[-3000:]

@@ -1,0 +1,57 @@
+"""Settings of running sessions, read back from Docker (CIS Docker Benchmark v1.6.0, section 5).
+
+Whatever started a session container, these must hold for every one labelled as a tenant's.
+"""
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.groups("nodes")
+
+
+@pytest.fixture
+def sessions(host, pair):
+    """docker inspect of every tenant session on the node (the audit's own two at least)."""
+    ids = host.check_output("docker ps --quiet --filter label=tos.tenant").split()
+    return json.loads(host.check_output(f"docker inspect {' '.join(ids)}"))
+
+
+def each(sessions, check):
+    """The sessions for which `check(container)` is false, by name."""
+    return [c["Name"] for c in sessions if not check(c)]
+
+
+SETTINGS = [
+    ("CIS 5.1", "AppArmor profile", lambda c: c["AppArmorProfile"] == "docker-default"),
+    ("CIS 5.3", "all capabilities dropped, none added",
+     lambda c: c["HostConfig"]["CapDrop"] == ["ALL"] and not c["HostConfig"]["CapAdd"]),
+    ("CIS 5.4", "not privileged", lambda c: c["HostConfig"]["Privileged"] is False),
+    ("CIS 5.5", "no host directories mounted", lambda c: not c["HostConfig"]["Binds"] and
+     all(m["Type"] == "tmpfs" for m in c["Mounts"])),
+    ("CIS 5.9", "own network, not the host's", lambda c: c["HostConfig"]["NetworkMode"] ==
+     f"tos-tenant-{c['Config']['Labels']['tos.tenant']}"),
+    ("CIS 5.10", "memory limited", lambda c: c["HostConfig"]["Memory"] > 0),
+    ("CIS 5.11", "CPU limited", lambda c: c["HostConfig"]["NanoCpus"] > 0),
+    ("CIS 5.12", "read-only root filesystem", lambda c: c["HostConfig"]["ReadonlyRootfs"] is True),
+    ("CIS 5.15", "own PID namespace", lambda c: c["HostConfig"]["PidMode"] == ""),
+    ("CIS 5.16", "own IPC namespace", lambda c: c["HostConfig"]["IpcMode"] in ("private", "shareable")),
+    ("CIS 5.17", "no host devices", lambda c: not c["HostConfig"]["Devices"]),
+    ("CIS 5.20", "own UTS namespace", lambda c: c["HostConfig"]["UTSMode"] == ""),
+    ("CIS 5.21", "default seccomp profile", lambda c: not any(
+        opt.startswith("seccomp") and "unconfined" in opt for opt in c["HostConfig"]["SecurityOpt"] or [])),
+    ("CIS 5.24", "inside the tenant's slice", lambda c: c["HostConfig"]["CgroupParent"] ==
+     f"tos-tenant-{c['Config']['Labels']['tos.tenant']}.slice"),
+    ("CIS 5.25", "no new privileges", lambda c: "no-new-privileges" in (c["HostConfig"]["SecurityOpt"] or [])),
+    ("CIS 5.28", "PIDs limited", lambda c: (c["HostConfig"]["PidsLimit"] or 0) > 0),
+    ("CIS 5.30", "host user namespace not shared", lambda c: c["HostConfig"]["UsernsMode"] == ""),
+    ("CIS 5.31", "no docker socket mounted", lambda c: not any(
+        "docker.sock" in (m.get("Source") or "") for m in c["Mounts"])),
+    ("unprivileged user", "runs as the session user", lambda c: c["Config"]["User"] == "session"),
+]
+
+
+@pytest.mark.parametrize("control,what,check", SETTINGS, ids=[s[0] for s in SETTINGS])
+def test_running_sessions_keep_their_isolation_settings(sessions, control, what, check):
+    assert sessions, "no running session to audit"
+    assert each(sessions, check) == [], what
