@@ -5,6 +5,8 @@ TCP socket, and every change to the runtime's binaries, sockets and config is au
 Every default is documented here; override any of them in group_data/ or the inventory.
 """
 
+from io import StringIO
+
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
@@ -35,14 +37,19 @@ DEFAULTS = {
 
 DAEMON_JSON = "/etc/docker/daemon.json"
 AUDIT_RULES = "/etc/audit/rules.d/tos-docker.rules"
-# [CIS 1.1.x] what auditd watches for writes and attribute changes (Debian's paths).
-AUDIT_WATCHES = [
-    ("1.1.3", "/usr/sbin/dockerd"),
+# Watches on paths containerd creates under /run: loaded once containerd has started. In the
+# boot-time rules a missing path fails audit-rules.service, and auditd (which requires it) with it.
+AUDIT_RUNTIME_RULES = "/etc/audit/tos-docker-runtime.rules"
+AUDIT_RUNTIME_WATCHES = [
     ("1.1.4", "/run/containerd"),
+    ("1.1.8", "/run/containerd/containerd.sock"),
+]
+# [CIS 1.1.x] what auditd watches for writes and attribute changes (Debian's paths).
+AUDIT_BOOT_WATCHES = [
+    ("1.1.3", "/usr/sbin/dockerd"),
     ("1.1.5", "/var/lib/docker"),
     ("1.1.6", "/etc/docker"),
     ("1.1.7", "/usr/lib/systemd/system/docker.service"),
-    ("1.1.8", "/run/containerd/containerd.sock"),
     ("1.1.9", "/usr/lib/systemd/system/docker.socket"),
     ("1.1.10", "/etc/default/docker"),
     ("1.1.11", DAEMON_JSON),
@@ -51,6 +58,7 @@ AUDIT_WATCHES = [
     ("1.1.17", "/usr/bin/containerd-shim-runc-v2"),
     ("1.1.18", "/usr/sbin/runc"),
 ]
+AUDIT_WATCHES = AUDIT_BOOT_WATCHES + AUDIT_RUNTIME_WATCHES
 
 
 def check_data(name: str, data) -> None:
@@ -101,11 +109,23 @@ def runtime():
     server.sysctl(name="Restrict ptrace to ancestors (yama scope 1)", key="kernel.yama.ptrace_scope",
                   value=1, persist=True, persist_file="/etc/sysctl.d/60-tos-runtime.conf")
 
-    rules = files.template(
-        name="auditd watches the runtime [CIS 1.1.3-1.1.18]",
-        src=str(TEMPLATES / "audit-docker.rules.j2"), dest=AUDIT_RULES,
-        user="root", group="root", mode="640", audit_watches=AUDIT_WATCHES,
-        jinja_env_kwargs=dict(JINJA_OPTIONS),
+    rule_files = [
+        files.template(
+            name=f"auditd watches the runtime [CIS 1.1.x]: {path}",
+            src=str(TEMPLATES / "audit-docker.rules.j2"), dest=path,
+            user="root", group="root", mode="640", audit_watches=watches,
+            jinja_env_kwargs=dict(JINJA_OPTIONS),
+        )
+        for path, watches in ((AUDIT_RULES, AUDIT_BOOT_WATCHES), (AUDIT_RUNTIME_RULES, AUDIT_RUNTIME_WATCHES))
+    ]
+    drop_in = files.put(
+        name="Load containerd's audit watches whenever it starts",
+        src=StringIO(f"[Service]\nExecStartPost=-/usr/sbin/auditctl -R {AUDIT_RUNTIME_RULES}\n"),
+        dest="/etc/systemd/system/containerd.service.d/tos-audit.conf",
+        user="root", group="root", mode="644", create_remote_dir=True,
     )
+    systemd.daemon_reload(name="Load containerd's drop-in", _if=drop_in.did_change)
     systemd.service(name="Run auditd", service="auditd.service", running=True, enabled=True)
-    server.shell(name="Load the audit rules", commands=["augenrules --load"], _if=rules.did_change)
+    server.shell(name="Load the audit rules",
+                 commands=[f"augenrules --load && auditctl -R {AUDIT_RUNTIME_RULES}"],
+                 _if=any_changed(*rule_files))
