@@ -8,7 +8,6 @@ It destroys the current lab's state first, and leaves a freshly deployed lab run
 """
 
 import json
-import shutil
 import subprocess
 import sys
 import tempfile

@@ -22,8 +22,9 @@ def test_every_tenant_slice_is_active_with_its_limits_in_the_kernel(target, host
     for tenant in declared:
         q = tenant.quotas
         assert host.service(tenant.slice).is_running, tenant.slice
-        base = cgroup_path(tenant)
-        read = lambda name: host.file(f"{base}/{name}").content_string.strip()  # noqa: E731
+        def read(name, base=cgroup_path(tenant)):
+            return host.file(f"{base}/{name}").content_string.strip()
+
         assert read("memory.max") == str(q.memory), tenant.id
         assert read("memory.swap.max") == (str(q.swap) if q.swap else "0"), tenant.id
         assert read("pids.max") == str(q.pids), tenant.id

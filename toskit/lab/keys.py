@@ -26,6 +26,11 @@ def write_secret(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
+def _write_private_key(path: Path, key) -> None:
+    write_secret(path, key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                         serialization.NoEncryption()))
+
+
 def ensure_ssh_keypair(private_path: Path, comment: str) -> str:
     """Creates an ed25519 keypair in OpenSSH format if missing; returns the public key line."""
     pub_path = private_path.with_name(private_path.name + ".pub")
@@ -71,9 +76,7 @@ def ensure_ca(ca_dir: Path) -> tuple[Path, Path]:
                                      encipher_only=False, decipher_only=False), critical=True)
         .sign(key, hashes.SHA256())
     )
-    write_secret(key_path, key.private_bytes(serialization.Encoding.PEM,
-                                             serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption()))
+    _write_private_key(key_path, key)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return cert_path, key_path
 
@@ -103,9 +106,7 @@ def issue_server_cert(ca_dir: Path, out_dir: Path, name: str, dns: list, ips: li
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    write_secret(key_path, key.private_bytes(serialization.Encoding.PEM,
-                                             serialization.PrivateFormat.PKCS8,
-                                             serialization.NoEncryption()))
+    _write_private_key(key_path, key)
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM)
                           + ca_cert_path.read_bytes())
     return cert_path, key_path
