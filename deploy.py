@@ -10,10 +10,18 @@ from roles.base import base
 from roles.quotas import quotas
 from roles.runtime import runtime
 from roles.sessions import sessions
+from roles.storage import storage
+from roles.storage_server import storage_server
+from roles.vault import vault
 
 base()  # every host: hostname, time sync, essential packages, hardened sshd
+
+if "storage" in host.groups:
+    storage_server()  # NFS v4.2 export of the tenants' (encrypted) volume files, to the nodes only
 
 if "nodes" in host.groups:
     runtime()  # hardened Docker with user namespaces, auditd watching it
     quotas()   # one slice (quotas) and one network per tenant
     sessions()  # the session image, built here, and the tos-session tool
+    storage()  # the volume share, LUKS tools; volumes open on demand for sessions
+    vault()    # tenants' keys and this node's AppRole in Vault; the node enrolled (secret in RAM)

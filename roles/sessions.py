@@ -46,7 +46,8 @@ def tenants_json(tenants: list, image: str) -> str:
     """/etc/tos/tenants.json: what tos-session needs to know of each tenant."""
     return json.dumps({"image": image, "tenants": [
         {"id": t.id, "slice": t.slice, "network": t.network, "cpu": t.quotas.cpu,
-         "memory": t.quotas.memory, "swap": t.quotas.swap, "pids": t.quotas.pids}
+         "memory": t.quotas.memory, "swap": t.quotas.swap, "pids": t.quotas.pids,
+         "volume_size": t.quotas.volume_size}
         for t in tenants]}, indent=2, sort_keys=True) + "\n"
 
 
@@ -71,5 +72,10 @@ def sessions():
     files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
     files.put(name="Tenants the session tool may start", src=StringIO(tenants_json(tenants_of(host.name, host.data), tag)),
               dest="/etc/tos/tenants.json", user="root", group="root", mode="644")
+    files.directory(name="tos-session's library", path="/usr/local/lib/tos/tosnode", user="root", group="root",
+                    mode="755")
+    for module in sorted((NODE_PROGRAMS / "tosnode").glob("*.py")):
+        files.put(name=f"tos-session's {module.name}", src=str(module), dest=f"/usr/local/lib/tos/tosnode/{module.name}",
+                  user="root", group="root", mode="644")
     files.put(name="Install tos-session", src=str(NODE_PROGRAMS / "tos-session"),
               dest="/usr/local/sbin/tos-session", user="root", group="root", mode="755")

@@ -27,3 +27,32 @@ class CgroupLimits(FactBase):
     def process(self, output):
         limits = dict(line.split("=", 1) for line in output if "=" in line)
         return {k: v.rstrip(";") for k, v in limits.items()} or None
+
+
+class VolumeSizes(FactBase):
+    """{tenant: bytes} of the volume files on the share (mounted on first use); {} if none."""
+
+    def command(self, path: str) -> str:
+        # timeout: a share that does not answer must not hang the deploy (the mount is `hard`).
+        return f'timeout 30 find {path}/ -maxdepth 1 -name "*.luks" -printf "%f %s\\n" 2>/dev/null || true'
+
+    def process(self, output):
+        sizes = {}
+        for line in output:
+            name, _, size = line.rpartition(" ")
+            if name.endswith(".luks") and size.isdigit():
+                sizes[name[:-len(".luks")]] = int(size)
+        return sizes
+
+
+class VaultLogin(FactBase):
+    """Can the node log in to Vault with the credential it holds? 'ok', else the reason."""
+
+    def command(self) -> str:
+        return "tos-session vault-check 2>&1 || true"
+
+    def requires_command(self) -> str:
+        return "tos-session"
+
+    def process(self, output):
+        return output[-1].strip() if output else "no answer"

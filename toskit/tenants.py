@@ -33,6 +33,7 @@ class Quotas:
 class Tenant:
     id: str
     quotas: Quotas
+    enabled: bool = True  # False: Vault refuses its volume key to every node (vault role)
 
     @property
     def slice(self) -> str:
@@ -94,9 +95,9 @@ def parse_tenants(host: str, tenants, quota_defaults) -> list:
     seen, result = set(), []
     for index, entry in enumerate(tenants):
         key = f"tenants[{index}]"
-        if not isinstance(entry, dict) or set(entry) - {"id", "quotas"}:
-            raise DataError(host, key, entry, "is not {'id': ..., 'quotas': {...}}",
-                            "give each tenant an 'id' and, optionally, 'quotas'")
+        if not isinstance(entry, dict) or set(entry) - {"id", "quotas", "enabled"}:
+            raise DataError(host, key, entry, "is not {'id': ..., 'quotas': {...}, 'enabled': ...}",
+                            "give each tenant an 'id' and, optionally, 'quotas' and 'enabled'")
         tenant_id = entry.get("id")
         if not isinstance(tenant_id, str) or not TENANT_ID.match(tenant_id):
             raise DataError(host, f"{key}.id", tenant_id,
@@ -106,5 +107,9 @@ def parse_tenants(host: str, tenants, quota_defaults) -> list:
             raise DataError(host, f"{key}.id", tenant_id, "is declared twice", "give every tenant its own id")
         seen.add(tenant_id)
         quotas = parse_quotas(host, f"{key}.quotas", {**quota_defaults, **(entry.get("quotas") or {})})
-        result.append(Tenant(tenant_id, quotas))
+        enabled = entry.get("enabled", True)
+        if not isinstance(enabled, bool):
+            raise DataError(host, f"{key}.enabled", enabled, "is not True or False",
+                            "set enabled to False to lock the tenant out of its volume, else leave it out")
+        result.append(Tenant(tenant_id, quotas, enabled))
     return result

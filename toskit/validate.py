@@ -70,3 +70,10 @@ def network_or_none(host: str, key: str, value) -> None:
     except (TypeError, ValueError):
         raise DataError(host, key, value, "is not a network in CIDR form",
                         _fix(key, "a network such as 10.0.0.0/24, or None")) from None
+
+
+def absolute_path(host: str, key: str, value) -> None:
+    """An absolute path of plain characters: it lands in unit files, exports and commands."""
+    if not isinstance(value, str) or not re.match(r"^(/[A-Za-z0-9._-]+)+$", value):
+        raise DataError(host, key, value, "is not an absolute path of letters, digits and . _ -",
+                        _fix(key, "a path such as /srv/tos/volumes"))

@@ -46,11 +46,9 @@ _hosts = {}
 
 
 @pytest.fixture
-def host(target, _ssh_dir):
+def host(target, host_named):
     """testinfra host for the target, one ssh master connection per host for the whole run."""
-    if target.name not in _hosts:
-        _hosts[target.name] = audit.testinfra_host(target, _ssh_dir / "ssh_config", _ssh_dir)
-    return _hosts[target.name]
+    return host_named(target.name)
 
 
 def _control_of(item) -> str | None:
@@ -79,6 +77,23 @@ def pytest_terminal_summary(terminalreporter):
         props = dict(report.user_properties)
         terminalreporter.write_line(f"FAILED control={props.get('control') or '-'} "
                                     f"host={props.get('host') or '-'} {report.nodeid}")
+
+
+@pytest.fixture(scope="session")
+def targets(pytestconfig) -> list:
+    """Every host of the inventory (for audits that look at one host from another)."""
+    return _targets(pytestconfig)
+
+
+@pytest.fixture
+def host_named(targets, _ssh_dir):
+    """testinfra host of any inventory host, by name."""
+    def connect(name: str):
+        if name not in _hosts:
+            target = next(t for t in targets if t.name == name)
+            _hosts[name] = audit.testinfra_host(target, _ssh_dir / "ssh_config", _ssh_dir)
+        return _hosts[name]
+    return connect
 
 
 @pytest.fixture(scope="session")

@@ -7,32 +7,6 @@ import stat
 
 import pytest
 
-from toskit.lab.config import LabConfig
-from toskit.lab.vault import LabVault
-
-
-def _free_port_pair() -> int:
-    for _ in range(50):
-        with socket.socket() as a:
-            a.bind(("127.0.0.1", 0))
-            port = a.getsockname()[1]
-        with socket.socket() as b:
-            try:
-                b.bind(("127.0.0.1", port + 1))
-                return port
-            except OSError:
-                continue
-    pytest.skip("no free pair of ports")
-
-
-@pytest.fixture
-def vault(tmp_path):
-    config = LabConfig(state_dir=tmp_path, vault_port=_free_port_pair()).with_hosts()
-    (tmp_path / "run").mkdir()
-    v = LabVault(config)
-    yield v
-    v.stop()
-
 
 def test_vault_is_initialized_unsealed_and_survives_a_restart(vault):
     vault.start()
@@ -67,3 +41,14 @@ def test_server_speaks_only_tls_1_3(vault):
     with pytest.raises(ssl.SSLError):
         with socket.create_connection(("127.0.0.1", vault.config.vault_port)) as raw:
             ctx.wrap_socket(raw, server_hostname="localhost")
+
+
+def test_certificate_passes_strict_x509_verification(vault):
+    """Python 3.13 (on trixie nodes) verifies with VERIFY_X509_STRICT: key identifiers required."""
+    import ssl
+    vault.start()
+    ctx = ssl.create_default_context(cafile=str(vault.ca_file))
+    ctx.verify_flags |= ssl.VERIFY_X509_STRICT
+    with socket.create_connection(("127.0.0.1", vault.config.vault_port)) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as tls:
+            assert tls.version() == "TLSv1.3"

@@ -1,24 +1,13 @@
 """The host-side session tool's docker command line carries every isolation flag."""
 
-import importlib.machinery
-import importlib.util
-from pathlib import Path
-
 import pytest
 
 from roles.sessions import image_tag, tenants_json
 from toskit.tenants import parse_tenants
 from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
 
-TOOL = Path(__file__).resolve().parents[2] / "toskit" / "node" / "tos-session"
-
-
-@pytest.fixture(scope="module")
-def tool():
-    loader = importlib.machinery.SourceFileLoader("tos_session", str(TOOL))
-    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("tos_session", loader))
-    loader.exec_module(module)
-    return module
+from toskit.node.tosnode import sessions as tool
+from toskit.node.tosnode.errors import NodeError
 
 
 @pytest.fixture
@@ -28,20 +17,23 @@ def config():
     return json.loads(tenants_json(tenants, "tos-session:abc"))
 
 
-def test_session_runs_with_every_isolation_flag(tool, config):
-    argv = tool.run_argv(config, config["tenants"][0])
+def test_session_runs_with_every_isolation_flag(config):
+    argv = tool.run_argv(config, config["tenants"][0], "/run/tos/volumes/acme/home")
     pairs = {(a, b) for a, b in zip(argv, argv[1:])}
     assert {("--cgroup-parent", "tos-tenant-acme.slice"), ("--network", "tos-tenant-acme"),
             ("--cap-drop", "ALL"), ("--security-opt", "no-new-privileges"), ("--user", "session")} <= pairs
     assert "--read-only" in argv
     flags = {a.split("=")[0] for a in argv if a.startswith("-")}
     assert not flags & {"--privileged", "--cap-add", "--pid", "--ipc", "--uts", "--userns", "--device",
-                        "-v", "--volume", "--mount", "-p", "--publish"}
+                        "-v", "--volume", "-p", "--publish"}
+    # One mount only: the tenant's volume as the session's home.
+    mounts = [b for a, b in zip(argv, argv[1:]) if a == "--mount"]
+    assert mounts == ["type=bind,source=/run/tos/volumes/acme/home,target=/home/session"]
     assert "host" not in argv and not any("docker.sock" in a for a in argv)
 
 
-def test_unknown_tenant_is_named(tool, config):
-    with pytest.raises(tool.SessionError, match="unknown tenant 'zeta'.*known: acme, beta"):
+def test_unknown_tenant_is_named(config):
+    with pytest.raises(NodeError, match="unknown tenant 'zeta'.*known: acme, beta"):
         tool.tenant(config, "zeta")
 
 

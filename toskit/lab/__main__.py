@@ -4,6 +4,7 @@
     python -m toskit.lab status        what is running
     python -m toskit.lab ssh HOST [CMD]
     python -m toskit.lab down          stop everything the lab started; keeps hosts' disks and Vault data
+    python -m toskit.lab rebuild HOST  destroy one host's disk and boot it fresh (a replaced machine)
     python -m toskit.lab destroy       down, then delete the lab's state (the image cache stays)
 
 Settings come from TOS_LAB_* environment variables; see toskit/lab/config.py and the README.
@@ -27,6 +28,8 @@ def main(argv=None) -> int:
     sub.add_parser("down", help="stop every lab process; keep disks and Vault data")
     sub.add_parser("status", help="show what is running")
     sub.add_parser("destroy", help="down, then delete the lab's state")
+    rebuild = sub.add_parser("rebuild", help="destroy one host's disk and identity, boot it fresh")
+    rebuild.add_argument("host")
     ssh = sub.add_parser("ssh", help="open a shell on a lab host, or run a command there")
     ssh.add_argument("host")
     ssh.add_argument("cmd", nargs=argparse.REMAINDER)
@@ -35,8 +38,8 @@ def main(argv=None) -> int:
     try:
         config = LabConfig.from_env()
         lab = Lab(config, log=lambda msg: print(f"lab: {msg}", flush=True))
-        if args.command == "up":
-            timings = lab.up()
+        if args.command in ("up", "rebuild"):
+            timings = lab.rebuild(args.host) if args.command == "rebuild" else lab.up()
             for name, seconds in timings["boot_to_ssh_s"].items():
                 booted = "booted" if name in timings["booted"] else "already up"
                 print(f"lab: {name:10} {booted:10} ssh ok after {seconds:6.1f} s")

@@ -32,6 +32,12 @@ class LabHost:
         return self.lab_address.split("/")[0]
 
     @property
+    def vault_source_ip(self) -> str:
+        """The loopback address this guest's Vault connections come from on this machine, so
+        Vault can bind each node's AppRole to its own address as it would in production."""
+        return f"127.100.0.{10 + self.index}"
+
+    @property
     def mac(self) -> str:
         return f"52:54:00:7a:00:{self.index:02x}"
 

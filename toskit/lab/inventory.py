@@ -24,6 +24,12 @@ def lab_data(config: LabConfig, host) -> dict:
     data = {
         "vault_addr": f"https://{GUEST_VAULT}:{GUEST_VAULT_PORT}",
         "vault_ca_file": str(config.state_dir / "ca" / "ca.pem"),
+        # The operator (this machine) reaches the lab's OpenBao on loopback, with the lab's root
+        # token; production operators use a token with templates/vault/tos-operator.hcl.
+        "vault_operator_addr": f"https://127.0.0.1:{config.vault_port}",
+        "vault_token_file": str(config.state_dir / "vault" / "root-token"),
+        # Guests' Vault connections reach OpenBao from a loopback address of their own (vm.py).
+        "vault_node_cidr": f"{host.vault_source_ip}/32",
         "time_pools": [],
     }
     # The lab has no route to public time servers: the first storage host serves time to the

@@ -74,6 +74,7 @@ def ensure_ca(ca_dir: Path) -> tuple[Path, Path]:
                                      content_commitment=False, key_encipherment=False,
                                      data_encipherment=False, key_agreement=False,
                                      encipher_only=False, decipher_only=False), critical=True)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     _write_private_key(key_path, key)
@@ -88,7 +89,8 @@ def issue_server_cert(ca_dir: Path, out_dir: Path, name: str, dns: list, ips: li
     if cert_path.exists() and key_path.exists():
         current = x509.load_pem_x509_certificate(cert_path.read_bytes())
         sans = current.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        if set(sans) == set(wanted):
+        strict = any(isinstance(e.value, x509.AuthorityKeyIdentifier) for e in current.extensions)
+        if set(sans) == set(wanted) and strict:
             return cert_path, key_path
     ca_cert_path, ca_key_path = ensure_ca(ca_dir)
     ca_cert = x509.load_pem_x509_certificate(ca_cert_path.read_bytes())
@@ -104,6 +106,9 @@ def issue_server_cert(ca_dir: Path, out_dir: Path, name: str, dns: list, ips: li
         .add_extension(x509.SubjectAlternativeName(wanted), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        # Python 3.13 (trixie's) verifies strictly (VERIFY_X509_STRICT): key identifiers required.
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     _write_private_key(key_path, key)

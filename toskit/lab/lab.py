@@ -131,6 +131,17 @@ class Lab:
         inventory.INVENTORY.unlink(missing_ok=True)
         return stopped
 
+    def rebuild(self, name: str) -> dict:
+        """Destroys one host (its disk and identity) and boots it fresh from the image, as if a
+        dead machine were replaced. The other hosts, Vault and the cache are left as they are."""
+        guest = next((g for g in self.guests if g.host.name == name), None)
+        if guest is None:
+            self.config.host(name)  # raises the error that lists the lab's hosts
+        guest.request_poweroff()
+        guest.stop(SHUTDOWN_TIMEOUT)
+        shutil.rmtree(guest.dir, ignore_errors=True)
+        return self.up()
+
     def status(self) -> dict:
         hosts = {}
         for g in self.guests:

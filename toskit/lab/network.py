@@ -10,6 +10,7 @@ import fcntl
 import os
 import struct
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import procs
@@ -53,8 +54,10 @@ def ensure(config: LabConfig) -> None:
         _ip("-n", ns, "link", "set", tap, "master", BRIDGE, "up")
 
 
-def open_tap(config: LabConfig, host: LabHost) -> int:
-    """Opens the host's tap inside the lab namespace; returns an fd qemu can take as `tap,fd=N`."""
+@contextmanager
+def inside(config: LabConfig):
+    """Runs the block with this thread in the lab's network namespace; fds opened there (taps,
+    sockets) keep belonging to it afterwards."""
     libc = ctypes.CDLL(None, use_errno=True)
     here = os.open("/proc/self/ns/net", os.O_RDONLY)
     lab = os.open(f"/run/netns/{config.netns}", os.O_RDONLY)
@@ -62,14 +65,20 @@ def open_tap(config: LabConfig, host: LabHost) -> int:
         if libc.setns(lab, CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), "setns into the lab namespace")
         try:
-            fd = os.open("/dev/net/tun", os.O_RDWR)
-            fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", tap_name(host).encode(), IFF_TAP | IFF_NO_PI))
+            yield
         finally:
             if libc.setns(here, CLONE_NEWNET) != 0:
                 raise OSError(ctypes.get_errno(), "setns back to the machine's namespace")
     finally:
         os.close(here)
         os.close(lab)
+
+
+def open_tap(config: LabConfig, host: LabHost) -> int:
+    """Opens the host's tap inside the lab namespace; returns an fd qemu can take as `tap,fd=N`."""
+    with inside(config):
+        fd = os.open("/dev/net/tun", os.O_RDWR)
+        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", tap_name(host).encode(), IFF_TAP | IFF_NO_PI))
     return fd
 
 

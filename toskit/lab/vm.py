@@ -77,7 +77,7 @@ class Guest:
             "user,id=wan,restrict=on",  # no outbound at all, except the forwards below
             f"hostfwd=tcp:127.0.0.1:{self.host.ssh_port}-:22",
             f"guestfwd=tcp:{GUEST_APT_CACHE}:{GUEST_APT_CACHE_PORT}-cmd:socat - TCP:127.0.0.1:{cfg.apt_cache_port}",
-            f"guestfwd=tcp:{GUEST_VAULT}:{GUEST_VAULT_PORT}-cmd:socat - TCP:127.0.0.1:{cfg.vault_port}",
+            f"guestfwd=tcp:{GUEST_VAULT}:{GUEST_VAULT_PORT}-cmd:socat - TCP:127.0.0.1:{cfg.vault_port},,bind={self.host.vault_source_ip}",  # ",," is qemu for ","
         ])
         accel_args = (["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else
                       # thread=single: multi-threaded TCG crashed a guest under load (lab-facts).

@@ -1,0 +1,97 @@
+"""storage: what a node needs for tenants' encrypted volumes: the NFS share, LUKS and ext4 tools,
+and /etc/tos/node.json for `tos-session volume ...` (toskit/node/tosnode/volumes.py does the rest,
+on demand: volumes are created, opened and closed by sessions, never by the deploy).
+"""
+
+import json
+from io import StringIO
+
+from pyinfra import host, inventory
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, systemd
+from pyinfra.operations.util import any_changed
+
+from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
+from roles.quotas import tenants_of
+from roles.runtime import DEFAULTS as RUNTIME_DEFAULTS
+from roles.storage_server import DEFAULTS as SERVER_DEFAULTS
+from toskit import validate
+from toskit.facts import VolumeSizes
+from toskit.node.tosnode.volumes import unit_name
+from toskit.templating import JINJA_OPTIONS, TEMPLATES
+
+# The session user's uid inside the image (toskit/node/build-session-image).
+SESSION_UID_IN_CONTAINER = 1000
+
+DEFAULTS = {
+    # The NFS server; None: the first host of the inventory's `storage` group (its cluster_ip).
+    "storage_nfs_server": None,
+    # Where nodes mount the export. Mounted on first use (automount), so a slow storage host
+    # never holds up a node's boot.
+    "storage_mount_path": "/var/lib/tos/share",
+    # NFS mount options: v4.2 over TCP; `hard` so a storage outage pauses IO rather than
+    # corrupting an ext4 inside a volume; nothing on the share is executed or a device.
+    "storage_nfs_options": ["vers=4.2", "proto=tcp", "hard", "timeo=150", "retrans=3",
+                            "nosuid", "nodev", "noexec"],
+    # Where opened volumes are mounted: under /run, so only mount points, never data, are local.
+    "storage_volume_root": "/run/tos/volumes",
+    # Tools: NFS client, cryptsetup (LUKS2), mkfs.ext4.
+    "storage_packages": ["nfs-common", "cryptsetup-bin", "e2fsprogs"],
+}
+
+
+def check_data(name: str, data) -> None:
+    if data.storage_nfs_server is not None:
+        validate.address_list(name, "storage_nfs_server", [data.storage_nfs_server])
+    validate.absolute_path(name, "storage_mount_path", data.storage_mount_path)
+    validate.absolute_path(name, "storage_volume_root", data.storage_volume_root)
+    validate.name_list(name, "storage_nfs_options", data.storage_nfs_options, r"^[a-z0-9_.=]+$")
+    validate.name_list(name, "storage_packages", data.storage_packages)
+
+
+def nfs_server(data) -> str:
+    if data.storage_nfs_server:
+        return data.storage_nfs_server
+    servers = inventory.get_group("storage", [])
+    if not servers:
+        raise validate.DataError(host.name, "storage_nfs_server", None, "is unset and the inventory has no "
+                                 "`storage` group", "set storage_nfs_server to the NFS server's address")
+    return servers[0].data.cluster_ip
+
+
+def node_json(data) -> str:
+    return json.dumps({
+        "node": host.name, "share": data.storage_mount_path, "mount_root": data.storage_volume_root,
+        "session_uid": data.docker_subid_start + SESSION_UID_IN_CONTAINER,
+    }, indent=2, sort_keys=True) + "\n"
+
+
+def check_volume_sizes(tenants, sizes: dict) -> None:
+    """Volumes never shrink: a size below an existing volume is refused before anything changes."""
+    for index, tenant in enumerate(tenants):
+        existing = sizes.get(tenant.id)
+        if existing and tenant.quotas.volume_size < existing:
+            raise validate.DataError(host.name, f"tenants[{index}].quotas.volume_size", tenant.quotas.volume_size,
+                                     f"is smaller than tenant {tenant.id}'s existing volume ({existing // 2**20}M); "
+                                     f"volumes never shrink", f"set it to at least {existing // 2**20}M")
+
+
+@deploy("TOS storage", data_defaults={**QUOTA_DEFAULTS, **RUNTIME_DEFAULTS, **SERVER_DEFAULTS, **DEFAULTS})
+def storage():
+    check_data(host.name, host.data)
+    data = host.data
+    tenants = tenants_of(host.name, data)
+    check_volume_sizes(tenants, host.get_fact(VolumeSizes, path=data.storage_mount_path) or {})
+    apt.packages(name="Install the NFS client, cryptsetup and mkfs.ext4", packages=data.storage_packages,
+                 no_recommends=True)
+    unit = unit_name(data.storage_mount_path)
+    context = {"server": nfs_server(data), "jinja_env_kwargs": JINJA_OPTIONS}
+    units = [files.template(name=f"Share unit {name}", src=str(TEMPLATES / f"tos-share.{kind}.j2"),
+                            dest=f"/etc/systemd/system/{name}", user="root", group="root", mode="644", **context)
+             for kind, name in (("mount", unit), ("automount", unit.replace(".mount", ".automount")))]
+    systemd.daemon_reload(name="Load the share's units", _if=any_changed(*units))
+    systemd.service(name="Mount the share on first use", service=unit.replace(".mount", ".automount"),
+                    running=True, enabled=True)
+    files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
+    files.put(name="Storage settings of tos-session", src=StringIO(node_json(data)), dest="/etc/tos/node.json",
+              user="root", group="root", mode="644")

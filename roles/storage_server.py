@@ -1,0 +1,75 @@
+"""storage_server: the NFS v4.2 server holding tenants' encrypted volume files.
+
+It only ever stores ciphertext (the nodes encrypt), so least privilege here is about who may
+reach the export and as whom: only the nodes' addresses, every client user squashed to one
+unprivileged owner, NFS v4.2 alone (no v2/v3, so no mountd/statd protocols on the wire).
+"""
+
+from io import StringIO
+
+from pyinfra import host, inventory
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server, systemd
+
+from toskit import validate
+from toskit.templating import JINJA_OPTIONS, TEMPLATES
+
+DEFAULTS = {
+    # Directory exported to the nodes; it holds one volume file per tenant.
+    "storage_export_path": "/srv/tos/volumes",
+    # The account every client's users are squashed to (all_squash): the only owner of the
+    # export. Fixed ids, because the export options name them; pick ids unused on this host.
+    "storage_export_user": "tos-volumes",
+    "storage_export_uid": 9500,
+    # Addresses allowed to mount the export; None: every host in the inventory's `nodes` group
+    # (its cluster_ip).
+    "storage_export_clients": None,
+    # nfsd threads.
+    "storage_nfsd_threads": 8,
+}
+
+
+def check_data(name: str, data) -> None:
+    validate.absolute_path(name, "storage_export_path", data.storage_export_path)
+    validate.name_list(name, "storage_export_user", [data.storage_export_user])
+    validate.positive_int(name, "storage_export_uid", data.storage_export_uid, 65533)
+    validate.positive_int(name, "storage_nfsd_threads", data.storage_nfsd_threads, 256)
+    if data.storage_export_clients is not None:
+        validate.address_list(name, "storage_export_clients", data.storage_export_clients)
+
+
+def export_clients(configured, node_addresses: list) -> list:
+    """storage_export_clients if set, else the nodes' cluster addresses (shared with the audit)."""
+    return list(configured) if configured is not None else list(node_addresses)
+
+
+@deploy("TOS storage server", data_defaults=DEFAULTS)
+def storage_server():
+    check_data(host.name, host.data)
+    data = host.data
+    clients = export_clients(data.storage_export_clients,
+                             [node.data.cluster_ip for node in inventory.get_group("nodes", [])])
+    if not clients:
+        raise validate.DataError(host.name, "storage_export_clients", None, "names no node, and the inventory "
+                                 "has no `nodes` group", "list the nodes' addresses in storage_export_clients")
+    apt.packages(name="Install the NFS server", packages=["nfs-kernel-server"], no_recommends=True)
+    server.group(name="Owner group of the export", group=data.storage_export_user, system=True,
+                 gid=data.storage_export_uid)
+    server.user(name="Owner of the export: every client user is squashed to it", user=data.storage_export_user,
+                uid=data.storage_export_uid, group=data.storage_export_user, system=True,
+                shell="/usr/sbin/nologin", home="/nonexistent", ensure_home=False)
+    files.directory(name="The export, reachable by its owner only", path=data.storage_export_path,
+                    user=data.storage_export_user, group=data.storage_export_user, mode="700")
+    nfs_conf = files.template(name="NFS v4.2 only", src=str(TEMPLATES / "nfs-tos.conf.j2"),
+                              dest="/etc/nfs.conf.d/tos.conf", user="root", group="root", mode="644",
+                              jinja_env_kwargs=JINJA_OPTIONS)
+    exports = files.template(name="Export to the nodes only, all users squashed", src=str(TEMPLATES / "tos.exports.j2"),
+                             dest="/etc/exports.d/tos.exports", user="root", group="root", mode="644",
+                             clients=clients, jinja_env_kwargs=JINJA_OPTIONS)
+    # Debian's default /etc/exports exports nothing; keep it that way.
+    files.put(name="No other exports", src=StringIO("# TOS: exports live in /etc/exports.d/tos.exports\n"),
+              dest="/etc/exports", user="root", group="root", mode="644")
+    systemd.service(name="Run the NFS server", service="nfs-server", running=True, enabled=True)
+    systemd.service(name="Restart the NFS server for its new config", service="nfs-server", restarted=True,
+                    _if=nfs_conf.did_change)
+    server.shell(name="Publish the exports", commands=["exportfs -ra"], _if=exports.did_change)

@@ -1,0 +1,118 @@
+"""vault: tenants' transit keys and each node's AppRole, made from the operator's machine with hvac
+(toskit/vault.py), and the node's enrolment: its secret_id arrives by response wrapping and is
+kept in RAM only (/run/tos/vault).
+
+Vault is read while planning (so `--dry` shows what would change) and written only when the
+deploy runs. A token without the rights, or an unreachable Vault, stops the deploy before any
+host is changed.
+"""
+
+import json
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import files, python
+
+from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
+from roles.quotas import tenants_of
+from toskit import validate
+from toskit.facts import VaultLogin
+
+# toskit.vault (hvac, hence ssl) is imported inside the functions: pyinfra's CLI must patch ssl
+# for gevent before anything imports it, and `roles` is imported early by toskit.check and tests.
+
+NODE_CA = "/etc/tos/vault-ca.pem"
+CREDENTIALS = "/run/tos/vault"
+
+DEFAULTS = {
+    # Vault (or OpenBao) as the nodes reach it; None: VAULT_ADDR on the operator's machine.
+    "vault_addr": None,
+    # ...and as the operator's machine reaches it, if that differs; None: VAULT_ADDR, else vault_addr.
+    "vault_operator_addr": None,
+    # CA of Vault's certificate (a PEM on the operator's machine, copied to the nodes);
+    # None: VAULT_CACERT, else the system's CAs.
+    "vault_ca_file": None,
+    # File holding the operator's token; None: VAULT_TOKEN, else ~/.vault-token. The token needs
+    # templates/vault/tos-operator.hcl, not root.
+    "vault_token_file": None,
+    # Where the transit engine and the AppRole auth method are mounted.
+    "vault_transit_mount": "transit",
+    "vault_approle_mount": "approle",
+    # The address a node's Vault requests come from, as Vault sees it: its AppRole's secret_id
+    # and tokens work from there only. None: the node's cluster_ip/32.
+    "vault_node_cidr": None,
+    # How long a node's secret_id stays valid; the deploy enrols the node again after that
+    # (and after every reboot: the secret_id lives in RAM).
+    "vault_secret_id_ttl": "720h",
+}
+
+
+def check_data(name: str, data) -> None:
+    validate.network_or_none(name, "vault_node_cidr", data.vault_node_cidr)
+    validate.name_list(name, "vault_transit_mount", [data.vault_transit_mount], r"^[a-z0-9][a-z0-9_-]*$")
+    validate.name_list(name, "vault_approle_mount", [data.vault_approle_mount], r"^[a-z0-9][a-z0-9_-]*$")
+    if not isinstance(data.vault_secret_id_ttl, str) or not data.vault_secret_id_ttl[:-1].isdigit() \
+            or data.vault_secret_id_ttl[-1] not in "smh":
+        raise validate.DataError(name, "vault_secret_id_ttl", data.vault_secret_id_ttl,
+                                 "is not a duration", "write it like '720h', '30m' or '3600s'")
+
+
+def node_access(data):
+    from toskit.vault import NodeAccess
+    tenants = tenants_of(host.name, data)
+    return NodeAccess(node=host.name, cidr=data.vault_node_cidr or f"{data.cluster_ip}/32",
+                      tenant_ids=tuple(t.id for t in tenants), enabled_ids=tuple(t.id for t in tenants if t.enabled),
+                      secret_id_ttl=data.vault_secret_id_ttl)
+
+
+def vault_json(data, settings) -> str:
+    return json.dumps({"addr": data.vault_addr or settings.addr, "ca_file": NODE_CA if settings.ca_file else None,
+                       "transit_mount": data.vault_transit_mount, "approle_mount": data.vault_approle_mount},
+                      indent=2, sort_keys=True) + "\n"
+
+
+def apply_changes(settings, access) -> None:
+    from toskit.vault import apply
+    apply(settings, settings.client(), access)
+
+
+def enrol(state, host, settings, node: str) -> None:
+    """Runs at deploy time: a fresh secret_id, wrapped, handed to the node, unwrapped there."""
+    from toskit.vault import VaultError, role_id, wrapped_secret_id
+    client = settings.client()
+    host.put_file(StringIO(role_id(settings, client, node) + "\n"), f"{CREDENTIALS}/role-id")
+    host.put_file(StringIO(wrapped_secret_id(settings, client, node) + "\n"), f"{CREDENTIALS}/wrapping-token")
+    ok, output = host.run_shell_command("tos-session vault-enrol")
+    if not ok:
+        raise VaultError(f"{node}: enrolment failed: {output.stderr}")
+
+
+@deploy("TOS vault", data_defaults={**QUOTA_DEFAULTS, **DEFAULTS})
+def vault():
+    from toskit.vault import VaultError, VaultSettings, drift
+    check_data(host.name, host.data)
+    data = host.data
+    settings = VaultSettings.from_data(host.name, data)
+    access = node_access(data)
+    try:
+        changes = drift(settings, settings.client(), access)
+    except VaultError as e:
+        raise validate.DataError(host.name, "vault_token_file", settings.token_source, str(e),
+                                 "fix the Vault address, CA or token (see roles/vault.py); nothing was changed") from None
+    if changes:
+        python.call(name=f"Vault: {'; '.join(changes)}", function=apply_changes, settings=settings, access=access)
+
+    files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
+    if settings.ca_file:
+        files.put(name="Vault's CA", src=settings.ca_file, dest=NODE_CA, user="root", group="root", mode="644")
+    files.put(name="Vault settings of tos-session", src=StringIO(vault_json(data, settings)),
+              dest="/etc/tos/vault.json", user="root", group="root", mode="644")
+    # Recreated at every boot (RAM only); the credential in it is not: a rebooted node is enrolled again.
+    files.put(name="Node credential folder at boot", src=StringIO(f"d {CREDENTIALS} 0700 root root -\n"),
+              dest="/etc/tmpfiles.d/tos-vault.conf", user="root", group="root", mode="644")
+    files.directory(name="Node credential folder (tmpfs, root only)", path=CREDENTIALS,
+                    user="root", group="root", mode="700")
+    if host.get_fact(VaultLogin) != "ok" or any("approle" in c for c in changes):
+        python.call(name=f"Enrol {host.name} with Vault (AppRole secret_id by response wrapping)",
+                    function=enrol, settings=settings, node=host.name)

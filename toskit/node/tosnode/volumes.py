@@ -1,0 +1,251 @@
+"""Tenants' encrypted volumes: one LUKS2 file per tenant on the NFS share, ext4 inside.
+
+On the share, per tenant:
+    <tenant>.luks        the volume (ciphertext only: the wire and the storage host never see more)
+    <tenant>.key.json    its key, wrapped by the tenant's transit key in Vault (useless without Vault)
+    <tenant>.lease       which node has it open (an ext4 mounted twice is destroyed)
+    .<tenant>.lock       NFSv4 lock serialising create/open/rotate between nodes
+Opened, it is mounted at /run/tos/volumes/<tenant>: home/ (the session's home, owned by the
+session user's host uid) and checkpoints/ (root only: the session must never touch what gets restored).
+
+Safety rules: a volume file is created under a temporary name and renamed only once formatted,
+so an existing <tenant>.luks is never formatted again; Vault is asked before anything is
+written, so when Vault is unreachable nothing changes; the key goes to cryptsetup on stdin.
+"""
+
+import datetime
+import fcntl
+import json
+import os
+import socket
+import subprocess
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import NodeError
+from .vaultclient import NodeVault, VaultConfig, wrapped_version
+
+MAPPER_PREFIX = "tos-vol-"
+KEY_BYTES = 64
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node: str
+    share: Path              # where the NFS export is mounted
+    mount_root: Path         # where opened volumes are mounted (tmpfs: only mount points)
+    session_uid: int         # host uid of the session user (userns-remapped)
+    vault: VaultConfig
+
+    @classmethod
+    def load(cls, etc: str = "/etc/tos") -> "NodeConfig":
+        """node.json (storage role) and vault.json (vault role)."""
+        raw = {}
+        for name in ("node.json", "vault.json"):
+            try:
+                with open(f"{etc}/{name}") as f:
+                    raw[name] = json.load(f)
+            except FileNotFoundError:
+                raise NodeError(f"{etc}/{name} is missing: this node's storage is not set up; run the deploy") from None
+        node = raw["node.json"]
+        return cls(node["node"], Path(node["share"]), Path(node["mount_root"]), node["session_uid"],
+                   VaultConfig.from_dict(raw["vault.json"]))
+
+
+def run(argv: list, what: str, stdin: bytes | None = None) -> str:
+    proc = subprocess.run(argv, input=stdin, capture_output=True)
+    if proc.returncode != 0:
+        raise NodeError(f"{what} failed: {proc.stderr.decode(errors='replace').strip()}")
+    return proc.stdout.decode()
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+class Volume:
+    def __init__(self, config: NodeConfig, tenant: dict):
+        self.config = config
+        self.tenant = tenant["id"]
+        self.size = tenant["volume_size"]
+        share = config.share
+        self.file = share / f"{self.tenant}.luks"
+        self.keyfile = share / f"{self.tenant}.key.json"
+        self.leasefile = share / f"{self.tenant}.lease"
+        self.lockfile = share / f".{self.tenant}.lock"
+        self.mapper = MAPPER_PREFIX + self.tenant
+        self.mountpoint = config.mount_root / self.tenant
+
+    @property
+    def home(self) -> Path:
+        return self.mountpoint / "home"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.mountpoint / "checkpoints"
+
+    # ---- state
+    def is_open(self) -> bool:
+        return Path(f"/dev/mapper/{self.mapper}").exists()
+
+    def is_mounted(self) -> bool:
+        return os.path.ismount(self.mountpoint)
+
+    def lease(self) -> dict | None:
+        try:
+            return json.loads(self.leasefile.read_text())
+        except FileNotFoundError:
+            return None
+
+    def wrapped_key(self) -> dict:
+        return json.loads(self.keyfile.read_text())
+
+    def status(self) -> dict:
+        exists = self.file.exists()
+        lease = self.lease()
+        return {
+            "tenant": self.tenant, "exists": exists,
+            "size": self.file.stat().st_size if exists else None,
+            "key_version": wrapped_version(self.wrapped_key()["wrapped_key"]) if exists else None,
+            "open_here": self.is_open(), "mounted": self.is_mounted(),
+            "leased_by": lease["node"] if lease else None,
+        }
+
+    # ---- guards
+    def _require_share(self) -> None:
+        if not os.path.ismount(self.config.share):
+            raise NodeError(f"the volume share is not mounted at {self.config.share}: "
+                            f"check the storage host and `systemctl status {unit_name(self.config.share)}`")
+
+    @contextmanager
+    def _locked(self):
+        """An NFSv4 byte-range lock on the share: one node at a time creates, opens or rewraps."""
+        fd = os.open(self.lockfile, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _check_lease(self, take_over: bool) -> None:
+        lease = self.lease()
+        if lease is None or lease["node"] == self.config.node or take_over:
+            # Our own lease with nothing open here: this node restarted (or was rebuilt) while the
+            # volume was open; nobody else can have it, so it is ours again.
+            return
+        raise NodeError(f"volume {self.tenant} is open on {lease['node']} (since {lease['since']}): "
+                        f"close it there (`tos-session stop {self.tenant}`); if {lease['node']} is gone for "
+                        f"good, open it here with `tos-session volume open {self.tenant} --take-over`")
+
+    # ---- transitions
+    def open(self, take_over: bool = False) -> str:
+        if self.is_mounted():
+            return f"{self.tenant}: volume already open at {self.mountpoint}"
+        self._require_share()
+        with self._locked():
+            self._check_lease(take_over)
+            with NodeVault(self.config.vault) as vault:  # fails closed before anything changes
+                if self.file.exists():
+                    existing = self.file.stat().st_size
+                    key = vault.unwrap_volume_key(self.tenant, self.wrapped_key()["wrapped_key"])
+                    created = False
+                else:
+                    key = self._create(vault)
+                    created = True
+            self.leasefile.write_text(json.dumps({"node": self.config.node, "since": now()}) + "\n")
+            try:
+                if not self.is_open():
+                    run(["cryptsetup", "open", "--type", "luks2", "--key-file=-", f"--keyfile-size={KEY_BYTES}",
+                         str(self.file), self.mapper], f"unlocking volume {self.tenant}", stdin=key)
+                self._mount()
+            except Exception:
+                self._teardown()
+                raise
+        if created:
+            return f"{self.tenant}: volume created ({self.size // 2**20} MiB) and opened at {self.mountpoint}"
+        note = "" if existing >= self.size else \
+            f" (it is {existing // 2**20} MiB, smaller than the configured {self.size // 2**20} MiB: not grown)"
+        return f"{self.tenant}: volume opened at {self.mountpoint}{note}"
+
+    def _create(self, vault: NodeVault) -> bytes:
+        """Formats a new volume under a temporary name; only a complete one gets the real name."""
+        key, wrapped = vault.new_volume_key(self.tenant)
+        pending = self.file.with_name(self.file.name + ".new")
+        pending.unlink(missing_ok=True)  # a crashed earlier attempt: it never held data
+        with open(pending, "wb") as f:
+            f.truncate(self.size)
+        mapper = self.mapper + "-new"
+        run(["cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2", "--cipher", "aes-xts-plain64",
+             "--key-size", "512", "--hash", "sha256",
+             # The key is 512 random bits, not a passphrase: a slow KDF adds nothing but time.
+             "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000",
+             "--label", f"tos-{self.tenant}", "--key-file=-", f"--keyfile-size={KEY_BYTES}", str(pending)],
+            f"formatting volume {self.tenant}", stdin=key)
+        run(["cryptsetup", "open", "--type", "luks2", "--key-file=-", f"--keyfile-size={KEY_BYTES}",
+             str(pending), mapper], f"unlocking new volume {self.tenant}", stdin=key)
+        try:
+            run(["mkfs.ext4", "-q", "-m", "0", "-L", f"tos-{self.tenant}", f"/dev/mapper/{mapper}"],
+                f"making ext4 in volume {self.tenant}")
+        finally:
+            run(["cryptsetup", "close", mapper], f"closing new volume {self.tenant}")
+        record = {"tenant": self.tenant, "wrapped_key": wrapped, "created_by": self.config.node,
+                  "created": now(), "format": "luks2+ext4"}
+        replace_file(self.keyfile, json.dumps(record, indent=2) + "\n")
+        os.replace(pending, self.file)
+        return key
+
+    def _mount(self) -> None:
+        self.mountpoint.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if not self.is_mounted():
+            run(["mount", "-t", "ext4", "-o", "nosuid,nodev", f"/dev/mapper/{self.mapper}", str(self.mountpoint)],
+                f"mounting volume {self.tenant}")
+        self.home.mkdir(exist_ok=True)
+        os.chown(self.home, self.config.session_uid, self.config.session_uid)
+        self.home.chmod(0o700)
+        self.checkpoints.mkdir(mode=0o700, exist_ok=True)
+
+    def _teardown(self) -> None:
+        if self.is_mounted():
+            run(["umount", str(self.mountpoint)], f"unmounting volume {self.tenant}")
+        if self.is_open():
+            run(["cryptsetup", "close", self.mapper], f"locking volume {self.tenant}")
+        lease = self.lease()
+        if lease and lease["node"] == self.config.node:
+            self.leasefile.unlink(missing_ok=True)
+
+    def close(self) -> str:
+        if not self.is_open() and not self.is_mounted():
+            lease = self.lease()
+            if lease and lease["node"] == self.config.node:
+                self.leasefile.unlink(missing_ok=True)
+            return f"{self.tenant}: volume not open here"
+        run(["sync", "-f", str(self.mountpoint)], f"flushing volume {self.tenant}") if self.is_mounted() else None
+        self._teardown()
+        return f"{self.tenant}: volume closed"
+
+    def rotate(self) -> str:
+        """New transit key version, key rewrapped under it; the data is not re-encrypted."""
+        self._require_share()
+        if not self.file.exists():
+            raise NodeError(f"tenant {self.tenant} has no volume yet; nothing to rotate")
+        with self._locked(), NodeVault(self.config.vault) as vault:
+            record = self.wrapped_key()
+            old = record["wrapped_key"]
+            version = vault.rotate_tenant_key(self.tenant)
+            new = vault.rewrap_volume_key(self.tenant, old)
+            if vault.unwrap_volume_key(self.tenant, new) != vault.unwrap_volume_key(self.tenant, old):
+                raise NodeError(f"rewrapped key of {self.tenant} does not match the old one; kept the old")
+            replace_file(self.keyfile, json.dumps({**record, "wrapped_key": new, "rewrapped": now()}, indent=2) + "\n")
+        return f"{self.tenant}: volume key rewrapped with transit key version {version} (v{wrapped_version(old)} before)"
+
+
+def replace_file(path: Path, text: str) -> None:
+    """Writes beside, then renames: readers see the old or the new file, never half of one."""
+    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def unit_name(path: Path) -> str:
+    return str(path).strip("/").replace("-", "\\x2d").replace("/", "-") + ".mount"

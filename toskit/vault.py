@@ -1,0 +1,228 @@
+"""TOS's keys in Vault (or OpenBao), managed from the operator's machine with hvac.
+
+What the vault role makes, per node:
+- the transit engine, and one transit key per tenant (`tos-tenant-<id>`, never exportable);
+- a policy `tos-node-<node>` allowing, for each enabled tenant the node serves, only what a node
+  needs: a new data key, decrypt, rewrap, rotate (metadata read for status);
+- an AppRole `tos-node-<node>` with that policy, its secret_id and tokens bound to the node's
+  address; a node receives its secret_id by response wrapping (see wrapped_secret_id).
+Reads here never change anything (drift); apply() makes Vault match; both are idempotent.
+"""
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import hvac
+import hvac.exceptions
+import requests
+
+from .validate import DataError
+
+KEY_PREFIX = "tos-tenant-"
+ROLE_PREFIX = "tos-node-"
+OPERATOR_POLICY = Path(__file__).resolve().parents[1] / "templates" / "vault" / "tos-operator.hcl"
+
+
+class VaultError(Exception):
+    """Vault refused or could not be reached; the message says which, and what to do."""
+
+
+@dataclass(frozen=True)
+class VaultSettings:
+    addr: str
+    ca_file: str | None
+    token_source: str  # where the operator's token came from (never the token itself)
+    transit_mount: str
+    approle_mount: str
+
+    @classmethod
+    def from_data(cls, host: str, data) -> "VaultSettings":
+        """Address, CA and token from the host's data, else the standard VAULT_* environment."""
+        addr = data.vault_operator_addr or os.environ.get("VAULT_ADDR") or data.vault_addr
+        if not addr or not addr.startswith("https://"):
+            raise DataError(host, "vault_addr", addr, "is not an https:// address of Vault",
+                            "set vault_addr in group_data (or VAULT_ADDR), e.g. https://vault.example.org:8200")
+        ca_file = data.vault_ca_file or os.environ.get("VAULT_CACERT")
+        if ca_file and not Path(ca_file).is_file():
+            raise DataError(host, "vault_ca_file", ca_file, "is not a readable file",
+                            "point vault_ca_file (or VAULT_CACERT) at the PEM of the CA that signed Vault's certificate")
+        if data.vault_token_file:
+            source = str(data.vault_token_file)
+        elif os.environ.get("VAULT_TOKEN"):
+            source = "VAULT_TOKEN"
+        else:
+            source = str(Path.home() / ".vault-token")
+        return cls(addr, ca_file, source, data.vault_transit_mount, data.vault_approle_mount)
+
+    def token(self) -> str:
+        if self.token_source == "VAULT_TOKEN":
+            return os.environ["VAULT_TOKEN"]
+        try:
+            return Path(self.token_source).read_text().strip()
+        except OSError as e:
+            raise VaultError(f"no Vault token: cannot read {self.token_source} ({e.strerror}); "
+                             f"set vault_token_file, VAULT_TOKEN, or log in with `bao login`") from None
+
+    def client(self) -> hvac.Client:
+        return hvac.Client(url=self.addr, token=self.token(), verify=self.ca_file or True, timeout=10)
+
+
+def node_policy(settings: VaultSettings, tenant_ids: list) -> str:
+    """HCL: exactly the paths a node needs, for exactly the tenants it serves (and are enabled)."""
+    lines = ["# Written by the TOS vault role. A node may create, unwrap and rewrap its tenants'",
+             "# volume keys; it can never read or export a transit key."]
+    for tenant_id in sorted(tenant_ids):
+        key = KEY_PREFIX + tenant_id
+        for path, caps in ((f"datakey/plaintext/{key}", "update"), (f"decrypt/{key}", "update"),
+                           (f"rewrap/{key}", "update"), (f"keys/{key}/rotate", "update"), (f"keys/{key}", "read")):
+            lines.append(f'path "{settings.transit_mount}/{path}" {{ capabilities = ["{caps}"] }}')
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class NodeAccess:
+    """What Vault must hold for one node."""
+    node: str
+    cidr: str
+    tenant_ids: tuple        # every tenant the node serves: each gets a transit key
+    enabled_ids: tuple       # those the node may unlock
+    secret_id_ttl: str
+
+    @property
+    def role(self) -> str:
+        return ROLE_PREFIX + self.node
+
+    def role_settings(self, policy: str) -> dict:
+        return {"token_policies": [policy], "secret_id_bound_cidrs": [self.cidr],
+                "token_bound_cidrs": [self.cidr], "token_ttl": "5m", "token_max_ttl": "15m",
+                "secret_id_ttl": self.secret_id_ttl, "secret_id_num_uses": 0}
+
+
+def _call(what: str, settings: VaultSettings, fn, *args, missing_ok: bool = False, **kwargs):
+    """Runs one hvac call, turning its failures into a VaultError that says what to do.
+    With missing_ok, a path that does not exist (404) returns None."""
+    try:
+        return fn(*args, **kwargs)
+    except hvac.exceptions.InvalidPath:
+        if missing_ok:
+            return None
+        raise VaultError(f"Vault at {settings.addr}: {what}: no such path") from None
+    except hvac.exceptions.Forbidden:
+        raise VaultError(f"Vault at {settings.addr} denied {what} to the token from {settings.token_source} "
+                         f"(permission denied); use a token with the policy in "
+                         f"templates/vault/{OPERATOR_POLICY.name}") from None
+    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
+        raise VaultError(f"Vault at {settings.addr} is unreachable while {what} "
+                         f"({type(e).__name__}); nothing was changed") from None
+    except hvac.exceptions.VaultError as e:
+        raise VaultError(f"Vault at {settings.addr} refused {what}: {e}") from None
+
+
+def _mounted(settings: VaultSettings, client: hvac.Client, path: str, kind: str, auth: bool) -> bool:
+    what = "listing auth methods" if auth else "listing secrets engines"
+    lister = client.sys.list_auth_methods if auth else client.sys.list_mounted_secrets_engines
+    listing = _call(what, settings, lister)
+    entry = listing.get("data", listing).get(f"{path}/")
+    if entry and entry["type"] != kind:
+        raise VaultError(f"Vault path {path}/ holds a {entry['type']} engine, not {kind}; "
+                         f"set vault_{'approle' if auth else 'transit'}_mount to a free path")
+    return entry is not None
+
+
+def drift(settings: VaultSettings, client: hvac.Client, access: NodeAccess) -> list:
+    """What apply() would change for this node; [] when Vault already matches. Reads only."""
+    changes = []
+    transit = _mounted(settings, client, settings.transit_mount, "transit", auth=False)
+    if not transit:
+        changes.append(f"enable transit at {settings.transit_mount}/")
+    for tenant_id in access.tenant_ids:
+        key = KEY_PREFIX + tenant_id
+        if not transit or _call(f"reading transit key {key}", settings, client.secrets.transit.read_key, key,
+                                mount_point=settings.transit_mount, missing_ok=True) is None:
+            changes.append(f"create transit key {key}")
+    policy = _call(f"reading policy {access.role}", settings, client.sys.read_acl_policy, access.role,
+                   missing_ok=True)
+    if policy is None or policy["data"]["policy"] != node_policy(settings, list(access.enabled_ids)):
+        changes.append(f"write policy {access.role}")
+    approle = _mounted(settings, client, settings.approle_mount, "approle", auth=True)
+    if not approle:
+        changes.append(f"enable approle at {settings.approle_mount}/")
+    current = approle and _call(f"reading approle {access.role}", settings, client.auth.approle.read_role,
+                                access.role, mount_point=settings.approle_mount, missing_ok=True)
+    if not current or not _role_matches(current["data"], access.role_settings(access.role)):
+        changes.append(f"write approle {access.role}")
+    return changes
+
+
+def _seconds(value) -> int:
+    if isinstance(value, int):
+        return value
+    units = {"s": 1, "m": 60, "h": 3600}
+    return int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
+
+
+def _role_matches(current: dict, wanted: dict) -> bool:
+    for key, value in wanted.items():
+        have = current.get(key)
+        if key.endswith("_ttl"):
+            if _seconds(have or 0) != _seconds(value):
+                return False
+        elif key.endswith("_cidrs"):  # Vault reads 10.0.0.1/32 back as 10.0.0.1
+            if {ipaddress.ip_network(c) for c in have or []} != {ipaddress.ip_network(c) for c in value}:
+                return False
+        elif have != value:
+            return False
+    return True
+
+
+def apply(settings: VaultSettings, client: hvac.Client, access: NodeAccess) -> list:
+    """Makes Vault hold what the node needs; returns what it changed."""
+    changes = drift(settings, client, access)
+    if not changes:
+        return []
+    if not _mounted(settings, client, settings.transit_mount, "transit", auth=False):
+        _call("enabling transit", settings, client.sys.enable_secrets_engine, "transit", path=settings.transit_mount)
+    for tenant_id in access.tenant_ids:
+        # create_key leaves an existing key as it is; keys are never exportable.
+        _call(f"creating transit key {KEY_PREFIX}{tenant_id}", settings, client.secrets.transit.create_key,
+              KEY_PREFIX + tenant_id, key_type="aes256-gcm96", exportable=False, mount_point=settings.transit_mount)
+    _call(f"writing policy {access.role}", settings, client.sys.create_or_update_acl_policy, access.role,
+          node_policy(settings, list(access.enabled_ids)))
+    if not _mounted(settings, client, settings.approle_mount, "approle", auth=True):
+        _call("enabling approle", settings, client.sys.enable_auth_method, "approle", path=settings.approle_mount)
+    _call(f"writing approle {access.role}", settings, client.auth.approle.create_or_update_approle,
+          access.role, mount_point=settings.approle_mount, **access.role_settings(access.role))
+    return changes
+
+
+def role_id(settings: VaultSettings, client: hvac.Client, node: str) -> str:
+    """The node's role_id: an identifier, not a secret (useless without a secret_id)."""
+    return _call(f"reading the role_id of {ROLE_PREFIX}{node}", settings, client.auth.approle.read_role_id,
+                 ROLE_PREFIX + node, mount_point=settings.approle_mount)["data"]["role_id"]
+
+
+def wrapped_secret_id(settings: VaultSettings, client: hvac.Client, node: str, ttl: str = "120s") -> str:
+    """Revokes the node's earlier secret_ids, then mints a new one that only leaves Vault wrapped:
+    the returned single-use token unwraps it once, within `ttl`. An intercepted token that was
+    used first makes the node's unwrap fail, so the theft shows."""
+    role = ROLE_PREFIX + node
+    mount = settings.approle_mount
+    listed = _call(f"listing the secret_ids of {role}", settings, client.auth.approle.list_secret_id_accessors,
+                   role, mount_point=mount, missing_ok=True)
+    for accessor in (listed or {"data": {"keys": []}})["data"]["keys"]:
+        _call(f"revoking an old secret_id of {role}", settings, client.auth.approle.destroy_secret_id_accessor,
+              role, accessor, mount_point=mount)
+    response = _call(f"minting a secret_id for {role}", settings, client.auth.approle.generate_secret_id,
+                     role, mount_point=mount, wrap_ttl=ttl)
+    return response["wrap_info"]["token"]
+
+
+def rotate_tenant_key(settings: VaultSettings, client: hvac.Client, tenant_id: str) -> int:
+    """A new version of the tenant's transit key; returns it. Old versions still decrypt."""
+    _call(f"rotating {KEY_PREFIX}{tenant_id}", settings, client.secrets.transit.rotate_key,
+          KEY_PREFIX + tenant_id, mount_point=settings.transit_mount)
+    key = _call(f"reading {KEY_PREFIX}{tenant_id}", settings, client.secrets.transit.read_key,
+                KEY_PREFIX + tenant_id, mount_point=settings.transit_mount)
+    return key["data"]["latest_version"]
