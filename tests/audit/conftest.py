@@ -105,13 +105,29 @@ def _started_sessions():
         host.run(f"tos-session stop {tenant}")
 
 
+def pytest_collection_modifyitems(config, items):
+    """All of one host's audits, then the next host's: a tenant's volume opens on one node at a
+    time, so the audits' sessions move between nodes once, not once per audit."""
+    order = {t.name: i for i, t in enumerate(_targets(config))} if config.getoption("--inventory") else {}
+
+    def host_index(item):
+        params = getattr(item, "callspec", None)
+        target = params.params.get("target") if params else None
+        return order.get(target.name, -1) if target else -1
+    items.sort(key=host_index)
+
+
 @pytest.fixture
 def pair(target, host, _started_sessions):
-    """(A, B): the first two tenants of this node, each with a running session."""
+    """(A, B): the first two tenants of this node, each with a running session. Sessions the
+    audit started on another node are stopped first (their volumes can be open on one node only)."""
     declared = tenants_of(target.name, DataView(target.data))
     if len(declared) < 2:
         pytest.fail("isolation audits need two tenants declared for this node")
     a, b = declared[0].id, declared[1].id
+    for other, tenant in [s for s in _started_sessions if s[0] is not host]:
+        other.run(f"tos-session stop {tenant}")
+        _started_sessions.remove((other, tenant))
     for tenant in (a, b):
         if host.check_output(f"tos-session start {tenant}").endswith("started"):
             _started_sessions.append((host, tenant))

@@ -29,6 +29,7 @@ IMAGE_FILES = [
     ("tos-lab-identity", "usr/local/lib/tos-lab/tos-lab-identity", 0o755),
     ("tos-lab-identity.service", "etc/systemd/system/tos-lab-identity.service", 0o644),
     ("10-wan.network", "etc/systemd/network/10-wan.network", 0o644),
+    ("update-initramfs.conf", "etc/initramfs-tools/update-initramfs.conf", 0o644),
 ]
 
 

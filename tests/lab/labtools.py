@@ -1,0 +1,83 @@
+"""Helpers of the lab tests: drive the lab, the deploy and the audits as a user would, from this machine.
+
+The lab test files run in name order against one real lab: test_1 boots and deploys it, the
+later ones build on that state, test_9 shuts it down. `.ci/run` installs what they need.
+"""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from toskit.lab.config import LabConfig
+from toskit.lab.vm import ssh_argv
+
+ROOT = Path(__file__).resolve().parents[2]
+SUMMARY = re.compile(r"^lab: hosts=(\d+) changed=(\d+) audit_passed=(\d+) audit_failed=(\d+)$", re.M)
+CONFIG = LabConfig.from_env()
+
+
+def run(argv: list, timeout: float, check: bool = True) -> subprocess.CompletedProcess:
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                          stdin=subprocess.DEVNULL)
+    if check and proc.returncode != 0:
+        pytest.fail(f"{' '.join(argv)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
+    return proc
+
+
+def lab(*args: str, timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "toskit.lab", *args], timeout, check)
+
+
+def on(host: str, command: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
+    proc = subprocess.run(ssh_argv(CONFIG, CONFIG.host(host), command), capture_output=True, text=True,
+                          timeout=120, input=stdin if stdin is not None else "")
+    if check and proc.returncode != 0:
+        pytest.fail(f"on {host}: {command} exited {proc.returncode}: {proc.stderr}")
+    return proc
+
+
+def cycle(audit_filter: str | None = None) -> tuple:
+    """`make lab`'s deploy + audit; returns (hosts, changed, passed, failed) from the summary line.
+
+    The full audit (sessions, attacks, stress) takes minutes under TCG: later cycles pass a filter.
+    """
+    filters = ["--audit-filter", audit_filter] if audit_filter else []
+    proc = run([sys.executable, "-m", "toskit.cycle", "--inventory", "inventories/lab.py", *filters], 3000,
+               check=False)
+    found = SUMMARY.findall(proc.stdout)
+    assert found, f"no summary line in:\n{proc.stdout[-3000:]}"
+    return tuple(int(x) for x in found[-1]), proc
+
+
+def lab_processes() -> list:
+    """Live (non-zombie) processes that belong to this lab: qemu, OpenBao, the package cache."""
+    markers = (str(CONFIG.state_dir), str(CONFIG.cache_dir / "apt-cacher-ng"))
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            status = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if status != "Z" and any(m in cmdline for m in markers):
+            found.append(cmdline)
+    return found
+
+
+def audit_only(expression: str) -> subprocess.CompletedProcess:
+    return run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/audit",
+                "--inventory=inventories/lab.py", "-k", expression], 900, check=False)
+
+
+def break_audit_repair(breakage: str, audit_filter: str, control: str) -> None:
+    """Breaks node2 with `breakage`; the audit must fail naming the control and node2 only, and the
+    next deploy must repair it (a change on node2, then a passing audit)."""
+    on("node2", breakage)
+    audit = audit_only(audit_filter)
+    assert f"FAILED control={control} host=node2" in audit.stdout, audit.stdout[-3000:]
+    assert "host=node1" not in audit.stdout
+    (hosts, changed, passed, failed), proc = cycle(audit_filter)
+    assert re.search(r"node2\s+changed=[1-9]", proc.stdout) and failed == 0, proc.stdout[-3000:]
