@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 LAB := $(PY) -m toskit.lab
 INVENTORY ?= inventories/lab.py
 
-.PHONY: venv lab lab-up lab-down lab-destroy lab-status deploy audit test test-fast test-lab bench-lab
+.PHONY: venv lab lab-up lab-down lab-destroy lab-status deploy audit test test-fast test-lab bench-lab bench-storage
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -43,3 +43,5 @@ test: test-fast test-lab
 
 bench-lab: venv
 	$(PY) -m bench.lab_bench
+bench-storage: venv
+	$(PY) -m bench.storage_bench
