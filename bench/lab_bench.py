@@ -14,12 +14,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench import ROOT, report
 from toskit.lab.aptcache import AptCache
 from toskit.lab.config import LabConfig
 from toskit.lab.image import HostImage
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 
 
 def timed(argv: list) -> float:
@@ -59,12 +58,7 @@ def main() -> int:
         "warm_lab_up_le_120s": result["warm_lab_up_s"] <= 120,
         "noop_le_third_of_first": result["noop_redeploy_s"] <= result["first_deploy_s"] / 3,
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"lab-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"written to {out.relative_to(ROOT)}")
-    return 0 if all(result["targets"].values()) else 1
+    return report("lab", result)
 
 
 if __name__ == "__main__":

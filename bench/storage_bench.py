@@ -8,20 +8,17 @@ Needs a deployed lab; uses tenant BENCH_TENANT's volume (default: the lab's seco
 which must not be open elsewhere.
 """
 
-import json
 import os
 import re
 import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
+from bench import report
 from toskit.lab.config import LabConfig
 from toskit.lab.vm import ssh_argv
 
-ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "bench" / "results"
 NODE = os.environ.get("BENCH_NODE", "node1")
 TENANT = os.environ.get("BENCH_TENANT", "beta")
 SIZE_MB = int(os.environ.get("BENCH_SIZE_MB", "64"))
@@ -67,12 +64,7 @@ def main() -> int:
               "rounds": ROUNDS, "mb_per_s_median": median, "samples": samples, "ratios": ratios,
               "targets": {"volume_write_ge_80pct_nfs": ratios["volume_vs_nfs_write"] >= 0.8,
                           "volume_read_ge_80pct_nfs": ratios["volume_vs_nfs_read"] >= 0.8}}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"storage-{time.strftime('%Y%m%d-%H%M%S')}.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
-    print(f"written to {out.relative_to(ROOT)}")
-    return 0 if all(result["targets"].values()) else 1
+    return report("storage", result)
 
 
 if __name__ == "__main__":
