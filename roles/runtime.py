@@ -13,6 +13,7 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from toskit import validate
+from toskit.operations import system_account
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
 
 DEFAULTS = {
@@ -83,8 +84,7 @@ def runtime():
                  no_recommends=True)
 
     user = host.data.docker_userns_user
-    remap_user = server.user(name="Host user that containers' users map to [CIS 2.9]", user=user,
-                             system=True, shell="/usr/sbin/nologin", home="/nonexistent", ensure_home=False)
+    remap_user = system_account(user, "Host user that containers' users map to [CIS 2.9]")
     subid = f"{user}:{host.data.docker_subid_start}:{host.data.docker_subid_count}"
     subids = [files.line(name=f"Subordinate id range in {path} [CIS 2.9]", path=path,
                          line=f"^{user}:", replace=subid)
@@ -102,7 +102,7 @@ def runtime():
                  _if=daemon_json.did_change)
     systemd.service(name="Run Docker", service="docker.service", running=True, enabled=True)
     systemd.service(name="Restart Docker for its new config", service="docker.service", restarted=True,
-                    _if=any_changed(daemon_json, remap_user, *subids))
+                    _if=any_changed(*[op for op in (daemon_json, remap_user, *subids) if op]))
 
     # A process may be traced only by its ancestors or by holders of CAP_SYS_PTRACE (CRIU, as
     # root on the host): a session cannot attach to the other processes of its own container.

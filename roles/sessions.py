@@ -5,7 +5,9 @@ after a hash of its recipe, so it is rebuilt only when the recipe changes.
 """
 
 import hashlib
+import io
 import json
+import zipfile
 from io import StringIO
 from pathlib import Path
 
@@ -42,6 +44,23 @@ def image_tag(suite: str) -> str:
     return f"tos-session:{digest.hexdigest()[:12]}"
 
 
+def tool_bundle() -> bytes:
+    """tos-session as one executable zip (zipapp): a shebang, then tosnode/ and a __main__.
+
+    One file to upload and compare instead of one per module; built with fixed timestamps and
+    order, so the same sources always give the same bytes (and the deploy stays a no-op)."""
+    buffer = io.BytesIO()
+    buffer.write(b"#!/usr/bin/python3\n")
+    with zipfile.ZipFile(buffer, "a", zipfile.ZIP_DEFLATED) as bundle:
+        entries = [("__main__.py", b"import sys\nfrom tosnode.cli import main\nsys.exit(main())\n")]
+        entries += [(f"tosnode/{p.name}", p.read_bytes()) for p in sorted((NODE_PROGRAMS / "tosnode").glob("*.py"))]
+        for name, data in entries:
+            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
+            info.external_attr = 0o644 << 16
+            bundle.writestr(info, data)
+    return buffer.getvalue()
+
+
 def tenants_json(tenants: list, image: str) -> str:
     """/etc/tos/tenants.json: what tos-session needs to know of each tenant."""
     return json.dumps({"image": image, "tenants": [
@@ -72,10 +91,7 @@ def sessions():
     files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
     files.put(name="Tenants the session tool may start", src=StringIO(tenants_json(tenants_of(host.name, host.data), tag)),
               dest="/etc/tos/tenants.json", user="root", group="root", mode="644")
-    files.directory(name="tos-session's library", path="/usr/local/lib/tos/tosnode", user="root", group="root",
-                    mode="755")
-    for module in sorted((NODE_PROGRAMS / "tosnode").glob("*.py")):
-        files.put(name=f"tos-session's {module.name}", src=str(module), dest=f"/usr/local/lib/tos/tosnode/{module.name}",
-                  user="root", group="root", mode="644")
-    files.put(name="Install tos-session", src=str(NODE_PROGRAMS / "tos-session"),
-              dest="/usr/local/sbin/tos-session", user="root", group="root", mode="755")
+    files.directory(name="No loose copy of tos-session's library (it is inside the tool)",
+                    path="/usr/local/lib/tos/tosnode", present=False)
+    files.put(name="Install tos-session", src=io.BytesIO(tool_bundle()), dest="/usr/local/sbin/tos-session",
+              user="root", group="root", mode="755")

@@ -12,6 +12,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 
 from toskit import validate
+from toskit.operations import system_account
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
 
 DEFAULTS = {
@@ -55,9 +56,8 @@ def storage_server():
     apt.packages(name="Install the NFS server", packages=["nfs-kernel-server"], no_recommends=True)
     server.group(name="Owner group of the export", group=data.storage_export_user, system=True,
                  gid=data.storage_export_uid)
-    server.user(name="Owner of the export: every client user is squashed to it", user=data.storage_export_user,
-                uid=data.storage_export_uid, group=data.storage_export_user, system=True,
-                shell="/usr/sbin/nologin", home="/nonexistent", ensure_home=False)
+    system_account(data.storage_export_user, "Owner of the export: every client user is squashed to it",
+                   uid=data.storage_export_uid, group=data.storage_export_user)
     files.directory(name="The export, reachable by its owner only", path=data.storage_export_path,
                     user=data.storage_export_user, group=data.storage_export_user, mode="700")
     nfs_conf = files.template(name="NFS v4.2 only", src=str(TEMPLATES / "nfs-tos.conf.j2"),

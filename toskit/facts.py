@@ -56,3 +56,17 @@ class VaultLogin(FactBase):
 
     def process(self, output):
         return output[-1].strip() if output else "no answer"
+
+
+class PasswdEntry(FactBase):
+    """One account's passwd entry as a dict, or None. (pyinfra's Users fact inspects every
+    account on the host, which takes seconds under emulation; this reads one line.)"""
+
+    def command(self, account: str) -> str:
+        return f"getent passwd {account} || true"
+
+    def process(self, output):
+        if not output or ":" not in output[0]:
+            return None
+        name, _, uid, gid, gecos, home, shell = output[0].split(":")
+        return {"name": name, "uid": int(uid), "gid": int(gid), "home": home, "shell": shell}

@@ -5,7 +5,6 @@ import socket
 import pytest
 
 from toskit.lab.config import LabConfig
-from toskit.lab.vault import LabVault
 
 
 def _free_port_pair() -> int:
@@ -23,6 +22,9 @@ def _free_port_pair() -> int:
 
 
 def _lab_vault(state_dir):
+    # Imported here, not at collection: hvac imports ssl, which pyinfra's CLI (imported by other
+    # tests) must patch for gevent first.
+    from toskit.lab.vault import LabVault
     config = LabConfig(state_dir=state_dir, vault_port=_free_port_pair()).with_hosts()
     (state_dir / "run").mkdir()
     return LabVault(config)

@@ -40,3 +40,16 @@ def test_unknown_tenant_is_named(config):
 def test_image_tag_changes_with_the_recipe():
     assert image_tag("trixie") != image_tag("bookworm")
     assert image_tag("trixie").startswith("tos-session:")
+
+
+def test_tool_is_one_reproducible_executable_zip(tmp_path):
+    import subprocess
+    import sys
+
+    from roles.sessions import tool_bundle
+    bundle = tool_bundle()
+    assert bundle == tool_bundle() and bundle.startswith(b"#!/usr/bin/python3\n")
+    tool = tmp_path / "tos-session"
+    tool.write_bytes(bundle)
+    help_text = subprocess.run([sys.executable, str(tool), "--help"], capture_output=True, text=True, check=True).stdout
+    assert "volume open TENANT" in help_text and "vault-enrol" in help_text
