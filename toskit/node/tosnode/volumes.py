@@ -17,6 +17,7 @@ import datetime
 import fcntl
 import json
 import os
+import re
 import socket
 import subprocess
 from contextlib import contextmanager
@@ -58,6 +59,28 @@ def run(argv: list, what: str, stdin: bytes | None = None) -> str:
     if proc.returncode != 0:
         raise NodeError(f"{what} failed: {proc.stderr.decode(errors='replace').strip()}")
     return proc.stdout.decode()
+
+
+def unlock(file: Path, mapper: str, key: bytes, what: str) -> None:
+    """Opens the LUKS2 file as /dev/mapper/<mapper>, the key on stdin. The file goes through a
+    loop device with direct I/O: no second copy of the ciphertext in the node's page cache, and
+    nothing dirty left in the NFS client when the volume closes. No dm-crypt work queues: less
+    CPU per byte (what bounds throughput under emulation, and costs a little everywhere)."""
+    loop = run(["losetup", "--find", "--show", "--direct-io=on", str(file)], f"attaching {what}").strip()
+    try:
+        run(["cryptsetup", "open", "--type", "luks2", "--key-file=-", f"--keyfile-size={KEY_BYTES}",
+             "--perf-no_read_workqueue", "--perf-no_write_workqueue", loop, mapper], f"unlocking {what}", stdin=key)
+    except NodeError:
+        run(["losetup", "--detach", loop], f"detaching {what}")
+        raise
+
+
+def lock(mapper: str, what: str) -> None:
+    """Closes the mapping, then detaches the loop device under it."""
+    table = run(["dmsetup", "deps", "-o", "devname", mapper], f"finding the device under {what}")
+    run(["cryptsetup", "close", mapper], f"locking {what}")
+    for loop in re.findall(r"\((loop[0-9]+)\)", table):
+        run(["losetup", "--detach", f"/dev/{loop}"], f"detaching {what}")
 
 
 def now() -> str:
@@ -156,8 +179,7 @@ class Volume:
             self.leasefile.write_text(json.dumps({"node": self.config.node, "since": now()}) + "\n")
             try:
                 if not self.is_open():
-                    run(["cryptsetup", "open", "--type", "luks2", "--key-file=-", f"--keyfile-size={KEY_BYTES}",
-                         str(self.file), self.mapper], f"unlocking volume {self.tenant}", stdin=key)
+                    unlock(self.file, self.mapper, key, f"volume {self.tenant}")
                 self._mount()
             except Exception:
                 self._teardown()
@@ -177,18 +199,17 @@ class Volume:
             f.truncate(self.size)
         mapper = self.mapper + "-new"
         run(["cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2", "--cipher", "aes-xts-plain64",
-             "--key-size", "512", "--hash", "sha256",
+             "--key-size", "512", "--hash", "sha256", "--sector-size", "4096",
              # The key is 512 random bits, not a passphrase: a slow KDF adds nothing but time.
              "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000",
              "--label", f"tos-{self.tenant}", "--key-file=-", f"--keyfile-size={KEY_BYTES}", str(pending)],
             f"formatting volume {self.tenant}", stdin=key)
-        run(["cryptsetup", "open", "--type", "luks2", "--key-file=-", f"--keyfile-size={KEY_BYTES}",
-             str(pending), mapper], f"unlocking new volume {self.tenant}", stdin=key)
+        unlock(pending, mapper, key, f"new volume {self.tenant}")
         try:
             run(["mkfs.ext4", "-q", "-m", "0", "-L", f"tos-{self.tenant}", f"/dev/mapper/{mapper}"],
                 f"making ext4 in volume {self.tenant}")
         finally:
-            run(["cryptsetup", "close", mapper], f"closing new volume {self.tenant}")
+            lock(mapper, f"new volume {self.tenant}")
         record = {"tenant": self.tenant, "wrapped_key": wrapped, "created_by": self.config.node,
                   "created": now(), "format": "luks2+ext4"}
         replace_file(self.keyfile, json.dumps(record, indent=2) + "\n")
@@ -209,7 +230,7 @@ class Volume:
         if self.is_mounted():
             run(["umount", str(self.mountpoint)], f"unmounting volume {self.tenant}")
         if self.is_open():
-            run(["cryptsetup", "close", self.mapper], f"locking volume {self.tenant}")
+            lock(self.mapper, f"volume {self.tenant}")
         lease = self.lease()
         if lease and lease["node"] == self.config.node:
             self.leasefile.unlink(missing_ok=True)
