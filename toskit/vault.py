@@ -11,6 +11,7 @@ Reads here never change anything (drift); apply() makes Vault match; both are id
 
 import ipaddress
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,9 @@ from .validate import DataError
 KEY_PREFIX = "tos-tenant-"
 ROLE_PREFIX = "tos-node-"
 OPERATOR_POLICY = Path(__file__).resolve().parents[1] / "templates" / "vault" / "tos-operator.hcl"
+# pyinfra applies every node's changes at once (greenlets; gevent makes this lock cooperative):
+# shared parts such as the transit mount must be checked and made by one node's call at a time.
+_APPLYING = threading.Lock()
 
 
 class VaultError(Exception):
@@ -179,6 +183,11 @@ def _role_matches(current: dict, wanted: dict) -> bool:
 
 def apply(settings: VaultSettings, client: hvac.Client, access: NodeAccess) -> list:
     """Makes Vault hold what the node needs; returns what it changed."""
+    with _APPLYING:
+        return _apply(settings, client, access)
+
+
+def _apply(settings: VaultSettings, client: hvac.Client, access: NodeAccess) -> list:
     changes = drift(settings, client, access)
     if not changes:
         return []

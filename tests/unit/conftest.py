@@ -42,6 +42,8 @@ def vault(tmp_path):
 def running_vault(tmp_path_factory):
     """One started server shared by a module's tests."""
     v = _lab_vault(tmp_path_factory.mktemp("vault"))
-    v.start()
-    yield v
-    v.stop()
+    try:  # stop it even if start() failed halfway (the server may already run)
+        v.start()
+        yield v
+    finally:
+        v.stop()

@@ -122,3 +122,26 @@ def test_unreachable_vault_fails_closed_with_a_clear_error(settings, tmp_path):
     (tmp_path / "secret-id").write_text("s")
     with pytest.raises(VaultUnreachable, match="unreachable.*failing closed"):
         NodeVault(VaultConfig(gone.addr, settings.ca_file, credentials=tmp_path)).login()
+
+
+def test_nodes_applied_at_the_same_time_share_the_transit_mount(tmp_path_factory):
+    """pyinfra runs every node's apply at once; the first run makes the shared parts exactly once."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from conftest import _lab_vault
+    vault = _lab_vault(tmp_path_factory.mktemp("fresh"))
+    try:
+        vault.start()
+        fresh = VaultSettings(vault.url, str(vault.ca_file), str(vault.root_token_file), "transit", "approle")
+        start = threading.Barrier(8)
+
+        def apply_node(n):
+            client = fresh.client()
+            start.wait()
+            return apply(fresh, client, access(node=f"node{n}"))
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(apply_node, range(8)))
+        assert all(drift(fresh, fresh.client(), access(node=f"node{n}")) == [] for n in range(8))
+    finally:
+        vault.stop()
