@@ -6,6 +6,7 @@
 
 from pyinfra import host
 
+from roles import packages_of
 from roles.base import base
 from roles.quotas import quotas
 from roles.runtime import runtime
@@ -14,14 +15,20 @@ from roles.storage import storage
 from roles.storage_server import storage_server
 from roles.vault import vault
 
-base()  # every host: hostname, time sync, essential packages, hardened sshd
+ROLES_BY_GROUP = {
+    "storage": [
+        storage_server,  # NFS v4.2 export of the tenants' (encrypted) volume files, to the nodes only
+    ],
+    "nodes": [
+        runtime,   # hardened Docker with user namespaces, auditd watching it
+        quotas,    # one slice (quotas) and one network per tenant
+        sessions,  # the session image, built here, and the tos-session tool
+        storage,   # the volume share, LUKS tools; volumes open on demand for sessions
+        vault,     # tenants' keys and this node's AppRole in Vault; the node enrolled (secret in RAM)
+    ],
+}
+roles = [role for group, members in ROLES_BY_GROUP.items() if group in host.groups for role in members]
 
-if "storage" in host.groups:
-    storage_server()  # NFS v4.2 export of the tenants' (encrypted) volume files, to the nodes only
-
-if "nodes" in host.groups:
-    runtime()  # hardened Docker with user namespaces, auditd watching it
-    quotas()   # one slice (quotas) and one network per tenant
-    sessions()  # the session image, built here, and the tos-session tool
-    storage()  # the volume share, LUKS tools; volumes open on demand for sessions
-    vault()    # tenants' keys and this node's AppRole in Vault; the node enrolled (secret in RAM)
+base(role_packages=packages_of(roles, host.data))  # every host: hostname, time, packages, hardened sshd
+for role in roles:
+    role()

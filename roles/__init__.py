@@ -4,3 +4,22 @@
 from . import base, quotas, runtime, sessions, storage, storage_server, vault
 
 ROLES = [base, runtime, quotas, sessions, storage_server, storage, vault]
+
+
+def packages_of(deploys: list, data) -> list:
+    """Every package the given role deploys install (from the host's data, else their defaults).
+
+    pyinfra runs one operation at a time across all hosts: installing them all in base's first apt
+    transaction lets the storage host and the nodes install side by side (minutes each under
+    emulation), where one role after the other would keep the others waiting. Each role still
+    checks its own packages.
+    """
+    import sys
+    wanted = []
+    for role_deploy in deploys:
+        module = sys.modules[role_deploy.__module__]
+        key = getattr(module, "PACKAGES_KEY", None)
+        if key:
+            value = data.get(key)
+            wanted += module.DEFAULTS[key] if value is None else value
+    return wanted

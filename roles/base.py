@@ -77,7 +77,8 @@ def check_data(name: str, data) -> None:
 
 
 @deploy("TOS base", data_defaults=DEFAULTS)
-def base():
+def base(role_packages: tuple = ()):
+    """role_packages: what the host's other roles will install, put in the same apt transaction."""
     check_data(host.name, host.data)
     name = host.data.hostname or host.name
 
@@ -87,8 +88,8 @@ def base():
         path="/etc/hosts", line=r"^127\.0\.1\.1\s", replace=f"127.0.1.1\t{name}",
     )
     apt.packages(
-        name="Install essential packages",
-        packages=[*host.data.base_packages, *host.data.base_extra_packages],
+        name="Install essential packages (and those of the host's roles)",
+        packages=[*host.data.base_packages, *host.data.base_extra_packages, *role_packages],
         update=True, cache_time=host.data.apt_cache_seconds, no_recommends=True,
     )
 

@@ -16,6 +16,9 @@ from toskit import validate
 from toskit.operations import system_account
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
 
+# The data key listing this role's packages (deploy.py installs them all in one transaction).
+PACKAGES_KEY = "docker_packages"
+
 DEFAULTS = {
     # Packages: trixie splits the docker command into docker-cli. AppArmor confines containers
     # (CIS 5.1; without apparmor_parser every `docker run` fails); auditd records 1.1.x events.

@@ -23,6 +23,9 @@ from toskit import validate
 NODE_PROGRAMS = Path(__file__).resolve().parents[1] / "toskit" / "node"
 IMAGE_FILES = ["tos-session-agent", "tos-session-ctl", "tos-probe"]
 
+# The data key listing this role's packages (deploy.py installs them all in one transaction).
+PACKAGES_KEY = "session_build_packages"
+
 DEFAULTS = {
     # Debian suite the session image is built from.
     "session_image_suite": "trixie",

@@ -23,6 +23,9 @@ from toskit.templating import JINJA_OPTIONS, TEMPLATES
 # The session user's uid inside the image (toskit/node/build-session-image).
 SESSION_UID_IN_CONTAINER = 1000
 
+# The data key listing this role's packages (deploy.py installs them all in one transaction).
+PACKAGES_KEY = "storage_packages"
+
 DEFAULTS = {
     # The NFS server; None: the first host of the inventory's `storage` group (its cluster_ip).
     "storage_nfs_server": None,

@@ -15,7 +15,12 @@ from toskit import validate
 from toskit.operations import system_account
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
 
+# The data key listing this role's packages (deploy.py installs them all in one transaction).
+PACKAGES_KEY = "storage_server_packages"
+
 DEFAULTS = {
+    # Packages of the NFS server.
+    "storage_server_packages": ["nfs-kernel-server"],
     # Directory exported to the nodes; it holds one volume file per tenant.
     "storage_export_path": "/srv/tos/volumes",
     # The account every client's users are squashed to (all_squash): the only owner of the
@@ -31,6 +36,7 @@ DEFAULTS = {
 
 
 def check_data(name: str, data) -> None:
+    validate.name_list(name, "storage_server_packages", data.storage_server_packages)
     validate.absolute_path(name, "storage_export_path", data.storage_export_path)
     validate.name_list(name, "storage_export_user", [data.storage_export_user])
     validate.positive_int(name, "storage_export_uid", data.storage_export_uid, 65533)
@@ -53,7 +59,7 @@ def storage_server():
     if not clients:
         raise validate.DataError(host.name, "storage_export_clients", None, "names no node, and the inventory "
                                  "has no `nodes` group", "list the nodes' addresses in storage_export_clients")
-    apt.packages(name="Install the NFS server", packages=["nfs-kernel-server"], no_recommends=True)
+    apt.packages(name="Install the NFS server", packages=data.storage_server_packages, no_recommends=True)
     server.group(name="Owner group of the export", group=data.storage_export_user, system=True,
                  gid=data.storage_export_uid)
     system_account(data.storage_export_user, "Owner of the export: every client user is squashed to it",
