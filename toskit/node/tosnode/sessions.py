@@ -83,14 +83,15 @@ def start(config: dict, tenant_id: str) -> str:
     current = state(tenant_id)
     if current == "running":
         return f"{tenant_id}: already running"
+    # A session that died (node reboot, crash) left its container behind. With no checkpoint,
+    # nothing of it survives (read-only root, RAM-only scratch): it is replaced. Checked before
+    # the volume opens, so a refusal leaves the volume (and its lease) as they were.
+    if current is not None and has_checkpoints(tenant_id):
+        raise NodeError(f"{tenant_id}: a {current} session container with state exists; "
+                        f"restore it, or run `tos-session stop {tenant_id}` to discard it")
     home = volume(config, tenant_id)
     opened = home.open()  # Vault unreachable or the volume busy elsewhere: no session, nothing changed
     if current is not None:
-        # A session that died (node reboot, crash) left its container behind. With no
-        # checkpoint, nothing of it survives (read-only root, RAM-only scratch): replace it.
-        if current == "running" or has_checkpoints(tenant_id):
-            raise NodeError(f"{tenant_id}: a {current} session container with state exists; "
-                               f"restore it, or run `tos-session stop {tenant_id}` to discard it")
         docker("rm", container_name(tenant_id))
     try:
         docker(*run_argv(config, t, str(home.home)))

@@ -8,7 +8,6 @@ Any failure to reach Vault fails closed: nothing is opened or created.
 
 import base64
 import json
-import os
 import ssl
 import urllib.error
 import urllib.request
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NodeError, VaultDenied, VaultUnreachable
+from .files import replace_file
 
 CREDENTIALS = Path("/run/tos/vault")  # tmpfs: gone at reboot; the next deploy re-enrols the node
 KEY_PREFIX = "tos-tenant-"
@@ -33,15 +33,6 @@ class VaultConfig:
     def from_dict(cls, raw: dict) -> "VaultConfig":
         return cls(raw["addr"], raw["ca_file"], raw.get("transit_mount", "transit"),
                    raw.get("approle_mount", "approle"))
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Creates `path` readable by root only, then renames it into place (never world-readable)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 class NodeVault:
@@ -86,7 +77,7 @@ class NodeVault:
                             f"not use it, someone else may have: revoke the node's secret_ids and deploy again") from None
         finally:
             (creds / "wrapping-token").unlink(missing_ok=True)
-        write_private(creds / "secret-id", reply["data"]["secret_id"].encode())
+        replace_file(creds / "secret-id", reply["data"]["secret_id"].encode(), mode=0o600)
 
     def login(self) -> None:
         creds = self.config.credentials

@@ -18,13 +18,13 @@ import fcntl
 import json
 import os
 import re
-import socket
 import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NodeError
+from .files import replace_file
 from .vaultclient import NodeVault, VaultConfig, wrapped_version
 
 MAPPER_PREFIX = "tos-vol-"
@@ -212,7 +212,7 @@ class Volume:
             lock(mapper, f"new volume {self.tenant}")
         record = {"tenant": self.tenant, "wrapped_key": wrapped, "created_by": self.config.node,
                   "created": now(), "format": "luks2+ext4"}
-        replace_file(self.keyfile, json.dumps(record, indent=2) + "\n")
+        replace_file(self.keyfile, (json.dumps(record, indent=2) + "\n").encode())
         os.replace(pending, self.file)
         return key
 
@@ -257,15 +257,8 @@ class Volume:
             new = vault.rewrap_volume_key(self.tenant, old)
             if vault.unwrap_volume_key(self.tenant, new) != vault.unwrap_volume_key(self.tenant, old):
                 raise NodeError(f"rewrapped key of {self.tenant} does not match the old one; kept the old")
-            replace_file(self.keyfile, json.dumps({**record, "wrapped_key": new, "rewrapped": now()}, indent=2) + "\n")
+            replace_file(self.keyfile, (json.dumps({**record, "wrapped_key": new, "rewrapped": now()}, indent=2) + "\n").encode())
         return f"{self.tenant}: volume key rewrapped with transit key version {version} (v{wrapped_version(old)} before)"
-
-
-def replace_file(path: Path, text: str) -> None:
-    """Writes beside, then renames: readers see the old or the new file, never half of one."""
-    tmp = path.with_name(f".{path.name}.{socket.gethostname()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def unit_name(path: Path) -> str:
