@@ -8,6 +8,7 @@ from pyinfra import host
 
 from roles import packages_of
 from roles.base import base
+from roles.hibernation import hibernation
 from roles.quotas import quotas
 from roles.runtime import runtime
 from roles.sessions import sessions
@@ -25,6 +26,7 @@ ROLES_BY_GROUP = {
         sessions,  # the session image, built here, and the tos-session tool
         storage,   # the volume share, LUKS tools; volumes open on demand for sessions
         vault,     # tenants' keys and this node's AppRole in Vault; the node enrolled (secret in RAM)
+        hibernation,  # CRIU checkpoints of idle sessions into their volumes; the idle policy timer
     ],
 }
 roles = [role for group, members in ROLES_BY_GROUP.items() if group in host.groups for role in members]

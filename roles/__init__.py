@@ -1,9 +1,9 @@
 """The roles. Each module has DEFAULTS (every key documented) and check_data(host, data), which
 `toskit.check` runs for every host before a deploy contacts any of them."""
 
-from . import base, quotas, runtime, sessions, storage, storage_server, vault
+from . import base, hibernation, quotas, runtime, sessions, storage, storage_server, vault
 
-ROLES = [base, runtime, quotas, sessions, storage_server, storage, vault]
+ROLES = [base, runtime, quotas, sessions, storage_server, storage, vault, hibernation]
 
 
 def packages_of(deploys: list, data) -> list:

@@ -16,12 +16,14 @@ from pyinfra.api import deploy
 from pyinfra.facts.docker import DockerImage
 from pyinfra.operations import apt, files, server
 
+from roles.hibernation import DEFAULTS as HIBERNATION_DEFAULTS
 from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
 from roles.quotas import tenants_of
 from toskit import validate
+from toskit.tenants import parse_duration
 
 NODE_PROGRAMS = Path(__file__).resolve().parents[1] / "toskit" / "node"
-IMAGE_FILES = ["tos-session-agent", "tos-session-ctl", "tos-probe"]
+IMAGE_FILES = ["tos-session-agent", "tos-session-ctl", "tos-probe", "tos-app"]
 
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
 PACKAGES_KEY = "session_build_packages"
@@ -64,17 +66,17 @@ def tool_bundle() -> bytes:
     return buffer.getvalue()
 
 
-def tenants_json(tenants: list, image: str) -> str:
+def tenants_json(tenants: list, image: str, hibernate_after: int) -> str:
     """/etc/tos/tenants.json: what tos-session needs to know of each tenant."""
     return json.dumps({"image": image, "tenants": [
         {"id": t.id, "slice": t.slice, "network": t.network, "cpu": t.quotas.cpu,
          "memory": t.quotas.memory, "swap": t.quotas.swap, "pids": t.quotas.pids,
-         "volume_size": t.quotas.volume_size}
+         "volume_size": t.quotas.volume_size, "hibernate_after": t.hibernate_after or hibernate_after}
         for t in tenants]}, indent=2, sort_keys=True) + "\n"
 
 
-# The session tool needs the tenants, whose defaults the quotas role owns.
-@deploy("TOS sessions", data_defaults={**QUOTA_DEFAULTS, **DEFAULTS})
+# The session tool needs the tenants, whose defaults the quotas and hibernation roles own.
+@deploy("TOS sessions", data_defaults={**QUOTA_DEFAULTS, **HIBERNATION_DEFAULTS, **DEFAULTS})
 def sessions():
     check_data(host.name, host.data)
     tag = image_tag(host.data.session_image_suite)
@@ -92,7 +94,9 @@ def sessions():
                      commands=[f"/usr/local/lib/tos/build-session-image {tag} {host.data.session_image_suite}"])
 
     files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
-    files.put(name="Tenants the session tool may start", src=StringIO(tenants_json(tenants_of(host.name, host.data), tag)),
+    files.put(name="Tenants the session tool may start", src=StringIO(tenants_json(
+        tenants_of(host.name, host.data), tag,
+        parse_duration(host.name, "session_hibernate_after", host.data.session_hibernate_after))),
               dest="/etc/tos/tenants.json", user="root", group="root", mode="644")
     files.directory(name="No loose copy of tos-session's library (it is inside the tool)",
                     path="/usr/local/lib/tos/tosnode", present=False)

@@ -70,3 +70,31 @@ class PasswdEntry(FactBase):
             return None
         name, _, uid, gid, gecos, home, shell = output[0].split(":")
         return {"name": name, "uid": int(uid), "gid": int(gid), "home": home, "shell": shell}
+
+
+class HeldPackages(FactBase):
+    """Packages apt will not upgrade (apt-mark hold)."""
+
+    @staticmethod
+    def default():
+        return []
+
+    def command(self) -> str:
+        return "apt-mark showhold"
+
+    def process(self, output):
+        return [line.strip() for line in output if line.strip()]
+
+
+class TmpfsMounted(FactBase):
+    """Is a tmpfs mounted at this path?"""
+
+    @staticmethod
+    def default():
+        return False
+
+    def command(self, path: str) -> str:
+        return f"findmnt -n -o FSTYPE --mountpoint {path} || true"
+
+    def process(self, output):
+        return bool(output) and output[0].strip() == "tmpfs"

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from .validate import DataError
 
 TENANT_ID = re.compile(r"^[a-z][a-z0-9]{1,23}$")
+DURATION = re.compile(r"^(?P<number>[0-9]+)(?P<unit>[smh])$")
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
 SIZE = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>[KMGT])$")
 UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
@@ -34,6 +36,7 @@ class Tenant:
     id: str
     quotas: Quotas
     enabled: bool = True  # False: Vault refuses its volume key to every node (vault role)
+    hibernate_after: int | None = None  # seconds; None: the site's session_hibernate_after
 
     @property
     def slice(self) -> str:
@@ -55,6 +58,15 @@ def parse_size(host: str, key: str, value, minimum: int) -> int:
         raise DataError(host, key, value, f"is below the minimum of {minimum // 1024**2}M",
                         f"raise {key} to at least {minimum // 1024**2}M")
     return size
+
+
+def parse_duration(host: str, key: str, value) -> int:
+    """'30m' -> 1800 (seconds). The unit is required: s, m or h."""
+    match = DURATION.match(value) if isinstance(value, str) else None
+    if not match:
+        raise DataError(host, key, value, "is not a duration with a unit",
+                        f"write {key} like '90s', '30m' or '2h'")
+    return int(match["number"]) * DURATION_UNITS[match["unit"]]
 
 
 def _number(host: str, key: str, value, kind, low, high):
@@ -95,9 +107,10 @@ def parse_tenants(host: str, tenants, quota_defaults) -> list:
     seen, result = set(), []
     for index, entry in enumerate(tenants):
         key = f"tenants[{index}]"
-        if not isinstance(entry, dict) or set(entry) - {"id", "quotas", "enabled"}:
-            raise DataError(host, key, entry, "is not {'id': ..., 'quotas': {...}, 'enabled': ...}",
-                            "give each tenant an 'id' and, optionally, 'quotas' and 'enabled'")
+        if not isinstance(entry, dict) or set(entry) - {"id", "quotas", "enabled", "hibernate_after"}:
+            raise DataError(host, key, entry, "is not {'id': ..., 'quotas': {...}, 'enabled': ..., "
+                            "'hibernate_after': ...}",
+                            "give each tenant an 'id' and, optionally, 'quotas', 'enabled' and 'hibernate_after'")
         tenant_id = entry.get("id")
         if not isinstance(tenant_id, str) or not TENANT_ID.match(tenant_id):
             raise DataError(host, f"{key}.id", tenant_id,
@@ -111,5 +124,8 @@ def parse_tenants(host: str, tenants, quota_defaults) -> list:
         if not isinstance(enabled, bool):
             raise DataError(host, f"{key}.enabled", enabled, "is not True or False",
                             "set enabled to False to lock the tenant out of its volume, else leave it out")
-        result.append(Tenant(tenant_id, quotas, enabled))
+        hibernate_after = entry.get("hibernate_after")
+        if hibernate_after is not None:
+            hibernate_after = parse_duration(host, f"{key}.hibernate_after", hibernate_after)
+        result.append(Tenant(tenant_id, quotas, enabled, hibernate_after))
     return result

@@ -14,7 +14,7 @@ from toskit.node.tosnode.errors import NodeError
 def config():
     import json
     tenants = parse_tenants("n1", [{"id": "acme"}, {"id": "beta"}], QUOTA_DEFAULTS["tenant_quota_defaults"])
-    return json.loads(tenants_json(tenants, "tos-session:abc"))
+    return json.loads(tenants_json(tenants, "tos-session:abc", 1800))
 
 
 def test_session_runs_with_every_isolation_flag(config):
@@ -53,3 +53,4 @@ def test_tool_is_one_reproducible_executable_zip(tmp_path):
     tool.write_bytes(bundle)
     help_text = subprocess.run([sys.executable, str(tool), "--help"], capture_output=True, text=True, check=True).stdout
     assert "volume open TENANT" in help_text and "vault-enrol" in help_text
+    assert "hibernate TENANT" in help_text and "restore TENANT" in help_text

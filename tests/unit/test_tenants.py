@@ -33,6 +33,8 @@ def test_defaults_fill_in_what_a_tenant_does_not_set():
     ([{"id": "acme", "quotas": {"disk_write": "10M/s"}}], "tenants[0].quotas.disk_write", "is not a size"),
     ([{"id": "acme", "quotas": {"gpu": 1}}], "tenants[0].quotas", "unknown quota 'gpu'"),
     ([{"id": "acme", "name": "x"}], "tenants[0]", "is not {'id'"),
+    ([{"id": "acme", "hibernate_after": 30}], "tenants[0].hibernate_after", "is not a duration with a unit"),
+    ([{"id": "acme", "hibernate_after": "30 minutes"}], "tenants[0].hibernate_after", "is not a duration"),
     ("acme", "tenants", "is not a list"),
 ])
 def test_hostile_or_malformed_declarations_are_refused(tenants, key, reason):
@@ -40,3 +42,8 @@ def test_hostile_or_malformed_declarations_are_refused(tenants, key, reason):
         parse_tenants("node1", tenants, DEFAULTS)
     message = str(err.value)
     assert message.startswith(f"host node1: {key} = ") and reason in message and "fix:" in message
+
+
+def test_hibernate_after_is_per_tenant_and_falls_back_to_the_site_default():
+    acme, beta = parse_tenants("node1", [{"id": "acme", "hibernate_after": "2h"}, {"id": "beta"}], DEFAULTS)
+    assert (acme.hibernate_after, beta.hibernate_after) == (7200, None)

@@ -4,6 +4,12 @@
     tos-session stop TENANT                  stop the session, close the volume
     tos-session list                         sessions on this node
     tos-session exec TENANT CMD...           run CMD in the session as its unprivileged user
+    tos-session pause TENANT                 freeze the session (no CPU); `resume` thaws it
+    tos-session resume TENANT
+    tos-session hibernate TENANT             checkpoint it into its volume, verify, free this node
+    tos-session restore TENANT [--take-over] bring it back here (any node), or cold-start it
+    tos-session status [TENANT]              sessions here and hibernated ones
+    tos-session policy                       the idle policy, once (tos-session-policy.timer runs it)
     tos-session volume open TENANT [--take-over]
                                              unlock (creating it on first use) and mount the volume
     tos-session volume close TENANT          unmount and lock it (refused while a session uses it)
@@ -13,13 +19,15 @@
     tos-session vault-enrol                  unwrap the secret_id the deploy left (run by the deploy)
 
 Tenants come from /etc/tos/tenants.json and storage from /etc/tos/node.json, both written by the deploy.
+Exit status: 0 done, 1 refused or failed (the message says why), 75 deferred: storage or Vault did
+not answer, the session was left paused and the same command can be run again.
 """
 
 import argparse
 import json
 import sys
 
-from . import sessions
+from . import hibernation, policy, sessions
 from .errors import NodeError
 from .vaultclient import NodeVault
 from .volumes import NodeConfig
@@ -54,8 +62,12 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="tos-session", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("start", "stop"):
+    for name in ("start", "stop", "pause", "resume", "hibernate", "restore"):
         sub.add_parser(name).add_argument("tenant")
+    sub.choices["restore"].add_argument("--take-over", action="store_true",
+                                        help="restore even though another node holds the lease (only if it is gone)")
+    sub.add_parser("status").add_argument("tenant", nargs="?")
+    sub.add_parser("policy")
     sub.add_parser("list")
     exec_parser = sub.add_parser("exec")
     exec_parser.add_argument("tenant")
@@ -85,9 +97,21 @@ def main(argv=None) -> int:
             print(volume_command(config, args))
         elif args.command == "list":
             print(sessions.list_sessions(config))
+        elif args.command == "status":
+            print(hibernation.status(config, args.tenant))
+        elif args.command == "policy":
+            done, failed = policy.run(config)
+            print("\n".join(done + failed) or "policy: nothing to do")
+            return 1 if failed else 0
+        elif args.command == "restore":
+            print(hibernation.restore(config, args.tenant, take_over=args.take_over))
         else:
-            print({"start": sessions.start, "stop": sessions.stop}[args.command](config, args.tenant))
+            print({"start": sessions.start, "stop": sessions.stop, "pause": hibernation.pause,
+                   "resume": hibernation.resume, "hibernate": hibernation.hibernate}[args.command](config, args.tenant))
         return 0
+    except hibernation.Deferred as e:
+        print(f"tos-session: {e}", file=sys.stderr)
+        return 75
     except NodeError as e:
         print(f"tos-session: {e}", file=sys.stderr)
         return 1

@@ -1,0 +1,110 @@
+"""hibernation: CRIU checkpoints of idle sessions, into the tenant's encrypted volume, restorable
+on any node (`tos-session hibernate | restore`), and the idle policy that drives them.
+
+What makes restore work under user namespaces is a CRIU action script (templates/hibernation/
+tos-criu-hook.j2): it hands the checkpoint images to the container's mapped root before criu
+restores, and removes containerd's extracted copy once the session runs. Checkpoints pass through
+containerd's content store and /tmp on their way: both are kept in RAM, never on the node's disk.
+The runtime's versions are held (apt-mark hold) at the set the lab tests proved; the audit fails
+when they drift from `hibernation_tested_versions`.
+"""
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import apt, files, server, systemd
+from pyinfra.operations.util import any_changed
+
+from toskit import validate
+from toskit.facts import HeldPackages, TmpfsMounted
+from toskit.templating import JINJA_OPTIONS, TEMPLATES
+from toskit.tenants import parse_duration
+
+# The data key listing this role's packages (deploy.py installs them all in one transaction).
+PACKAGES_KEY = "hibernation_packages"
+
+DEFAULTS = {
+    # CRIU checkpoints and restores the session's processes (runc runs it).
+    "hibernation_packages": ["criu"],
+    # A session with no client is paused at once and hibernated after this long (per tenant:
+    # 'hibernate_after' in its tenants entry). Units: s, m, h.
+    "session_hibernate_after": "30m",
+    # Switch: the idle policy (a systemd timer) on every node. Off, sessions are paused and
+    # hibernated only by hand (`tos-session pause | hibernate`).
+    "session_idle_policy": True,
+    # How often the idle policy looks at the sessions.
+    "hibernation_policy_interval": "30s",
+    # Hold the runtime's packages (apt-mark hold): a checkpoint restores only with a compatible
+    # criu/runc, so they change on purpose, after the hibernation lab tests, never by an upgrade.
+    "hibernation_hold_runtime": True,
+    "hibernation_runtime_packages": ["criu", "runc", "containerd", "docker.io", "docker-cli"],
+    # The versions the lab's hibernation tests passed with (Debian 13); the audit compares.
+    "hibernation_tested_versions": {"criu": "4.1.1", "runc": "1.1.15", "containerd": "1.7.24", "docker": "26.1.5"},
+}
+
+CRIU_CONFIG = "/etc/criu/runc.conf"
+CRIU_HOOK = "/usr/local/sbin/tos-criu-hook"
+CRIU_LOG = "/var/log/tos-criu.log"
+CONTENT_STORE = "/var/lib/containerd/io.containerd.content.v1.content"
+CONTENT_STORE_UNIT = "var-lib-containerd-io.containerd.content.v1.content.mount"
+
+
+def check_data(name: str, data) -> None:
+    validate.name_list(name, "hibernation_packages", data.hibernation_packages)
+    parse_duration(name, "session_hibernate_after", data.session_hibernate_after)
+    validate.choice(name, "session_idle_policy", data.session_idle_policy, (True, False))
+    parse_duration(name, "hibernation_policy_interval", data.hibernation_policy_interval)
+    validate.choice(name, "hibernation_hold_runtime", data.hibernation_hold_runtime, (True, False))
+    validate.name_list(name, "hibernation_runtime_packages", data.hibernation_runtime_packages)
+
+
+def check_runtime(name: str, data) -> None:
+    """Checked where the role runs (nodes), while pyinfra plans: before any host changes."""
+    if data.get("docker_experimental") is not True:
+        raise validate.DataError(name, "docker_experimental", data.get("docker_experimental"),
+                                 "is off, and Docker's checkpoints (hibernation) need it",
+                                 "set docker_experimental = True for the nodes (a documented CIS 2.18 "
+                                 "exception), or take roles.hibernation out of deploy.py")
+
+
+def _template(name: str, dest: str, mode: str = "644", src: str | None = None, **values):
+    src = src or dest.rsplit("/", 1)[1]
+    return files.template(name=name, src=str(TEMPLATES / "hibernation" / f"{src}.j2"),
+                          dest=dest, user="root", group="root", mode=mode,
+                          jinja_env_kwargs=dict(JINJA_OPTIONS), **values)
+
+
+@deploy("TOS hibernation", data_defaults=DEFAULTS)
+def hibernation():
+    check_data(host.name, host.data)
+    check_runtime(host.name, host.data)
+    apt.packages(name="Install CRIU", packages=host.data.hibernation_packages, no_recommends=True)
+    if host.data.hibernation_hold_runtime:
+        held = host.get_fact(HeldPackages)
+        missing = [p for p in host.data.hibernation_runtime_packages if p not in held]
+        if missing:
+            server.shell(name=f"Hold the runtime at its tested versions: {' '.join(missing)}",
+                         commands=[f"apt-mark hold {' '.join(missing)}"])
+
+    files.directory(name="/etc/criu", path="/etc/criu", user="root", group="root", mode="755")
+    _template("criu options for runc: log file, action script", CRIU_CONFIG, log_file=CRIU_LOG, hook=CRIU_HOOK)
+    _template("CRIU action script: images to the mapped root before restore", CRIU_HOOK, mode="755")
+
+    # Tenant memory passes through here during checkpoint and restore: RAM, not the node's disk.
+    # (/tmp, where containerd unpacks a restore, is a tmpfs on Debian 13; the audit checks it.)
+    unit = _template("containerd's content store in RAM", f"/etc/systemd/system/{CONTENT_STORE_UNIT}",
+                     src="containerd-content-tmpfs.mount", where=CONTENT_STORE)
+    systemd.daemon_reload(name="Load the content store's mount", _if=unit.did_change)
+    mounted = host.get_fact(TmpfsMounted, path=CONTENT_STORE)
+    systemd.service(name="Mount containerd's content store in RAM", service=CONTENT_STORE_UNIT,
+                    running=True, enabled=True)
+    if not mounted:
+        # containerd creates its content folders when it starts: start it again on the tmpfs.
+        systemd.service(name="Restart containerd on its RAM content store", service="containerd.service",
+                        restarted=True)
+
+    service = _template("Idle policy service", "/etc/systemd/system/tos-session-policy.service")
+    timer = _template("Idle policy timer", "/etc/systemd/system/tos-session-policy.timer")
+    systemd.daemon_reload(name="Load the idle policy units", _if=any_changed(service, timer))
+    systemd.service(name=f"Idle policy timer {'on' if host.data.session_idle_policy else 'off'}",
+                    service="tos-session-policy.timer", running=host.data.session_idle_policy,
+                    enabled=host.data.session_idle_policy)
