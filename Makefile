@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 LAB := $(PY) -m toskit.lab
 INVENTORY ?= inventories/lab.py
 
-.PHONY: venv lab lab-up lab-down lab-destroy lab-status deploy audit test test-fast test-lab bench-lab bench-storage
+.PHONY: venv lab lab-up lab-down lab-destroy lab-status deploy audit test test-fast test-lab bench-lab bench-storage bench-hibernation
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -45,3 +45,5 @@ bench-lab: venv
 	$(PY) -m bench.lab_bench
 bench-storage: venv
 	$(PY) -m bench.storage_bench
+bench-hibernation: venv
+	$(PY) -m bench.hibernation_bench

@@ -14,6 +14,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
+from roles.runtime import DEFAULTS as RUNTIME_DEFAULTS
 from toskit import validate
 from toskit.facts import HeldPackages, TmpfsMounted
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
@@ -59,8 +60,8 @@ def check_data(name: str, data) -> None:
 
 def check_runtime(name: str, data) -> None:
     """Checked where the role runs (nodes), while pyinfra plans: before any host changes."""
-    if data.get("docker_experimental") is not True:
-        raise validate.DataError(name, "docker_experimental", data.get("docker_experimental"),
+    if data.docker_experimental is not True:
+        raise validate.DataError(name, "docker_experimental", data.docker_experimental,
                                  "is off, and Docker's checkpoints (hibernation) need it",
                                  "set docker_experimental = True for the nodes (a documented CIS 2.18 "
                                  "exception), or take roles.hibernation out of deploy.py")
@@ -73,7 +74,9 @@ def _template(name: str, dest: str, mode: str = "644", src: str | None = None, *
                           jinja_env_kwargs=dict(JINJA_OPTIONS), **values)
 
 
-@deploy("TOS hibernation", data_defaults=DEFAULTS)
+# The runtime's keys this role reads: the mapped root uid, and the experimental switch.
+@deploy("TOS hibernation", data_defaults={**{key: RUNTIME_DEFAULTS[key] for key in (
+    "docker_subid_start", "docker_experimental")}, **DEFAULTS})
 def hibernation():
     check_data(host.name, host.data)
     check_runtime(host.name, host.data)

@@ -4,6 +4,7 @@ The lab test files run in name order against one real lab: test_1 boots and depl
 later ones build on that state, test_9 shuts it down. `.ci/run` installs what they need.
 """
 
+import json
 import re
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from toskit.lab.vm import ssh_argv
 ROOT = Path(__file__).resolve().parents[2]
 SUMMARY = re.compile(r"^lab: hosts=(\d+) changed=(\d+) audit_passed=(\d+) audit_failed=(\d+)$", re.M)
 CONFIG = LabConfig.from_env()
+PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 
 
 def run(argv: list, timeout: float, check: bool = True) -> subprocess.CompletedProcess:
@@ -81,3 +83,46 @@ def break_audit_repair(breakage: str, audit_filter: str, control: str) -> None:
     assert "host=node1" not in audit.stdout
     (hosts, changed, passed, failed), proc = cycle(audit_filter)
     assert re.search(r"node2\s+changed=[1-9]", proc.stdout) and failed == 0, proc.stdout[-3000:]
+
+
+def session_write(host: str, tenant: str, path: str, text: str) -> None:
+    on(host, f"docker exec -i --user session tos-session-{tenant} sh -c 'cat > {path} && sync' && sync", stdin=text)
+
+
+def session_read(host: str, tenant: str, path: str) -> str:
+    return on(host, f"docker exec --user session tos-session-{tenant} cat {path}").stdout
+
+
+def app_state(host: str, tenant: str, app: str) -> dict:
+    """An Active App's live state (tos-app): pid, counter, log offset, blob sha256 hashed now."""
+    return json.loads(on(host, f"docker exec tos-session-{tenant} tos-session-ctl app {app}").stdout)
+
+
+def launch_app(host: str, tenant: str, app: str, blob_mb: int) -> dict:
+    """Starts an Active App through the session agent (a child of the session's init, as a
+    checkpoint needs it), and waits until it answers."""
+    on(host, f"docker exec tos-session-{tenant} tos-session-ctl launch {app} {blob_mb}")
+    on(host, f"for i in $(seq 120); do docker exec tos-session-{tenant} test -S /tmp/app-{app}.sock && exit 0; "
+             f"sleep 0.5; done; exit 1")
+    return app_state(host, tenant, app)
+
+
+def memory_used(host: str) -> int:
+    """Bytes of RAM in use on the host (MemTotal - MemAvailable), after dropping clean caches."""
+    info = dict(line.split(":") for line in on(host, "sync; echo 3 > /proc/sys/vm/drop_caches; "
+                                                     "cat /proc/meminfo").stdout.splitlines())
+    return (int(info["MemTotal"].split()[0]) - int(info["MemAvailable"].split()[0])) * 1024
+
+
+def found_on_disk(host: str, needles: list) -> set:
+    """Needles present anywhere in the bytes the guest has written to its disk (its qcow2
+    overlay, read on this machine; the base image predates the lab). The guest syncs first."""
+    on(host, "sync")
+    overlay = CONFIG.state_dir / "vms" / host / "disk.qcow2"
+    found, tail, longest = set(), b"", max(len(n) for n in needles)
+    with open(overlay, "rb") as f:
+        while chunk := f.read(64 * 2**20):
+            window = tail + chunk
+            found |= {n for n in needles if n in window}
+            tail = window[-longest:]
+    return found

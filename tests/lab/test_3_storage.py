@@ -2,40 +2,24 @@
 where key material can be found, Vault outages, bad input, rotation, disabled tenants, and a
 node destroyed and rebuilt. Runs after test_1 deployed the lab.
 
-Rebuilding node2 (boot + full deploy, ~10 min under TCG) runs in the background from the first
-test on, while the tests that need only node1 run; the tests after it use both nodes.
+Its first test starts rebuilding node2 in the background (conftest.node2_rebuild); the tests that
+use the rebuilt node are in test_5, after the node1-only tests of test_3 and test_4.
 """
 
 import base64
 import json
 import re
 import secrets
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from labtools import CONFIG, ROOT, on, run
+from labtools import CONFIG, PYINFRA, ROOT, found_on_disk, on, run, session_read, session_write
 
 from toskit.lab.capture import Capture
 from toskit.lab.vault import LabVault
 
 SHARE = "/var/lib/tos/share"
 NODE_SCAN = Path(__file__).with_name("node_scan.py")
-
-
-def found_on_disk(host: str, needles: list) -> set:
-    """Needles present anywhere in the bytes the guest has written to its disk (its qcow2
-    overlay, read on this machine; the base image predates the lab). The guest syncs first."""
-    on(host, "sync")
-    overlay = CONFIG.state_dir / "vms" / host / "disk.qcow2"
-    found, tail, longest = set(), b"", max(len(n) for n in needles)
-    with open(overlay, "rb") as f:
-        while chunk := f.read(64 * 2**20):
-            window = tail + chunk
-            found |= {n for n in needles if n in window}
-            tail = window[-longest:]
-    return found
 
 
 def node_leaks(host: str, needles: list) -> list:
@@ -46,14 +30,6 @@ def node_leaks(host: str, needles: list) -> list:
     return on(host, "python3 /run/tos-node-scan.py", stdin=lines).stdout.split()
 
 
-def session_write(host: str, tenant: str, path: str, text: str) -> None:
-    on(host, f"docker exec -i --user session tos-session-{tenant} sh -c 'cat > {path} && sync' && sync", stdin=text)
-
-
-def session_read(host: str, tenant: str, path: str) -> str:
-    return on(host, f"docker exec --user session tos-session-{tenant} cat {path}").stdout
-
-
 def wrapped_key(host: str, tenant: str) -> str:
     return json.loads(on(host, f"cat {SHARE}/{tenant}.key.json").stdout)["wrapped_key"]
 
@@ -62,7 +38,6 @@ def luks_uuid(host: str, tenant: str) -> str:
     return on(host, f"cryptsetup luksUUID {SHARE}/{tenant}.luks").stdout.strip()
 
 
-PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
 
 
 @pytest.fixture(scope="module")
@@ -70,27 +45,6 @@ def acme_on_node1():
     on("node1", "tos-session start acme")
     yield
     on("node1", "tos-session stop acme", check=False)
-
-
-@pytest.fixture(scope="module")
-def node2_rebuild(acme_on_node1, tmp_path_factory):
-    """Writes a marker into acme's volume on node1, then destroys node2 and rebuilds it from
-    nothing (lab + deploy) in the background. Yields (marker, wait): wait() joins the rebuild."""
-    marker = f"TOSKEEP{secrets.token_hex(8)}"
-    session_write("node1", "acme", "/home/session/keep", marker)
-    old_identity = on("node2", "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout
-    log = tmp_path_factory.mktemp("rebuild") / "rebuild.log"
-    with open(log, "w") as out:
-        rebuild = subprocess.Popen(
-            f"{sys.executable} -m toskit.lab rebuild node2 && {PYINFRA} -y inventories/lab.py deploy.py --limit node2",
-            shell=True, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-
-    def wait():
-        code = rebuild.wait(timeout=1800)
-        assert code == 0, log.read_text()[-4000:]
-        assert on("node2", "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout != old_identity  # a new machine
-    yield marker, wait
-    rebuild.wait(timeout=1800)
 
 
 def test_data_and_keys_are_nowhere_in_plain_on_disks_wire_or_processes(acme_on_node1, node2_rebuild):
@@ -176,39 +130,3 @@ def test_rotation_rewraps_the_key_and_leaves_the_data_alone(acme_on_node1):
     on("node1", "tos-session stop acme")
     on("node1", "tos-session start acme")
     assert session_read("node1", "acme", "/home/session/during-outage") == "still here"
-
-
-def test_a_rebuilt_node_opens_the_tenants_volume_and_finds_its_data(node2_rebuild):
-    marker, wait_for_rebuild = node2_rebuild
-    wait_for_rebuild()
-    # While node1 has it open, node2 may not open it, and changes nothing trying.
-    busy = on("node2", "tos-session volume open acme", check=False)
-    assert busy.returncode == 1 and "open on node1" in busy.stderr and "--take-over" in busy.stderr
-    assert "tos-vol-acme" not in on("node2", "ls /dev/mapper").stdout
-    on("node1", "tos-session stop acme")
-    on("node2", "tos-session start acme")
-    try:
-        assert session_read("node2", "acme", "/home/session/keep") == marker
-    finally:
-        on("node2", "tos-session stop acme")
-
-
-def test_a_tenant_disabled_in_vault_can_be_opened_nowhere():
-    from toskit.vault import NodeAccess, VaultSettings, apply
-    vault = LabVault(CONFIG)
-    settings = VaultSettings(vault.url, str(vault.ca_file), str(vault.root_token_file), "transit", "approle")
-    nodes = [h for h in CONFIG.hosts if h.group == "nodes"]
-    try:
-        for node in nodes:
-            apply(settings, vault.root_client(), NodeAccess(node.name, f"{node.vault_source_ip}/32",
-                                                            ("acme", "beta"), ("beta",), "720h"))
-        for node in nodes:
-            refused = on(node.name, "tos-session volume open acme", check=False)
-            assert refused.returncode == 1 and "tenant acme is disabled in Vault" in refused.stderr
-    finally:
-        # The deploy puts back what the data says (acme enabled): changes on both nodes.
-        deploy = run([PYINFRA, "-y", "inventories/lab.py", "deploy.py"], 900)
-        summary = re.search(r"Vault: write policy tos-node-\w+ +(\d+) +(\d+)", deploy.stderr)
-        assert summary and summary.groups() == ("2", "2"), deploy.stderr[-3000:]  # on both nodes
-    assert "opened" in on("node2", "tos-session volume open acme").stdout
-    on("node2", "tos-session volume close acme")

@@ -1,6 +1,7 @@
 """tos-session: tenants' desktop sessions and encrypted volumes on this node.
 
-    tos-session start TENANT                 open the tenant's volume, run its session on it
+    tos-session start TENANT                 open the tenant's volume, run its session on it (restored
+                                             from its checkpoint if it hibernated)
     tos-session stop TENANT                  stop the session, close the volume
     tos-session list                         sessions on this node
     tos-session exec TENANT CMD...           run CMD in the session as its unprivileged user
@@ -103,10 +104,10 @@ def main(argv=None) -> int:
             done, failed = policy.run(config)
             print("\n".join(done + failed) or "policy: nothing to do")
             return 1 if failed else 0
-        elif args.command == "restore":
-            print(hibernation.restore(config, args.tenant, take_over=args.take_over))
+        elif args.command in ("start", "restore"):  # a hibernated session always comes back restored
+            print(hibernation.restore(config, args.tenant, take_over=getattr(args, "take_over", False)))
         else:
-            print({"start": sessions.start, "stop": sessions.stop, "pause": hibernation.pause,
+            print({"stop": sessions.stop, "pause": hibernation.pause,
                    "resume": hibernation.resume, "hibernate": hibernation.hibernate}[args.command](config, args.tenant))
         return 0
     except hibernation.Deferred as e:

@@ -12,8 +12,10 @@ state from which `hibernate` or `restore` finishes the job; nothing is removed b
 checkpoint replaces it.
 """
 
+import http.client
 import json
 import os
+import socket
 import subprocess
 import syslog
 import time
@@ -60,7 +62,7 @@ def pause(config: dict, tenant_id: str) -> str:
     if current != "running":
         raise NodeError(f"{tenant_id}: no running session on this node")
     started = time.monotonic()
-    sessions.docker("pause", sessions.container_name(tenant_id))  # cgroup freezer: no CPU at all
+    docker_api("POST", f"/containers/{sessions.container_name(tenant_id)}/pause")  # cgroup freezer: no CPU
     return f"{tenant_id}: paused in {time.monotonic() - started:.2f} s"
 
 
@@ -72,8 +74,28 @@ def resume(config: dict, tenant_id: str) -> str:
     if current != "paused":
         raise NodeError(f"{tenant_id}: no paused session on this node"
                         + ("; a hibernated one comes back with `tos-session restore`" if current is None else ""))
-    sessions.docker("unpause", sessions.container_name(tenant_id))
+    docker_api("POST", f"/containers/{sessions.container_name(tenant_id)}/unpause")
     return f"{tenant_id}: resumed"
+
+
+class _DockerSocket(http.client.HTTPConnection):
+    def connect(self):
+        self.sock = socket.socket(socket.AF_UNIX)
+        self.sock.connect("/run/docker.sock")
+
+
+def docker_api(method: str, path: str) -> None:
+    """One call to the Docker API on its socket: a pause must take well under 0.2 s, and the
+    docker command alone takes longer than that to start (the freeze itself is milliseconds)."""
+    connection = _DockerSocket("localhost", timeout=60)
+    try:
+        connection.request(method, path)
+        response = connection.getresponse()
+        body = response.read().decode(errors="replace")
+    finally:
+        connection.close()
+    if response.status >= 300:
+        raise NodeError(f"docker {method} {path} failed: {response.status} {body.strip()}")
 
 
 def _storage_answers(volume: Volume) -> None:
@@ -120,7 +142,7 @@ def hibernate(config: dict, tenant_id: str) -> str:
     if clients(tenant_id):
         raise NodeError(f"{tenant_id}: a client is connected; hibernate only disconnected sessions")
     if current == "running":
-        sessions.docker("pause", name)
+        docker_api("POST", f"/containers/{name}/pause")
     _storage_answers(volume)
     _vault_answers(volume)
 
@@ -131,7 +153,7 @@ def hibernate(config: dict, tenant_id: str) -> str:
     # --leave-running: the paused processes stay until the images are verified on storage.
     sessions.docker("checkpoint", "create", "--leave-running", f"--checkpoint-dir={folder}", name, checkpoint)
     if sessions.state(tenant_id) == "running":
-        sessions.docker("pause", name)  # runc may thaw what it froze for the dump: keep it still
+        docker_api("POST", f"/containers/{name}/pause")  # runc may thaw what it froze for the dump: keep it still
     dumped = time.monotonic() - started
     try:
         manifest = checkpoints.seal(folder, checkpoint, config["image"], checkpoints.runtime_versions())
@@ -184,6 +206,8 @@ def _restore_into_new_container(config: dict, t: dict, volume: Volume, checkpoin
 
 
 def restore(config: dict, tenant_id: str, take_over: bool = False) -> str:
+    """Brings the tenant's session up on this node: from its checkpoint if it hibernated, else
+    (first login, or after a stop) fresh. `tos-session start` is this too."""
     t = sessions.tenant(config, tenant_id)
     name = sessions.container_name(tenant_id)
     current = sessions.state(tenant_id)
@@ -196,10 +220,11 @@ def restore(config: dict, tenant_id: str, take_over: bool = False) -> str:
         sessions.docker("rm", "--force", name)  # a restore that died half-way: its container never ran
     opened = volume.open(take_over=take_over)  # Vault and the lease: fails closed, nothing changed
     state = checkpoints.read_state(volume.checkpoints)
+    if state["state"] == "running":  # never hibernated, or stopped: an ordinary start
+        return sessions.start(config, tenant_id)
     if state["state"] != "checkpointed":
-        reason = "no checkpoint" if state["state"] == "running" else \
-            f"its last hibernation on {state['node']} never finished"
-        return _cold_start(config, volume, tenant_id, f"{reason}", opened)
+        return _cold_start(config, volume, tenant_id,
+                           f"its last hibernation, on {state['node']}, never finished", opened)
     checkpoint = state["checkpoint"]
     versions = checkpoints.runtime_versions()
     why_not = checkpoints.verify(volume.checkpoints, checkpoint, config["image"], versions)

@@ -1,0 +1,124 @@
+"""make bench-hibernation: pause latency, checkpoint and restore time and throughput of sessions of
+several resident sizes, against the raw write and read throughput of the same encrypted volume
+measured in the same run, and a cold start for comparison. One lab node, one tenant.
+
+For each size: dd writes and reads (caches dropped) a file of that size in the volume; a session
+starts cold (timed); an Active App holding that much memory is launched through the agent; the
+session is paused (the tool's own timing: the freeze, not ssh or Python start-up) and resumed,
+then hibernated and restored, each timed by the tool. Throughput = checkpoint image bytes / time.
+Targets (issue 5): pause < 0.2 s; checkpoint >= 1/2 the volume's raw write rate, restore >= 1/2
+its raw read rate.
+
+The lab's tenants are limited to 256M of memory, too small for the largest session: the bench
+deploys the node once with BENCH_MEMORY for its tenant, and deploys the lab's own data back at
+the end. Needs a deployed lab; the tenant's volume must not be open elsewhere.
+"""
+
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench import ROOT, report
+from toskit.lab.config import LabConfig
+from toskit.lab.vm import ssh_argv
+
+NODE = os.environ.get("BENCH_NODE", "node1")
+TENANT = os.environ.get("BENCH_TENANT", "beta")
+SIZES_MB = [int(s) for s in os.environ.get("BENCH_SIZES_MB", "16,64,256").split(",")]
+MEMORY = os.environ.get("BENCH_MEMORY", "768M")
+PAUSES = int(os.environ.get("BENCH_PAUSES", "5"))
+PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
+SECONDS = re.compile(r"copied, ([0-9.]+) s")
+
+
+def on_node(config: LabConfig, command: str) -> str:
+    proc = subprocess.run(ssh_argv(config, config.host(NODE), command), capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=3600)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: on {NODE}: {command}: {proc.stdout.strip()} {proc.stderr.strip()}")
+    return proc.stdout + proc.stderr
+
+
+def deploy(inventory: str) -> None:
+    subprocess.run([PYINFRA, "-y", inventory, "deploy.py", "--limit", NODE], cwd=ROOT, check=True,
+                   capture_output=True, stdin=subprocess.DEVNULL)
+
+
+def timed(config: LabConfig, command: str) -> float:
+    started = time.monotonic()
+    on_node(config, command)
+    return time.monotonic() - started
+
+
+def measure(config: LabConfig, size_mb: int) -> dict:
+    volume = f"/run/tos/volumes/{TENANT}"
+    session = f"tos-session-{TENANT}"
+    on_node(config, f"tos-session volume open {TENANT}")
+    write = float(SECONDS.findall(on_node(
+        config, f"dd if=/dev/urandom of={volume}/bench.tmp bs=1M count={size_mb} conv=fdatasync 2>&1"))[-1])
+    read = float(SECONDS.findall(on_node(
+        config, f"sync; echo 3 > /proc/sys/vm/drop_caches; dd if={volume}/bench.tmp of=/dev/null bs=1M 2>&1"))[-1])
+    on_node(config, f"rm -f {volume}/bench.tmp && tos-session volume close {TENANT}")
+
+    cold_start = timed(config, f"tos-session start {TENANT}")
+    app_mb = max(size_mb - 16, 1)  # the agent and the app's interpreter hold ~16 MB themselves
+    on_node(config, f"docker exec {session} tos-session-ctl launch bench {app_mb} && for i in $(seq 600); do "
+                    f"docker exec {session} test -S /tmp/app-bench.sock && break; sleep 0.5; done")
+    resident = int(on_node(config, f"cat /sys/fs/cgroup/tos.slice/tos-tenant-{TENANT}.slice/memory.current "
+                                   f"2>/dev/null || systemctl show -P MemoryCurrent tos-tenant-{TENANT}.slice"))
+    pauses = []
+    for _ in range(PAUSES):
+        pauses.append(float(re.search(r"paused in ([0-9.]+) s", on_node(config, f"tos-session pause {TENANT}"))[1]))
+        on_node(config, f"tos-session resume {TENANT}")
+    hibernated = on_node(config, f"tos-session hibernate {TENANT}")
+    found = re.search(r"\(([0-9.]+) MiB of images, checkpoint ([0-9.]+) s, verified ([0-9.]+) s\)", hibernated)
+    image_mb, checkpoint_s, verify_s = (float(x) for x in found.groups())
+    restored = on_node(config, f"tos-session restore {TENANT}")
+    restore_s = float(re.search(r"restored from \S+ in ([0-9.]+) s", restored)[1])
+    on_node(config, f"docker exec {session} tos-session-ctl app bench")  # the app answers: it came back
+    on_node(config, f"tos-session stop {TENANT}")
+    raw = {"write": round(size_mb / write, 1), "read": round(size_mb / read, 1)}
+    rates = {"checkpoint": round(image_mb / checkpoint_s, 1), "restore": round(image_mb / restore_s, 1)}
+    return {
+        "resident_mb": round(resident / 2**20, 1), "image_mb": image_mb, "volume_raw_mb_per_s": raw,
+        "pause_s_median": statistics.median(pauses), "pause_s": pauses,
+        "checkpoint_s": checkpoint_s, "verify_s": verify_s, "restore_s": restore_s,
+        "cold_start_s": round(cold_start, 1), "mb_per_s": rates,
+        "checkpoint_vs_raw_write": round(rates["checkpoint"] / raw["write"], 2),
+        "restore_vs_raw_read": round(rates["restore"] / raw["read"], 2),
+    }
+
+
+def main() -> int:
+    config = LabConfig.from_env()
+    with tempfile.TemporaryDirectory() as tmp:
+        inventory = Path(tmp) / "lab.py"  # named like the lab's, so group_data/lab.py applies too
+        inventory.write_text(
+            f"exec(open({str(ROOT / 'inventories' / 'lab.py')!r}).read())\n"
+            f"_lab = {{}}\nexec(open({str(ROOT / 'group_data' / 'lab.py')!r}).read(), _lab)\n"
+            f"_tenants = _lab['tenants']\n"
+            f"for _t in _tenants:\n    if _t['id'] == {TENANT!r}: _t['quotas']['memory'] = {MEMORY!r}\n"
+            f"nodes = [(name, {{**data, 'tenants': _tenants}}) for name, data in nodes]\n")
+        deploy(str(inventory))
+        try:
+            on_node(config, f"tos-session stop {TENANT}")
+            sizes = {str(size): measure(config, size) for size in SIZES_MB}
+        finally:
+            deploy("inventories/lab.py")
+    result = {"when": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "node": NODE, "tenant": TENANT,
+              "tenant_memory": MEMORY, "sizes_mb": sizes,
+              "runtime": on_node(config, "dpkg-query -W criu runc containerd docker.io").split("\n"),
+              "targets": {
+                  "pause_under_0_2_s": all(s["pause_s_median"] < 0.2 for s in sizes.values()),
+                  "checkpoint_ge_half_raw_write": all(s["checkpoint_vs_raw_write"] >= 0.5 for s in sizes.values()),
+                  "restore_ge_half_raw_read": all(s["restore_vs_raw_read"] >= 0.5 for s in sizes.values())}}
+    return report("hibernation", result)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
