@@ -6,12 +6,13 @@ The move to another node is in test_5. Sessions stay small: CRIU moves ~1 MB/s u
 
 import json
 import re
+import secrets
 import time
 
 import pytest
 from labtools import CONFIG, app_state, found_on_disk, launch_app, memory_used, on
 
-TENANT, APP, BLOB_MB = "beta", "memo", 16
+TENANT, APP, BLOB_MB = "beta", f"memo{secrets.token_hex(3)}", 16
 VOLUME = f"/run/tos/volumes/{TENANT}"
 
 

@@ -12,7 +12,7 @@ def node(monkeypatch, tmp_path):
     """A node with one session whose docker state and client count the test sets."""
     world = {"state": "running", "clients": 0, "calls": []}
     monkeypatch.setattr(policy, "IDLE_DIR", tmp_path)
-    monkeypatch.setattr(policy.sessions, "state", lambda tid: world["state"])
+    monkeypatch.setattr(policy.freezer, "state", lambda tid: world["state"])
     monkeypatch.setattr(hibernation, "clients", lambda tid: world["clients"])
     for action in ("pause", "resume", "hibernate"):
         monkeypatch.setattr(hibernation, action, lambda config, tid, a=action: world["calls"].append(a) or a)

@@ -12,22 +12,24 @@ state from which `hibernate` or `restore` finishes the job; nothing is removed b
 checkpoint replaces it.
 """
 
-import http.client
 import json
 import os
-import socket
+import re
+import signal
 import subprocess
 import syslog
 import time
 from pathlib import Path
 
-from . import checkpoints, sessions
+from . import checkpoints, freezer, sessions
 from .errors import NodeError
 from .files import replace_file
 from .vaultclient import NodeVault
 from .volumes import Volume, now
 
 STORAGE_TIMEOUT = 20  # seconds the share may take to take a small synced write
+STAGED = Path("/run/tos/criu-staged")  # the restore hook's records of containerd's unpacked images
+SCOPE = re.compile(rb"docker-([0-9a-f]{64})\.scope")
 
 
 class Deferred(NodeError):
@@ -40,14 +42,10 @@ def log(message: str) -> str:
     return message
 
 
-def container_pid(tenant_id: str) -> int:
-    return int(sessions.docker("inspect", "-f", "{{.State.Pid}}", sessions.container_name(tenant_id)).stdout)
-
-
 def clients(tenant_id: str) -> int:
     """TCP connections to the session's desktop stream (port 7000), seen in its network namespace.
     A paused session's kernel still completes new connections: they wait in the accept queue."""
-    proc = subprocess.run(["nsenter", "-t", str(container_pid(tenant_id)), "-n", "ss", "-Htn", "state",
+    proc = subprocess.run(["nsenter", "-t", str(freezer.container_pid(tenant_id)), "-n", "ss", "-Htn", "state",
                            "established", "( sport = :7000 )"], capture_output=True, text=True)
     if proc.returncode != 0:
         raise NodeError(f"{tenant_id}: cannot read the session's connections: {proc.stderr.strip()}")
@@ -56,46 +54,22 @@ def clients(tenant_id: str) -> int:
 
 def pause(config: dict, tenant_id: str) -> str:
     sessions.tenant(config, tenant_id)
-    current = sessions.state(tenant_id)
+    current = freezer.state(tenant_id)
     if current == "paused":
         return f"{tenant_id}: already paused"
     if current != "running":
         raise NodeError(f"{tenant_id}: no running session on this node")
-    started = time.monotonic()
-    docker_api("POST", f"/containers/{sessions.container_name(tenant_id)}/pause")  # cgroup freezer: no CPU
-    return f"{tenant_id}: paused in {time.monotonic() - started:.2f} s"
+    return f"{tenant_id}: paused in {freezer.freeze(tenant_id):.3f} s"
 
 
 def resume(config: dict, tenant_id: str) -> str:
     sessions.tenant(config, tenant_id)
-    current = sessions.state(tenant_id)
-    if current == "running":
-        return f"{tenant_id}: already running"
-    if current != "paused":
-        raise NodeError(f"{tenant_id}: no paused session on this node"
+    current = freezer.state(tenant_id)
+    if current not in ("running", "paused"):
+        raise NodeError(f"{tenant_id}: no session on this node"
                         + ("; a hibernated one comes back with `tos-session restore`" if current is None else ""))
-    docker_api("POST", f"/containers/{sessions.container_name(tenant_id)}/unpause")
-    return f"{tenant_id}: resumed"
-
-
-class _DockerSocket(http.client.HTTPConnection):
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect("/run/docker.sock")
-
-
-def docker_api(method: str, path: str) -> None:
-    """One call to the Docker API on its socket: a pause must take well under 0.2 s, and the
-    docker command alone takes longer than that to start (the freeze itself is milliseconds)."""
-    connection = _DockerSocket("localhost", timeout=60)
-    try:
-        connection.request(method, path)
-        response = connection.getresponse()
-        body = response.read().decode(errors="replace")
-    finally:
-        connection.close()
-    if response.status >= 300:
-        raise NodeError(f"docker {method} {path} failed: {response.status} {body.strip()}")
+    freezer.thaw(tenant_id)  # also undoes the hold of a hibernation that was interrupted
+    return f"{tenant_id}: resumed" if current == "paused" else f"{tenant_id}: running"
 
 
 def _storage_answers(volume: Volume) -> None:
@@ -110,6 +84,17 @@ def _storage_answers(volume: Volume) -> None:
                        f"{STORAGE_TIMEOUT} s ({type(e).__name__}); the session stays paused here, nothing "
                        f"was removed; check the storage host, then run `tos-session hibernate "
                        f"{volume.tenant}` again") from None
+
+
+def _room_for_checkpoint(volume: Volume, cgroup: Path) -> None:
+    """The images hold about the session's memory: refuse early, not with a half-written dump."""
+    needed = int((cgroup / "memory.current").read_text()) * 5 // 4 + 16 * 2**20
+    stat = os.statvfs(volume.checkpoints)
+    free = stat.f_bavail * stat.f_frsize
+    if free < needed:
+        raise Deferred(f"{volume.tenant}: its volume has {free // 2**20} MiB free and the checkpoint needs about "
+                       f"{needed // 2**20} MiB; the session stays paused here; free space in the tenant's home "
+                       f"or raise its volume_size (a new volume), then run `tos-session hibernate` again")
 
 
 def _vault_answers(volume: Volume) -> None:
@@ -127,7 +112,7 @@ def _vault_answers(volume: Volume) -> None:
 def hibernate(config: dict, tenant_id: str) -> str:
     volume = sessions.volume(config, tenant_id)
     name = sessions.container_name(tenant_id)
-    current = sessions.state(tenant_id)
+    current = freezer.state(tenant_id)
     folder = volume.checkpoints
     if current is None:
         # Nothing here to checkpoint: finish an earlier hibernation that got as far as removing
@@ -142,24 +127,25 @@ def hibernate(config: dict, tenant_id: str) -> str:
     if clients(tenant_id):
         raise NodeError(f"{tenant_id}: a client is connected; hibernate only disconnected sessions")
     if current == "running":
-        docker_api("POST", f"/containers/{name}/pause")
+        freezer.freeze(tenant_id)
     _storage_answers(volume)
     _vault_answers(volume)
+    _room_for_checkpoint(volume, freezer.cgroup_of(tenant_id))
 
     checkpoint = "hib-" + now().replace(":", "").replace("+0000", "Z").replace("-", "")
     checkpoints.write_state(folder, volume.config.node, "checkpointing", checkpoint)
     _discard_unfinished(folder)
     started = time.monotonic()
-    # --leave-running: the paused processes stay until the images are verified on storage.
-    sessions.docker("checkpoint", "create", "--leave-running", f"--checkpoint-dir={folder}", name, checkpoint)
-    if sessions.state(tenant_id) == "running":
-        docker_api("POST", f"/containers/{name}/pause")  # runc may thaw what it froze for the dump: keep it still
-    dumped = time.monotonic() - started
+    cgroup = freezer.hold_for_checkpoint(tenant_id)
     try:
+        # --leave-running: the (stopped) processes stay until the images are verified on storage.
+        sessions.docker("checkpoint", "create", "--leave-running", f"--checkpoint-dir={folder}", name, checkpoint)
+        dumped = time.monotonic() - started
         manifest = checkpoints.seal(folder, checkpoint, config["image"], checkpoints.runtime_versions())
-    except (OSError, ValueError) as e:
-        raise Deferred(f"{tenant_id}: checkpoint {checkpoint} could not be verified ({e}); the session "
-                       f"stays paused; run `tos-session hibernate {tenant_id}` again") from None
+    except (NodeError, OSError, ValueError) as e:
+        freezer.release(cgroup)
+        raise Deferred(f"{tenant_id}: checkpoint {checkpoint} failed or could not be verified ({e}); the "
+                       f"session stays paused here; run `tos-session hibernate {tenant_id}` again") from None
     checkpoints.write_state(folder, volume.config.node, "checkpointed", checkpoint)
     replace_file(_marker(volume), (json.dumps({"checkpoint": checkpoint, "node": volume.config.node,
                                                 "since": now(), "bytes": manifest["bytes"]}) + "\n").encode())
@@ -197,12 +183,48 @@ def _restore_into_new_container(config: dict, t: dict, volume: Volume, checkpoin
     container_id = sessions.docker(*argv).stdout.strip()
     target = _docker_root() / "containers" / container_id / "checkpoints" / checkpoint
     target.mkdir(parents=True)
+    mounts = [target]
     subprocess.run(["mount", "--bind", "-o", "ro", str(volume.checkpoints / checkpoint), str(target)], check=True)
     try:
+        # criu restores into the cgroup it recorded, and runc 1.1 (cgroup v2) does not tell it the
+        # new container's: the session would land in a re-made cgroup of the old container, outside
+        # the scope runc made and limited for the new one (which systemd then removes as empty), and
+        # Docker could neither pause nor checkpoint it again. criu reads cgroup.img before any action
+        # script runs, so the new id goes into a copy (in RAM; no tenant data in it) mounted over it.
+        # Container ids are all 64 hex digits: the protobuf image stays valid.
+        recorded = (target / "cgroup.img").read_bytes()
+        old = SCOPE.search(recorded)
+        if old and old[1].decode() != container_id:
+            STAGED.mkdir(mode=0o700, parents=True, exist_ok=True)
+            patched = STAGED / f"{container_id}.cgroup.img"
+            patched.write_bytes(recorded.replace(old[1], container_id.encode()))
+            subprocess.run(["mount", "--bind", str(patched), str(target / "cgroup.img")], check=True)
+            mounts.insert(0, target / "cgroup.img")
         sessions.docker("start", "--checkpoint", checkpoint, sessions.container_name(t["id"]))
     finally:
-        subprocess.run(["umount", str(target)], check=False)
-        target.rmdir()
+        for mount in mounts:
+            subprocess.run(["umount", str(mount)], capture_output=True)
+        (STAGED / f"{container_id}.cgroup.img").unlink(missing_ok=True)
+        if target.is_dir():
+            target.rmdir()
+        _remove_staged_copy(container_id)
+    # The hook pointed criu at this container's own cgroup (see tos-criu-hook): make sure.
+    cgroup = freezer.cgroup_of(t["id"])
+    if cgroup.name != f"docker-{container_id}.scope":
+        raise NodeError(f"the restored session is not in its container's cgroup ({cgroup})")
+    freezer.signal_all(cgroup, signal.SIGCONT)  # checkpointed stopped (see freezer): carry on
+
+
+def _remove_staged_copy(container_id: str) -> None:
+    """containerd unpacks the images for criu and never removes them: that copy (in RAM) goes now."""
+    record = STAGED / container_id
+    try:
+        staged = Path(record.read_text().strip())
+    except FileNotFoundError:
+        return
+    if staged.name.startswith("ctrd-checkpoint"):
+        subprocess.run(["rm", "-rf", "--one-file-system", str(staged)], check=False)
+    record.unlink()
 
 
 def restore(config: dict, tenant_id: str, take_over: bool = False) -> str:
@@ -210,7 +232,7 @@ def restore(config: dict, tenant_id: str, take_over: bool = False) -> str:
     (first login, or after a stop) fresh. `tos-session start` is this too."""
     t = sessions.tenant(config, tenant_id)
     name = sessions.container_name(tenant_id)
-    current = sessions.state(tenant_id)
+    current = freezer.state(tenant_id)
     volume = sessions.volume(config, tenant_id)
     if current in ("running", "paused"):
         if volume.is_mounted():
@@ -254,7 +276,10 @@ def _settle(volume: Volume) -> None:
 
 
 def _keep_aside(folder: Path, checkpoint: str) -> None:
-    """A checkpoint that failed to restore is kept (renamed), for an operator to look at."""
+    """A checkpoint that failed to restore is kept (renamed), for an operator to look at; only the
+    latest one, so failures cannot fill the volume."""
+    for earlier in folder.glob("failed-*"):
+        subprocess.run(["rm", "-rf", "--one-file-system", str(earlier)], check=True)
     for suffix in ("", ".manifest.json"):
         source = folder / f"{checkpoint}{suffix}"
         if source.exists():
@@ -283,7 +308,7 @@ def status(config: dict, tenant_id: str | None) -> str:
     lines = [f"{'TENANT':14} {'HERE':8} {'VOLUME':10} {'STATE':14} CHECKPOINT"]
     for tid in ids:
         volume = sessions.volume(config, tid)
-        here = sessions.state(tid) or "-"
+        here = freezer.state(tid) or "-"
         if volume.is_mounted():
             state = checkpoints.read_state(volume.checkpoints)
             where, what, cp = "open", state["state"], state.get("checkpoint") or "-"

@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from . import hibernation, sessions
+from . import freezer, hibernation
 from .errors import NodeError
 
 IDLE_DIR = Path("/run/tos/idle")
@@ -33,7 +33,7 @@ def _mark_idle(tenant_id: str, since: float | None) -> None:
 def step(config: dict, t: dict, now: float) -> str | None:
     """One session's policy decision; returns what it did, or None."""
     tenant_id = t["id"]
-    state = sessions.state(tenant_id)
+    state = freezer.state(tenant_id)
     if state not in ("running", "paused"):
         _mark_idle(tenant_id, None)
         return None
