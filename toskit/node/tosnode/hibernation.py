@@ -30,6 +30,7 @@ from .volumes import Volume, now
 STORAGE_TIMEOUT = 20  # seconds the share may take to take a small synced write
 STAGED = Path("/run/tos/criu-staged")  # the restore hook's records of containerd's unpacked images
 SCOPE = re.compile(rb"docker-([0-9a-f]{64})\.scope")
+LEFTOVER = re.compile(r"content (sha256:[0-9a-f]{64}): already exists")
 
 
 class Deferred(NodeError):
@@ -87,8 +88,10 @@ def _storage_answers(volume: Volume) -> None:
 
 
 def _room_for_checkpoint(volume: Volume, cgroup: Path) -> None:
-    """The images hold about the session's memory: refuse early, not with a half-written dump."""
-    needed = int((cgroup / "memory.current").read_text()) * 5 // 4 + 16 * 2**20
+    """The images hold the session's anonymous memory and tmpfs (file-backed pages are not dumped):
+    refuse early, not with a half-written dump."""
+    stat = dict(line.split() for line in (cgroup / "memory.stat").read_text().splitlines())
+    needed = (int(stat["anon"]) + int(stat["shmem"])) * 5 // 4 + 16 * 2**20
     stat = os.statvfs(volume.checkpoints)
     free = stat.f_bavail * stat.f_frsize
     if free < needed:
@@ -139,7 +142,7 @@ def hibernate(config: dict, tenant_id: str) -> str:
     cgroup = freezer.hold_for_checkpoint(tenant_id)
     try:
         # --leave-running: the (stopped) processes stay until the images are verified on storage.
-        sessions.docker("checkpoint", "create", "--leave-running", f"--checkpoint-dir={folder}", name, checkpoint)
+        _checkpoint(name, folder, checkpoint)
         dumped = time.monotonic() - started
         manifest = checkpoints.seal(folder, checkpoint, config["image"], checkpoints.runtime_versions())
     except (NodeError, OSError, ValueError) as e:
@@ -154,6 +157,23 @@ def hibernate(config: dict, tenant_id: str) -> str:
     volume.close()
     return log(f"{tenant_id}: hibernated to {checkpoint} ({manifest['bytes'] / 2**20:.1f} MiB of images, "
                f"checkpoint {dumped:.1f} s, verified {time.monotonic() - started - dumped:.1f} s); volume closed")
+
+
+def _checkpoint(name: str, folder: Path, checkpoint: str) -> None:
+    argv = ["checkpoint", "create", "--leave-running", f"--checkpoint-dir={folder}", name, checkpoint]
+    try:
+        sessions.docker(*argv)
+    except NodeError as e:
+        # A checkpoint killed half-way leaves its archive in containerd's content store, and Docker
+        # then refuses the next one ("content sha256:... already exists"): remove that one, retry.
+        left = LEFTOVER.search(str(e))
+        if not left:
+            raise
+        for namespace in subprocess.run(["ctr", "namespaces", "ls", "-q"], capture_output=True,
+                                        text=True).stdout.split():
+            subprocess.run(["ctr", "-n", namespace, "content", "rm", left[1]], capture_output=True)
+        _discard_unfinished(folder)
+        sessions.docker(*argv)
 
 
 def _discard_unfinished(folder: Path) -> None:
