@@ -9,9 +9,10 @@ then hibernated and restored, each timed by the tool. Throughput = checkpoint im
 Targets (issue 5): pause < 0.2 s; checkpoint >= 1/2 the volume's raw write rate, restore >= 1/2
 its raw read rate.
 
-The lab's tenants are limited to 256M of memory, too small for the largest session: the bench
-deploys the node once with BENCH_MEMORY for its tenant, and deploys the lab's own data back at
-the end. Needs a deployed lab; the tenant's volume must not be open elsewhere.
+The lab's tenants are limited to 256M of memory and volume, too small for the largest session: the
+bench deploys the node with one more tenant, BENCH_TENANT (BENCH_MEMORY of memory, a 1G volume),
+and deploys the lab's own data back at the end (the tenant's volume file stays on the share, its
+key is left in Vault, its slice and network on the node). Needs a deployed lab.
 """
 
 import os
@@ -23,30 +24,26 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench import ROOT, report
+from bench import DD_SECONDS, ROOT, on, report
 from toskit.lab.config import LabConfig
-from toskit.lab.vm import ssh_argv
 
 NODE = os.environ.get("BENCH_NODE", "node1")
-TENANT = os.environ.get("BENCH_TENANT", "beta")
+TENANT = os.environ.get("BENCH_TENANT", "bench")
 SIZES_MB = [int(s) for s in os.environ.get("BENCH_SIZES_MB", "16,64,256").split(",")]
 MEMORY = os.environ.get("BENCH_MEMORY", "768M")
 PAUSES = int(os.environ.get("BENCH_PAUSES", "5"))
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
-SECONDS = re.compile(r"copied, ([0-9.]+) s")
 
 
 def on_node(config: LabConfig, command: str) -> str:
-    proc = subprocess.run(ssh_argv(config, config.host(NODE), command), capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=3600)
-    if proc.returncode != 0:
-        raise SystemExit(f"bench: on {NODE}: {command}: {proc.stdout.strip()} {proc.stderr.strip()}")
-    return proc.stdout + proc.stderr
+    return on(config, NODE, command)
 
 
 def deploy(inventory: str) -> None:
-    subprocess.run([PYINFRA, "-y", inventory, "deploy.py", "--limit", NODE], cwd=ROOT, check=True,
-                   capture_output=True, stdin=subprocess.DEVNULL)
+    proc = subprocess.run([PYINFRA, "-y", inventory, "deploy.py", "--limit", NODE], cwd=ROOT,
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise SystemExit(f"bench: deploy of {inventory} failed:\n{proc.stdout[-3000:]}{proc.stderr[-3000:]}")
 
 
 def timed(config: LabConfig, command: str) -> float:
@@ -59,9 +56,9 @@ def measure(config: LabConfig, size_mb: int) -> dict:
     volume = f"/run/tos/volumes/{TENANT}"
     session = f"tos-session-{TENANT}"
     on_node(config, f"tos-session volume open {TENANT}")
-    write = float(SECONDS.findall(on_node(
+    write = float(DD_SECONDS.findall(on_node(
         config, f"dd if=/dev/urandom of={volume}/bench.tmp bs=1M count={size_mb} conv=fdatasync 2>&1"))[-1])
-    read = float(SECONDS.findall(on_node(
+    read = float(DD_SECONDS.findall(on_node(
         config, f"sync; echo 3 > /proc/sys/vm/drop_caches; dd if={volume}/bench.tmp of=/dev/null bs=1M 2>&1"))[-1])
     on_node(config, f"rm -f {volume}/bench.tmp && tos-session volume close {TENANT}")
 
@@ -69,8 +66,9 @@ def measure(config: LabConfig, size_mb: int) -> dict:
     app_mb = max(size_mb - 16, 1)  # the agent and the app's interpreter hold ~16 MB themselves
     on_node(config, f"docker exec {session} tos-session-ctl launch bench {app_mb} && for i in $(seq 600); do "
                     f"docker exec {session} test -S /tmp/app-bench.sock && break; sleep 0.5; done")
-    resident = int(on_node(config, f"cat /sys/fs/cgroup/tos.slice/tos-tenant-{TENANT}.slice/memory.current "
-                                   f"2>/dev/null || systemctl show -P MemoryCurrent tos-tenant-{TENANT}.slice"))
+    # Resident = anonymous memory of the tenant's slice: what a checkpoint has to write.
+    resident = int(on_node(config, f"grep '^anon ' /sys/fs/cgroup$(systemctl show -P ControlGroup "
+                                   f"tos-tenant-{TENANT}.slice)/memory.stat").split()[1])
     pauses = []
     for _ in range(PAUSES):
         pauses.append(float(re.search(r"paused in ([0-9.]+) s", on_node(config, f"tos-session pause {TENANT}"))[1]))
@@ -101,8 +99,8 @@ def main() -> int:
         inventory.write_text(
             f"exec(open({str(ROOT / 'inventories' / 'lab.py')!r}).read())\n"
             f"_lab = {{}}\nexec(open({str(ROOT / 'group_data' / 'lab.py')!r}).read(), _lab)\n"
-            f"_tenants = _lab['tenants']\n"
-            f"for _t in _tenants:\n    if _t['id'] == {TENANT!r}: _t['quotas']['memory'] = {MEMORY!r}\n"
+            f"_tenants = _lab['tenants'] + [{{'id': {TENANT!r}, 'quotas': {{'cpu': 1, 'memory': {MEMORY!r}, "
+            f"'pids': 256, 'volume_size': '1G'}}}}]\n"
             f"nodes = [(name, {{**data, 'tenants': _tenants}}) for name, data in nodes]\n")
         deploy(str(inventory))
         try:

@@ -13,15 +13,12 @@ which must not be open elsewhere.
 """
 
 import os
-import re
 import statistics
-import subprocess
 import sys
 import time
 
-from bench import report
+from bench import DD_SECONDS, on, report
 from toskit.lab.config import LabConfig
-from toskit.lab.vm import ssh_argv
 
 NODE = os.environ.get("BENCH_NODE", "node1")
 TENANT = os.environ.get("BENCH_TENANT", "beta")
@@ -32,19 +29,14 @@ TARGETS = {
     "nfs": "/var/lib/tos/share/.bench.tmp",           # the same share, plain
     "local": "/var/tmp/bench.tmp",                    # the node's own disk
 }
-SECONDS = re.compile(r"copied, ([0-9.]+) s")
 
 
 def on_node(config: LabConfig, command: str) -> str:
-    proc = subprocess.run(ssh_argv(config, config.host(NODE), command), capture_output=True, text=True,
-                          stdin=subprocess.DEVNULL, timeout=1800)
-    if proc.returncode != 0:
-        raise SystemExit(f"bench: on {NODE}: {command}: {proc.stderr.strip()}")
-    return proc.stdout + proc.stderr
+    return on(config, NODE, command)
 
 
 def mb_per_s(output: str) -> float:
-    return round(SIZE_MB / float(SECONDS.findall(output)[-1]), 1)
+    return round(SIZE_MB / float(DD_SECONDS.findall(output)[-1]), 1)
 
 
 def main() -> int:
