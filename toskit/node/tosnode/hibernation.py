@@ -270,16 +270,20 @@ def restore(config: dict, tenant_id: str, take_over: bool = False) -> str:
     checkpoint = state["checkpoint"]
     versions = checkpoints.runtime_versions()
     why_not = checkpoints.verify(volume.checkpoints, checkpoint, config["image"], versions)
-    if why_not is None:
+    # Two attempts before the cold start that loses the live state: the first restores on a freshly
+    # built node failed once in the lab (criu: "timens-0.img: Permission denied"), the next succeeded.
+    for attempt in (1, 2) if why_not is None else ():
         started = time.monotonic()
         try:
             _restore_into_new_container(config, t, volume, checkpoint)
         except (NodeError, subprocess.CalledProcessError, OSError) as e:
             sessions.docker("rm", "--force", name, check=False)
             why_not = f"criu could not restore it ({str(e).strip().splitlines()[-1][:300]})"
+            log(f"{tenant_id}: restore attempt {attempt} of {checkpoint} failed: {why_not}")
         else:
             _settle(volume)
-            return log(f"{opened}\n{tenant_id}: restored from {checkpoint} in {time.monotonic() - started:.1f} s")
+            return log(f"{opened}\n{tenant_id}: restored from {checkpoint} in {time.monotonic() - started:.1f} s"
+                       + (" (second attempt)" if attempt > 1 else ""))
     _keep_aside(volume.checkpoints, checkpoint)
     return _cold_start(config, volume, tenant_id, f"checkpoint {checkpoint} not restorable: {why_not}", opened)
 
