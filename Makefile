@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 LAB := $(PY) -m toskit.lab
 INVENTORY ?= inventories/lab.py
 
-.PHONY: venv lab lab-up lab-down lab-destroy lab-status deploy audit test test-fast test-lab bench-lab bench-storage bench-hibernation
+.PHONY: venv lab lab-up lab-down lab-destroy lab-status deploy audit test test-fast test-lab bench-lab bench-storage bench-hibernation bench-restore-race
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -47,3 +47,5 @@ bench-storage: venv
 	$(PY) -m bench.storage_bench
 bench-hibernation: venv
 	$(PY) -m bench.hibernation_bench
+bench-restore-race: venv
+	$(PY) -m bench.restore_race_bench

@@ -107,6 +107,15 @@ def launch_app(host: str, tenant: str, app: str, blob_mb: int) -> dict:
     return app_state(host, tenant, app)
 
 
+def restore_live(host: str, tenant: str, command: str = "restore") -> str:
+    """`tos-session restore` (or `start`) must bring the session back from its checkpoint on the
+    first attempt: a cold start fails the test, and so does a restore that needed the retry."""
+    out = on(host, f"tos-session {command} {tenant}").stdout
+    assert "restored from hib-" in out, out
+    assert "COLD START" not in out and "restore attempt" not in out, out
+    return out
+
+
 def memory_used(host: str) -> int:
     """Bytes of RAM in use on the host (MemTotal - MemAvailable), after dropping clean caches."""
     info = dict(line.split(":") for line in on(host, "sync; echo 3 > /proc/sys/vm/drop_caches; "

@@ -10,7 +10,7 @@ import secrets
 import time
 
 import pytest
-from labtools import CONFIG, app_state, found_on_disk, launch_app, memory_used, on
+from labtools import CONFIG, app_state, found_on_disk, launch_app, memory_used, on, restore_live
 
 TENANT, APP, BLOB_MB = "beta", f"memo{secrets.token_hex(3)}", 16
 VOLUME = f"/run/tos/volumes/{TENANT}"
@@ -98,8 +98,7 @@ def test_killed_mid_checkpoint_loses_nothing_and_hibernate_finishes(live_session
 
 def test_restore_brings_back_the_live_state_and_no_memory_touched_the_disk(live_session):
     baseline, before = live_session
-    out = on("node1", f"tos-session restore {TENANT}").stdout
-    assert "restored from hib-" in out and "COLD START" not in out, out
+    restore_live("node1", TENANT)
     after = app_state("node1", TENANT, APP)
     # Same process, its memory intact, its counter and open file carried on from where they were.
     assert (after["pid"], after["blob_sha256"]) == (before["pid"], before["blob_sha256"])
@@ -155,5 +154,5 @@ def test_the_idle_policy_pauses_a_session_without_client_and_a_client_wakes_it(l
     out = on("node1", policy).stdout
     assert container_state() == "gone" and "hibernated to hib-" in out, out
     # Back, then stopped: the tests after this one find beta as any stopped session.
-    assert "restored from hib-" in on("node1", f"tos-session start {TENANT}").stdout
+    restore_live("node1", TENANT, "start")
     on("node1", f"tos-session stop {TENANT}")
