@@ -4,12 +4,10 @@ over, alternating between the lab's two nodes; every one must come back live on 
 This is the stress check for the restore race (issue 16): criu's restored root task opens
 timens-0.img before its parent has written the new user namespace's uid/gid maps, so the image
 ownership the restore hook leaves must serve the task both before and after the maps. To force
-the losing order instead of waiting for it, RACE_SLOW_PARENT_MS slows criu's parent: criu is run
-through strace (a wrapper on both nodes, first in containerd's PATH; strace -D stays out of the
-process tree, so criu and the restored task keep runc as parent), which holds every clone/clone3
-of the parent (not its children) that long before returning, so the new root task always runs
-ahead of the map write. RACE_HOOK_REF puts the restore hook of another git revision on both nodes
-for the run (e.g. the one before the fix, fa04840), to see the race lost.
+the losing order instead of waiting for it, RACE_SLOW_PARENT_MS holds criu's parent in
+clone/clone3 that long (toskit/lab/criu_race.py: criu under strace), so the new root task always
+runs ahead of the map write. RACE_HOOK_REF puts the restore hook of another git revision on both
+nodes for the run (e.g. fa04840, the one before the fix), to see the race lost.
 
     RACE_CYCLES=8 make bench-restore-race                                   # as deployed
     RACE_SLOW_PARENT_MS=500 RACE_CYCLES=2 make bench-restore-race           # the fix, parent slowed
@@ -29,6 +27,8 @@ import time
 import jinja2
 
 from bench import ROOT, on, report
+from roles.runtime import DEFAULTS as RUNTIME_DEFAULTS
+from toskit.lab import criu_race
 from toskit.lab.config import LabConfig
 from toskit.lab.vm import ssh_argv
 
@@ -40,46 +40,34 @@ HOOK_REF = os.environ.get("RACE_HOOK_REF", "")
 APP = "race"
 HOOK = "/usr/local/sbin/tos-criu-hook"
 SAVED_HOOK = "/run/tos-criu-hook.bench-saved"
-WRAPPER = "/usr/local/sbin/criu"  # before /usr/sbin in the PATH runc finds criu with
-WRAPPER_LOG = "/run/tos-bench-criu-wrapper.log"
-CRIU_LOG = "/var/log/tos-criu.log"
-
-
-def put(config: LabConfig, node: str, path: str, text: str, mode: str) -> None:
-    subprocess.run(ssh_argv(config, config.host(node), f"cat > {path}.new && chmod {mode} {path}.new && "
-                                                        f"mv {path}.new {path}"),
-                   input=text, text=True, check=True, capture_output=True)
 
 
 def hook_of(ref: str) -> str:
     template = subprocess.run(["git", "show", f"{ref}:templates/hibernation/tos-criu-hook.j2"], cwd=ROOT,
                               capture_output=True, text=True, check=True).stdout
-    return jinja2.Template(template).render(host={"data": {"docker_subid_start": 100000}})
+    return jinja2.Template(template).render(
+        host={"data": {"docker_subid_start": RUNTIME_DEFAULTS["docker_subid_start"]}})
 
 
-def wrapper(delay_us: int) -> str:
-    return ("#!/bin/sh\n# bench/restore_race_bench.py: criu's parent held in clone/clone3 (its children run on)\n"
-            f"echo \"$$ $*\" >> {WRAPPER_LOG}\n"
-            f"exec strace -D -qq -o /dev/null -e trace=clone,clone3 -e inject=clone:delay_exit={delay_us} "
-            f"-e inject=clone3:delay_exit={delay_us} /usr/sbin/criu \"$@\"\n")
+def put_hook(config: LabConfig, node: str, text: str) -> None:
+    subprocess.run(ssh_argv(config, config.host(node), f"cat > {HOOK}.new && chmod 755 {HOOK}.new && "
+                                                        f"mv {HOOK}.new {HOOK}"),
+                   input=text, text=True, check=True, capture_output=True)
 
 
 def set_up(config: LabConfig) -> None:
     for node in NODES:
         on(config, node, f"tos-session stop {TENANT} >/dev/null 2>&1; cp -a {HOOK} {SAVED_HOOK}")
         if HOOK_REF:
-            put(config, node, HOOK, hook_of(HOOK_REF), "755")
+            put_hook(config, node, hook_of(HOOK_REF))
         if SLOW_PARENT_MS:
-            on(config, node, "apt-get install -y -q --no-install-recommends strace >/dev/null")
-            put(config, node, WRAPPER, wrapper(SLOW_PARENT_MS * 1000), "755")
-            on(config, node, f"rm -f {WRAPPER_LOG}")
+            on(config, node, criu_race.install(SLOW_PARENT_MS))
 
 
 def tear_down(config: LabConfig) -> None:
     for node in NODES:
-        on(config, node, f"tos-session stop {TENANT} >/dev/null 2>&1; mv {SAVED_HOOK} {HOOK}; rm -f {WRAPPER} "
-                         f"{WRAPPER_LOG}; if dpkg -s strace >/dev/null 2>&1; then apt-get purge -y -q strace "
-                         f">/dev/null; fi")
+        on(config, node, f"tos-session stop {TENANT} >/dev/null 2>&1; "
+                         f"if [ -e {SAVED_HOOK} ]; then mv {SAVED_HOOK} {HOOK}; fi; {criu_race.remove()}")
 
 
 def app_state(config: LabConfig, node: str) -> dict:
@@ -94,12 +82,14 @@ def cycle(config: LabConfig, source: str, target: str) -> dict:
     started = time.monotonic()
     out = on(config, target, f"tos-session restore {TENANT}")
     took = round(time.monotonic() - started, 1)
-    errors = on(config, target, f"grep -m 3 'Error' {CRIU_LOG} || true").strip().splitlines()
+    criu_log = on(config, target, f"cat {criu_race.CRIU_LOG}")
+    errors = [line for line in criu_log.splitlines() if "Error" in line][:3]
     after = app_state(config, target)
     same = (after["pid"], after["blob_sha256"]) == (before["pid"], before["blob_sha256"])
     outcome = ("cold" if "COLD START" in out else "retried" if "restore attempt" in out
                else "live" if same else "wrong-state")
-    return {"from": source, "to": target, "outcome": outcome, "restore_s": took, "criu_errors": errors}
+    return {"from": source, "to": target, "outcome": outcome, "restore_s": took,
+            "root_task_ran_ahead_of_the_maps": criu_race.root_task_ran_ahead(criu_log), "criu_errors": errors}
 
 
 def main() -> int:
@@ -109,8 +99,7 @@ def main() -> int:
         on(config, NODES[0], f"tos-session start {TENANT} && docker exec tos-session-{TENANT} "
                              f"tos-session-ctl launch {APP} 4")
         cycles = [cycle(config, NODES[i % 2], NODES[(i + 1) % 2]) for i in range(CYCLES)]
-        wrapped = sum(int(on(config, n, f"cat {WRAPPER_LOG} 2>/dev/null | wc -l").strip())
-                      for n in NODES) if SLOW_PARENT_MS else None
+        wrapped = sum(int(on(config, n, criu_race.calls()).strip()) for n in NODES) if SLOW_PARENT_MS else None
     finally:
         tear_down(config)
     outcomes = [c["outcome"] for c in cycles]

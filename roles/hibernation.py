@@ -2,8 +2,9 @@
 on any node (`tos-session hibernate | restore`), and the idle policy that drives them.
 
 What makes restore work under user namespaces is a CRIU action script (templates/hibernation/
-tos-criu-hook.j2): it hands the checkpoint images to the container's mapped root before criu
-restores, and removes containerd's extracted copy once the session runs. Checkpoints pass through
+tos-criu-hook.j2): before criu restores, it makes the checkpoint images readable by criu's root
+task both before and after its user namespace maps exist (owner root, group the mapped root);
+tos-session removes containerd's extracted copy once the session runs. Checkpoints pass through
 containerd's content store and /tmp on their way: both are kept in RAM, never on the node's disk.
 The runtime's versions are held (apt-mark hold) at the set the lab tests proved; the audit fails
 when they drift from `hibernation_tested_versions`.
@@ -90,7 +91,8 @@ def hibernation():
 
     files.directory(name="/etc/criu", path="/etc/criu", user="root", group="root", mode="755")
     _template("criu options for runc: log file, action script", CRIU_CONFIG, log_file=CRIU_LOG, hook=CRIU_HOOK)
-    _template("CRIU action script: images to the mapped root before restore", CRIU_HOOK, mode="755")
+    _template("CRIU action script: images readable by criu's root task before and after its maps", CRIU_HOOK,
+              mode="755")
 
     # Tenant memory passes through here during checkpoint and restore: RAM, not the node's disk.
     # (/tmp, where containerd unpacks a restore, is a tmpfs on Debian 13; the audit checks it.)

@@ -34,8 +34,9 @@ def lab(*args: str, timeout: float = 900, check: bool = True) -> subprocess.Comp
 
 
 def on(host: str, command: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
+    # One command may be long: a hibernate that waits for an interrupted one took 160 s on a slow machine.
     proc = subprocess.run(ssh_argv(CONFIG, CONFIG.host(host), command), capture_output=True, text=True,
-                          timeout=120, input=stdin if stdin is not None else "")
+                          timeout=600, input=stdin if stdin is not None else "")
     if check and proc.returncode != 0:
         pytest.fail(f"on {host}: {command} exited {proc.returncode}: {proc.stderr}")
     return proc

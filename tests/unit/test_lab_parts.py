@@ -9,6 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from toskit.lab import keys, lab as lab_module
 from toskit.lab.aptcache import debian_mirrors
 from toskit.lab.config import LabConfig
+from toskit.lab.criu_race import root_task_ran_ahead
 from toskit.lab.errors import LabError
 from toskit.lab.lab import Lab
 
@@ -84,3 +85,21 @@ def test_preflight_refuses_low_disk(monkeypatch, tmp_path):
     config = LabConfig(state_dir=tmp_path, cache_dir=tmp_path, min_free_gb=10**6).with_hosts()
     with pytest.raises(LabError, match="GB free"):
         Lab(config).preflight()
+
+
+# criu's log of the restore that failed in CI (issue 16), and the order it shows.
+CRIU_LOG_CHILD_FIRST = """(00.994499) Forking task with 1 pid (flags 0x7c028000)
+(00.994589) Creating process using clone3()
+(01.003482)      1: Error (criu/image.c:630): Unable to open timens-0.img: Permission denied
+(01.049993) PID: real 8478 virt 1
+(01.052277) Wait until namespaces are created
+"""
+
+
+@pytest.mark.parametrize("log, ahead", [
+    (CRIU_LOG_CHILD_FIRST, True),
+    ("(00.1) Creating process using clone3()\n(00.2) PID: real 8478 virt 1\n(00.3)      1: Warn: Clocks\n", False),
+    ("(00.1) Creating process using clone3()\n", False),  # no restore in it: not proof of anything
+])
+def test_the_criu_log_tells_whether_the_root_task_ran_ahead_of_its_maps(log, ahead):
+    assert root_task_ran_ahead(log) is ahead

@@ -28,6 +28,7 @@ from .vaultclient import NodeVault
 from .volumes import Volume, now
 
 STORAGE_TIMEOUT = 20  # seconds the share may take to take a small synced write
+EARLIER_CHECKPOINT_TIMEOUT = 600  # seconds an orphaned checkpoint (see below) may take to end
 STAGED = Path("/run/tos/criu-staged")  # the restore hook's records of containerd's unpacked images
 SCOPE = re.compile(rb"docker-([0-9a-f]{64})\.scope")
 LEFTOVER = re.compile(r"content (sha256:[0-9a-f]{64}): already exists")
@@ -112,9 +113,43 @@ def _vault_answers(volume: Volume) -> None:
                        f"{volume.tenant}` again once Vault answers") from None
 
 
+def _earlier_checkpoint_ended(volume: Volume, tenant_id: str) -> None:
+    """A hibernate killed mid-checkpoint (the state says `checkpointing`) leaves its request running
+    in dockerd: containerd holds the task paused while runc and criu dump it and while it archives
+    the images, then resumes it. Its images and the container are touched only once it has ended."""
+    if not volume.is_mounted() or checkpoints.read_state(volume.checkpoints)["state"] != "checkpointing":
+        return
+    deadline = time.monotonic() + EARLIER_CHECKPOINT_TIMEOUT
+    while True:
+        try:
+            container = freezer.docker_api("GET", f"/containers/{sessions.container_name(tenant_id)}/json")
+        except NodeError:
+            return  # no container: nothing in flight
+        if not container["State"]["Paused"] and not _runc_checkpointing(container["Id"]):
+            return
+        if time.monotonic() > deadline:
+            raise Deferred(f"{tenant_id}: an earlier, interrupted checkpoint of the session is still running "
+                           f"(or the container was paused with `docker pause`) after "
+                           f"{EARLIER_CHECKPOINT_TIMEOUT} s; nothing was changed; run `tos-session hibernate "
+                           f"{tenant_id}` again later")
+        time.sleep(0.5)
+
+
+def _runc_checkpointing(container_id: str) -> bool:
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"runc") and b"checkpoint" in argv and container_id.encode() in argv:
+            return True
+    return False
+
+
 def hibernate(config: dict, tenant_id: str) -> str:
     volume = sessions.volume(config, tenant_id)
     name = sessions.container_name(tenant_id)
+    _earlier_checkpoint_ended(volume, tenant_id)
     current = freezer.state(tenant_id)
     folder = volume.checkpoints
     if current is None:
