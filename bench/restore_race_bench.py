@@ -27,10 +27,12 @@ import time
 import jinja2
 
 from bench import ROOT, on, report
+from roles.hibernation import CRIU_HOOK as HOOK
 from roles.runtime import DEFAULTS as RUNTIME_DEFAULTS
 from toskit.lab import criu_race
 from toskit.lab.config import LabConfig
 from toskit.lab.vm import ssh_argv
+from toskit.templating import JINJA_OPTIONS
 
 NODES = ("node1", "node2")
 TENANT = os.environ.get("BENCH_TENANT", "acme")
@@ -38,14 +40,13 @@ CYCLES = int(os.environ.get("RACE_CYCLES", "6"))
 SLOW_PARENT_MS = int(os.environ.get("RACE_SLOW_PARENT_MS", "0"))
 HOOK_REF = os.environ.get("RACE_HOOK_REF", "")
 APP = "race"
-HOOK = "/usr/local/sbin/tos-criu-hook"
 SAVED_HOOK = "/run/tos-criu-hook.bench-saved"
 
 
 def hook_of(ref: str) -> str:
     template = subprocess.run(["git", "show", f"{ref}:templates/hibernation/tos-criu-hook.j2"], cwd=ROOT,
                               capture_output=True, text=True, check=True).stdout
-    return jinja2.Template(template).render(
+    return jinja2.Environment(**JINJA_OPTIONS).from_string(template).render(
         host={"data": {"docker_subid_start": RUNTIME_DEFAULTS["docker_subid_start"]}})
 
 
@@ -57,7 +58,7 @@ def put_hook(config: LabConfig, node: str, text: str) -> None:
 
 def set_up(config: LabConfig) -> None:
     for node in NODES:
-        on(config, node, f"tos-session stop {TENANT} >/dev/null 2>&1; cp -a {HOOK} {SAVED_HOOK}")
+        on(config, node, f"tos-session stop {TENANT} >/dev/null 2>&1; [ -e {SAVED_HOOK} ] || cp -a {HOOK} {SAVED_HOOK}")
         if HOOK_REF:
             put_hook(config, node, hook_of(HOOK_REF))
         if SLOW_PARENT_MS:
@@ -94,8 +95,8 @@ def cycle(config: LabConfig, source: str, target: str) -> dict:
 
 def main() -> int:
     config = LabConfig.from_env()
-    set_up(config)
     try:
+        set_up(config)
         on(config, NODES[0], f"tos-session start {TENANT} && docker exec tos-session-{TENANT} "
                              f"tos-session-ctl launch {APP} 4")
         cycles = [cycle(config, NODES[i % 2], NODES[(i + 1) % 2]) for i in range(CYCLES)]

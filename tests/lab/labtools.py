@@ -33,10 +33,11 @@ def lab(*args: str, timeout: float = 900, check: bool = True) -> subprocess.Comp
     return run([sys.executable, "-m", "toskit.lab", *args], timeout, check)
 
 
-def on(host: str, command: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
-    # One command may be long: a hibernate that waits for an interrupted one took 160 s on a slow machine.
+def on(host: str, command: str, check: bool = True, stdin: str | None = None,
+       timeout: float = 300) -> subprocess.CompletedProcess:
+    # On a slow machine (guests ~4x slower) one hibernate or restore took up to ~160 s.
     proc = subprocess.run(ssh_argv(CONFIG, CONFIG.host(host), command), capture_output=True, text=True,
-                          timeout=600, input=stdin if stdin is not None else "")
+                          timeout=timeout, input=stdin if stdin is not None else "")
     if check and proc.returncode != 0:
         pytest.fail(f"on {host}: {command} exited {proc.returncode}: {proc.stderr}")
     return proc

@@ -26,7 +26,8 @@ def cgroup_cpu_usec(host: str) -> int:
 
 
 def hibernate(expect: int = 0):
-    proc = on("node1", f"tos-session hibernate {TENANT}", check=False)
+    # Longer than the tool's own wait for an interrupted checkpoint (600 s) plus a checkpoint.
+    proc = on("node1", f"tos-session hibernate {TENANT}", check=False, timeout=1200)
     assert proc.returncode == expect, proc.stdout + proc.stderr
     return proc
 

@@ -5,14 +5,19 @@ new user namespace's uid/gid maps (criu/cr-restore.c); which comes first is up t
 This puts a wrapper first in the PATH runc finds criu in, which runs criu under strace holding
 the parent in every clone/clone3 for a while before it returns, so the child always runs ahead.
 strace -D keeps out of the process tree: criu and the restored task keep runc as their parent.
-No child of criu is traced. Test harness only: `remove()` leaves the node as deployed.
+No child of criu is traced. Test harness only: `remove()` leaves the node as deployed, and the
+wrapper acts only while its marker in /run exists, so a reboot switches it off too.
 """
 
 import re
 
+from roles import hibernation as hibernation_role
+
+CRIU_LOG = hibernation_role.CRIU_LOG  # the node's criu log: one run's (criu truncates it)
+
 WRAPPER = "/usr/local/sbin/criu"  # before /usr/sbin in the PATH containerd gives runc
+MARKER = "/run/tos-lab-criu-race"  # present: the wrapper slows criu; holds 'purge' if strace was ours
 CALLS = "/run/tos-lab-criu-wrapper.calls"
-CRIU_LOG = "/var/log/tos-criu.log"  # the node's criu log (roles/hibernation.py), one restore's
 ROOT_TASK_LINE = re.compile(r"^\([0-9.]+\)\s+1: ")  # a line logged by the restored root task (pid 1)
 PARENT_BACK_FROM_CLONE = re.compile(r"PID: real \d+ virt 1$")  # the parent, before it writes the maps
 
@@ -20,15 +25,17 @@ PARENT_BACK_FROM_CLONE = re.compile(r"PID: real \d+ virt 1$")  # the parent, bef
 def install(delay_ms: int) -> str:
     """A shell command for the node (root): strace, and the wrapper holding criu's parent."""
     us = delay_ms * 1000
-    return (f"apt-get install -y -q --no-install-recommends strace >/dev/null && rm -f {CALLS} && "
-            f"cat > {WRAPPER}.new <<'EOF'\n"
+    return (f"if dpkg -s strace >/dev/null 2>&1; then : > {MARKER}; else "
+            f"apt-get install -y -q -o DPkg::Lock::Timeout=120 --no-install-recommends strace >/dev/null "
+            f"&& echo purge > {MARKER}; fi && rm -f {CALLS} && "
+            f"cat > {WRAPPER}.new <<'EOF' && chmod 755 {WRAPPER}.new && mv {WRAPPER}.new {WRAPPER}\n"
             "#!/bin/sh\n"
             "# tos lab (toskit/lab/criu_race.py): criu's parent held in clone/clone3, its children run on\n"
+            f"[ -e {MARKER} ] || exec /usr/sbin/criu \"$@\"\n"
             f"echo \"$$ $*\" >> {CALLS}\n"
             f"exec strace -D -qq -o /dev/null -e trace=clone,clone3 -e inject=clone:delay_exit={us} "
             f"-e inject=clone3:delay_exit={us} /usr/sbin/criu \"$@\"\n"
-            "EOF\n"
-            f"chmod 755 {WRAPPER}.new && mv {WRAPPER}.new {WRAPPER}")
+            "EOF")
 
 
 def calls() -> str:
@@ -37,8 +44,8 @@ def calls() -> str:
 
 
 def remove() -> str:
-    return (f"rm -f {WRAPPER} {CALLS}; "
-            "if dpkg -s strace >/dev/null 2>&1; then apt-get purge -y -q strace >/dev/null; fi")
+    return (f"rm -f {WRAPPER}; if grep -qs purge {MARKER}; then "
+            f"apt-get purge -y -q -o DPkg::Lock::Timeout=120 strace >/dev/null; fi; rm -f {MARKER} {CALLS}")
 
 
 def root_task_ran_ahead(criu_log: str) -> bool:

@@ -116,15 +116,18 @@ def _vault_answers(volume: Volume) -> None:
 def _earlier_checkpoint_ended(volume: Volume, tenant_id: str) -> None:
     """A hibernate killed mid-checkpoint (the state says `checkpointing`) leaves its request running
     in dockerd: containerd holds the task paused while runc and criu dump it and while it archives
-    the images, then resumes it. Its images and the container are touched only once it has ended."""
-    if not volume.is_mounted() or checkpoints.read_state(volume.checkpoints)["state"] != "checkpointing":
+    the images, then resumes it. Its images and the container are touched only once that is over.
+    (Not seen: Docker's own copy into the volume after containerd resumed the task. The rerun then
+    discards those images and that request fails; it has nothing else to touch.)"""
+    if not volume.is_mounted() or checkpoints.read_state(volume.checkpoints)["state"] != "checkpointing" \
+            or sessions.state(tenant_id) is None:
         return
     deadline = time.monotonic() + EARLIER_CHECKPOINT_TIMEOUT
     while True:
-        try:
+        try:  # fails closed: a dockerd that does not answer stops the hibernation here
             container = freezer.docker_api("GET", f"/containers/{sessions.container_name(tenant_id)}/json")
-        except NodeError:
-            return  # no container: nothing in flight
+        except OSError as e:
+            raise NodeError(f"{tenant_id}: dockerd does not answer ({e}); nothing was changed") from None
         if not container["State"]["Paused"] and not _runc_checkpointing(container["Id"]):
             return
         if time.monotonic() > deadline:
