@@ -87,8 +87,9 @@ def cycle(config: LabConfig, source: str, target: str) -> dict:
     errors = [line for line in criu_log.splitlines() if "Error" in line][:3]
     after = app_state(config, target)
     same = (after["pid"], after["blob_sha256"]) == (before["pid"], before["blob_sha256"])
-    outcome = ("cold" if "COLD START" in out else "retried" if "restore attempt" in out
-               else "live" if same else "wrong-state")
+    outcome = criu_race.restore_outcome(out)
+    if outcome == "live" and not same:
+        outcome = "wrong-state"
     return {"from": source, "to": target, "outcome": outcome, "restore_s": took,
             "root_task_ran_ahead_of_the_maps": criu_race.root_task_ran_ahead(criu_log), "criu_errors": errors}
 

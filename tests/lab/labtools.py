@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from toskit.lab.config import LabConfig
+from toskit.lab.criu_race import restore_outcome
 from toskit.lab.vm import ssh_argv
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,8 +114,7 @@ def restore_live(host: str, tenant: str, command: str = "restore") -> str:
     """`tos-session restore` (or `start`) must bring the session back from its checkpoint on the
     first attempt: a cold start fails the test, and so does a restore that needed the retry."""
     out = on(host, f"tos-session {command} {tenant}").stdout
-    assert "restored from hib-" in out, out
-    assert "COLD START" not in out and "restore attempt" not in out, out
+    assert restore_outcome(out) == "live", out
     return out
 
 

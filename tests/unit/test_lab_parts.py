@@ -9,7 +9,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from toskit.lab import keys, lab as lab_module
 from toskit.lab.aptcache import debian_mirrors
 from toskit.lab.config import LabConfig
-from toskit.lab.criu_race import root_task_ran_ahead
+from toskit.lab.criu_race import restore_outcome, root_task_ran_ahead
 from toskit.lab.errors import LabError
 from toskit.lab.lab import Lab
 
@@ -103,3 +103,14 @@ CRIU_LOG_CHILD_FIRST = """(00.994499) Forking task with 1 pid (flags 0x7c028000)
 ])
 def test_the_criu_log_tells_whether_the_root_task_ran_ahead_of_its_maps(log, ahead):
     assert root_task_ran_ahead(log) is ahead
+
+
+@pytest.mark.parametrize("output, outcome", [
+    ("acme: volume opened\nacme: restored from hib-1 in 9.0 s", "live"),
+    ("acme: restore attempt 1 of hib-1 failed: criu could not restore it (x)\n"
+     "acme: restored from hib-1 in 9.0 s (attempt 2)", "retried"),
+    ("acme: restore attempt 2 of hib-1 failed: x\nacme: COLD START (checkpoint hib-1 not restorable)", "cold"),
+    ("acme: started", "none"),
+])
+def test_a_restore_is_told_apart_from_a_retried_one_and_a_cold_start(output, outcome):
+    assert restore_outcome(output) == outcome

@@ -55,3 +55,13 @@ def root_task_ran_ahead(criu_log: str) -> bool:
     child = next((i for i, line in enumerate(lines) if ROOT_TASK_LINE.match(line)), None)
     parent = next((i for i, line in enumerate(lines) if PARENT_BACK_FROM_CLONE.search(line)), None)
     return child is not None and parent is not None and child < parent
+
+
+def restore_outcome(tos_session_output: str) -> str:
+    """What `tos-session restore | start` did: live (from the checkpoint, first attempt), retried
+    (live, but only after a failed attempt), cold (the live state lost), or none (no checkpoint)."""
+    if "COLD START" in tos_session_output:
+        return "cold"
+    if "restored from hib-" not in tos_session_output:
+        return "none"
+    return "retried" if "restore attempt" in tos_session_output else "live"
