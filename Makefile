@@ -38,7 +38,7 @@ audit: venv
 test-fast: venv
 	$(VENV)/bin/pytest -q tests/unit
 test-lab: venv
-	$(VENV)/bin/pytest -q -x tests/lab
+	$(VENV)/bin/pytest -q -x --durations=0 tests/lab
 test: test-fast test-lab
 
 bench-lab: venv

@@ -5,6 +5,26 @@ from . import base, hibernation, quotas, runtime, sessions, storage, storage_ser
 
 ROLES = [base, runtime, quotas, sessions, storage_server, storage, vault, hibernation]
 
+# Which roles run on which inventory group, in order (after base, which every host gets).
+ROLES_BY_GROUP = {
+    "storage": [
+        storage_server.storage_server,  # NFS v4.2 export of the tenants' (encrypted) volume files, to the nodes only
+    ],
+    "nodes": [
+        runtime.runtime,   # hardened Docker with user namespaces, auditd watching it
+        quotas.quotas,     # one slice (quotas) and one network per tenant
+        sessions.sessions,  # the session image, built here, and the tos-session tool
+        storage.storage,   # the volume share, LUKS tools; volumes open on demand for sessions
+        vault.vault,       # tenants' keys and this node's AppRole in Vault; the node enrolled (secret in RAM)
+        hibernation.hibernation,  # CRIU checkpoints of idle sessions into their volumes; the idle policy timer
+    ],
+}
+
+
+def roles_of(groups) -> list:
+    """The role deploys a host in these inventory groups gets, besides base."""
+    return [role for group, members in ROLES_BY_GROUP.items() if group in groups for role in members]
+
 
 def packages_of(deploys: list, data) -> list:
     """Every package the given role deploys install (from the host's data, else their defaults).
@@ -23,3 +43,8 @@ def packages_of(deploys: list, data) -> list:
             value = data.get(key)
             wanted += module.DEFAULTS[key] if value is None else value
     return wanted
+
+
+def all_packages_of(groups, data) -> list:
+    """Every package a host in these groups gets: base's own, then those of its roles."""
+    return [*data.base_packages, *data.base_extra_packages, *packages_of(roles_of(groups), data)]

@@ -26,6 +26,9 @@ class DataView:
     def __init__(self, data: dict):
         self.__dict__.update(data)
 
+    def get(self, key: str, default=None):
+        return self.__dict__.get(key, default)
+
 
 def check_inventory(path: str) -> int:
     """Returns how many hosts were checked; raises DataError at the first bad value."""

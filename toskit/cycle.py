@@ -71,7 +71,7 @@ def main(argv=None) -> int:
     started = time.monotonic()
     junit = logs / "audit.xml"
     junit.unlink(missing_ok=True)
-    _tee([str(VENV_BIN / "pytest"), "-q", "-p", "no:cacheprovider", "tests/audit",
+    _tee([str(VENV_BIN / "pytest"), "-q", "-p", "no:cacheprovider", "--durations=15", "tests/audit",
           f"--inventory={args.inventory}", f"--junitxml={junit}",
           *(["-k", args.audit_filter] if args.audit_filter else [])], logs / "audit.log")
     audit_seconds = time.monotonic() - started

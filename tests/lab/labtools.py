@@ -77,17 +77,6 @@ def audit_only(expression: str) -> subprocess.CompletedProcess:
                 "--inventory=inventories/lab.py", "-k", expression], 900, check=False)
 
 
-def break_audit_repair(breakage: str, audit_filter: str, control: str) -> None:
-    """Breaks node2 with `breakage`; the audit must fail naming the control and node2 only, and the
-    next deploy must repair it (a change on node2, then a passing audit)."""
-    on("node2", breakage)
-    audit = audit_only(audit_filter)
-    assert f"FAILED control={control} host=node2" in audit.stdout, audit.stdout[-3000:]
-    assert "host=node1" not in audit.stdout
-    (hosts, changed, passed, failed), proc = cycle(audit_filter)
-    assert re.search(r"node2\s+changed=[1-9]", proc.stdout) and failed == 0, proc.stdout[-3000:]
-
-
 def session_write(host: str, tenant: str, path: str, text: str) -> None:
     on(host, f"docker exec -i --user session tos-session-{tenant} sh -c 'cat > {path} && sync' && sync", stdin=text)
 

@@ -1,37 +1,47 @@
-"""Hosts broken by hand: the audit names the control and the host, the next deploy repairs it."""
+"""node2 broken by hand in three ways at once: the audit names each control on node2 and no other
+host, one deploy repairs them all, and the deploy after that has nothing left to do.
+
+One break-audit-deploy round for all three: each round costs minutes under emulation."""
 
 import re
-import sys
 
-from labtools import break_audit_repair, cycle, on, run
+import pytest
+from labtools import audit_only, cycle, on
+
+# (control the audit must name, audit filter, how node2 is broken)
+BREAKAGES = [
+    ("sshd-27", "sshd",
+     "sed -i 's/^PasswordAuthentication no/PasswordAuthentication yes/' /etc/ssh/sshd_config && systemctl reload ssh"),
+    ("CIS 2.9", "runtime", "sed -i '/userns-remap/d' /etc/docker/daemon.json && systemctl restart docker"),
+    ("tenant-quotas", "test_quotas", "systemctl set-property --runtime tos-tenant-acme.slice MemoryMax=infinity"),
+]
+AUDIT_FILTER = " or ".join(f for _, f, _ in BREAKAGES)
 
 
-def test_audit_catches_a_weakened_sshd_and_the_deploy_repairs_it():
-    on("node2", "sed -i 's/^PasswordAuthentication no/PasswordAuthentication yes/' /etc/ssh/sshd_config"
-                " && systemctl reload ssh")
-    (hosts, changed, passed, failed), proc = cycle("sshd")
-    # The deploy ran first and put the hardened config back: one change, on node2 only.
-    assert re.search(r"node2\s+changed=[1-9]", proc.stdout) and changed >= 1
+@pytest.fixture(scope="module")
+def broken_audit():
+    """The audit's output with node2 broken in every way above (the deploy has not run yet)."""
+    for _, _, breakage in BREAKAGES:
+        on("node2", breakage)
+    audit = audit_only(AUDIT_FILTER)
+    assert audit.returncode != 0, audit.stdout[-3000:]
+    return audit.stdout
+
+
+@pytest.mark.parametrize("control", [c for c, _, _ in BREAKAGES])
+def test_the_audit_names_the_broken_control_on_node2(broken_audit, control):
+    assert f"FAILED control={control} host=node2" in broken_audit, broken_audit[-3000:]
+
+
+def test_the_audit_blames_no_other_host(broken_audit):
+    assert "host=node1" not in broken_audit and "host=storage" not in broken_audit, broken_audit[-3000:]
+
+
+def test_one_deploy_repairs_them_all_and_the_next_changes_nothing(broken_audit):
+    (hosts, changed, passed, failed), proc = cycle(AUDIT_FILTER)
     assert failed == 0, proc.stdout[-3000:]
-    # Weaken it again and audit alone: the failure names the control and the host.
-    on("node2", "sed -i 's/^PasswordAuthentication no/PasswordAuthentication yes/' /etc/ssh/sshd_config"
-                " && systemctl reload ssh")
-    audit = run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/audit",
-                 "--inventory=inventories/lab.py", "-k", "sshd"], 600, check=False)
-    assert audit.returncode != 0
-    assert "FAILED control=sshd-27 host=node2" in audit.stdout, audit.stdout[-3000:]
-    assert "host=node1" not in audit.stdout and "host=storage" not in audit.stdout
-    # The next test's deploy repairs it again (and its summary counts that change on node2).
-
-
-def test_audit_catches_userns_remap_removed_and_the_deploy_restores_it():
-    break_audit_repair("sed -i '/userns-remap/d' /etc/docker/daemon.json && systemctl restart docker",
-                       "runtime", "CIS 2.9")
-
-
-def test_audit_catches_a_lifted_memory_limit_and_the_deploy_restores_it():
-    break_audit_repair("systemctl set-property --runtime tos-tenant-acme.slice MemoryMax=infinity",
-                       "test_quotas", "tenant-quotas")
+    per_host = dict(re.findall(r"^  (\S+)\s+changed=(\d+)", proc.stdout, re.M))
+    assert int(per_host["node2"]) >= len(BREAKAGES) and per_host["node1"] == per_host["storage"] == "0", proc.stdout
     # ...and the repair holds as state: the next deploy has nothing left to do.
     (hosts, changed, passed, failed), proc = cycle("credential")  # the deploy is what this checks
-    assert changed == 0, proc.stdout[-3000:]
+    assert (changed, failed) == (0, 0), proc.stdout[-3000:]

@@ -114,3 +114,23 @@ def test_the_criu_log_tells_whether_the_root_task_ran_ahead_of_its_maps(log, ahe
 ])
 def test_a_restore_is_told_apart_from_a_retried_one_and_a_cold_start(output, outcome):
     assert restore_outcome(output) == outcome
+
+
+@pytest.mark.parametrize("group,has,lacks", [
+    ("nodes", {"docker.io", "criu", "cryptsetup-bin", "nfs-common", "mmdebstrap", "chrony"}, {"nfs-kernel-server"}),
+    ("storage", {"nfs-kernel-server", "chrony"}, {"docker.io", "criu"}),
+])
+def test_a_prepared_image_has_its_groups_packages_and_no_others(group, has, lacks):
+    from roles import all_packages_of
+    from toskit.check import DataView, role_defaults
+    packages = set(all_packages_of([group], DataView(role_defaults())))
+    assert has <= packages and not lacks & packages
+
+
+def test_prepared_images_are_cached_apart_by_group_and_packages(tmp_path, monkeypatch):
+    from toskit.lab import image
+    monkeypatch.setattr(image, "debian_mirrors", lambda: {"debian": "http://mirror/debian", "security": None})
+    config = LabConfig(cache_dir=tmp_path).with_hosts()
+    bare, nodes = image.HostImage(config), image.HostImage(config, label="nodes", role_packages=("criu",))
+    assert bare.dir != nodes.dir and nodes.dir.name.startswith("trixie-nodes-")
+    assert image.HostImage(config, label="nodes", role_packages=("criu", "runc")).dir != nodes.dir

@@ -90,6 +90,9 @@ class LabConfig:
     min_free_gb: int = 8
     # Seconds to wait for every guest's sshd to answer.                    TOS_LAB_BOOT_TIMEOUT
     boot_timeout: int = 480
+    # Boot each group from an image with its roles' packages already installed (image.py);
+    # 0 boots the bare image, so the deploy installs them too.       TOS_LAB_PREPARED_IMAGES
+    prepared_images: bool = True
     hosts: tuple = field(default=(), compare=False)
 
     @classmethod
@@ -111,6 +114,7 @@ class LabConfig:
             cache_dir=Path(env.get("TOS_LAB_CACHE") or cls.cache_dir),
             min_free_gb=_env_int("TOS_LAB_MIN_FREE_GB", cls.min_free_gb),
             boot_timeout=_env_int("TOS_LAB_BOOT_TIMEOUT", cls.boot_timeout),
+            prepared_images=_env_choice("TOS_LAB_PREPARED_IMAGES", "1", ("0", "1")) == "1",
         )
         return config.with_hosts()
 

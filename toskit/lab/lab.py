@@ -6,6 +6,11 @@ import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from roles import all_packages_of
+from toskit.audit import load_inventory
+from toskit.check import DataView, check_inventory, role_defaults
+from toskit.validate import DataError
+
 from . import inventory, keys, network, procs
 from .aptcache import AptCache
 from .config import LabConfig
@@ -74,15 +79,17 @@ class Lab:
         cfg.cache_dir.mkdir(parents=True, exist_ok=True)
         client_key = keys.ensure_ssh_keypair(cfg.ssh_key, "tos-lab")
         self.apt_cache.start()
+        inventory.write(cfg)  # the prepared images are made from its data
 
-        image = HostImage(cfg)
-        needs_image = any(not g.overlay.exists() for g in self.guests)
-        image_seconds = image.ensure(self.log) if needs_image else 0.0
+        images = self._images()
+        needed = {images[g.host.group].dir: images[g.host.group] for g in self.guests if not g.overlay.exists()}
+        with ThreadPoolExecutor(max_workers=max(1, len(needed))) as pool:
+            image_seconds = max(pool.map(lambda image: image.ensure(self.log), needed.values()), default=0.0)
         self.vault.start()
         network.ensure(cfg)
         to_boot = [g for g in self.guests if g.pid() is None]
         for guest in self.guests:
-            guest.prepare(image, client_key)
+            guest.prepare(images[guest.host.group], client_key)
         keys.write_secret(cfg.known_hosts, "".join(
             keys.known_hosts_line(g.host.ssh_port, g.host_public_key()) + "\n" for g in self.guests).encode())
         accel = self._accel(self.guests[0].base()["kernel"]) if to_boot else "-"
@@ -93,13 +100,31 @@ class Lab:
         with ThreadPoolExecutor(max_workers=max(1, len(self.guests))) as pool:
             boot = dict(zip((g.host.name for g in self.guests),
                             pool.map(lambda g: g.wait_for_ssh(cfg.boot_timeout), self.guests)))
-        inventory.write(cfg)
         timings = {"image_build_s": round(image_seconds, 1), "accel": accel,
                    "booted": [g.host.name for g in to_boot],
                    "boot_to_ssh_s": {name: round(s, 1) for name, s in boot.items()},
                    "up_s": round(time.monotonic() - started, 1)}
         (cfg.run_dir / "last-up.json").write_text(json.dumps(timings, indent=2) + "\n")
         return timings
+
+    def _images(self) -> dict:
+        """The host image of each inventory group: bare, or prepared with the group's packages
+        (from the lab inventory's data, checked first as a deploy would)."""
+        groups = {g.host.group for g in self.guests}
+        if not self.config.prepared_images:
+            bare = HostImage(self.config)
+            return {group: bare for group in groups}
+        try:
+            check_inventory(str(inventory.INVENTORY))
+        except DataError as e:
+            raise LabError(f"the lab's data is invalid: {e}", "fix the key it names in group_data/") from None
+        targets = load_inventory(str(inventory.INVENTORY), role_defaults())
+        images = {}
+        for group in sorted(groups):
+            target = next(t for t in targets if group in t.groups)
+            packages = all_packages_of(target.groups, DataView(target.data))
+            images[group] = HostImage(self.config, label=group, role_packages=tuple(packages))
+        return images
 
     def _accel(self, kernel: str) -> str:
         if self.config.accel != "auto":

@@ -1,5 +1,6 @@
 """Lab guests: one qemu process per host, each on a throwaway overlay over the cached host image."""
 
+import hashlib
 import json
 import os
 import socket
@@ -171,7 +172,8 @@ def probe_kvm(kernel: str, cache_dir: Path, log=print) -> bool:
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         return False
     qemu_version = subprocess.run([QEMU, "--version"], capture_output=True, text=True).stdout.split("\n")[0]
-    key = f"{kernel}|{qemu_version}"
+    # By the kernel's bytes: every prepared image carries the same kernel under another path.
+    key = f"{hashlib.sha256(Path(kernel).read_bytes()).hexdigest()}|{qemu_version}"
     verdict_file = cache_dir / "kvm-probe.json"
     try:
         verdicts = json.loads(verdict_file.read_text())
