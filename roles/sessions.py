@@ -90,8 +90,11 @@ def sessions():
     files.put(name="Session image builder", src=str(NODE_PROGRAMS / "build-session-image"),
               dest="/usr/local/lib/tos/build-session-image", user="root", group="root", mode="755")
     if not host.get_fact(DockerImage, object_id=tag):
+        # Asked again when it runs: a deploy that repairs Docker's userns-remap first (runtime role)
+        # finds the image the plan, made against the unremapped daemon, could not see.
         server.shell(name=f"Build the session image {tag} (a few minutes, once per recipe)",
-                     commands=[f"/usr/local/lib/tos/build-session-image {tag} {host.data.session_image_suite}"])
+                     commands=[f"docker image inspect {tag} > /dev/null 2>&1 || "
+                               f"/usr/local/lib/tos/build-session-image {tag} {host.data.session_image_suite}"])
 
     files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
     files.put(name="Tenants the session tool may start", src=StringIO(tenants_json(
