@@ -44,13 +44,13 @@ def on(host: str, command: str, check: bool = True, stdin: str | None = None,
     return proc
 
 
-def cycle(audit_filter: str | None = None) -> tuple:
+def cycle(audit_filter: str | None = None, timeout: float = 3000) -> tuple:
     """`make lab`'s deploy + audit; returns (hosts, changed, passed, failed) from the summary line.
 
     The full audit (sessions, attacks, stress) takes minutes under TCG: later cycles pass a filter.
     """
     filters = ["--audit-filter", audit_filter] if audit_filter else []
-    proc = run([sys.executable, "-m", "toskit.cycle", "--inventory", "inventories/lab.py", *filters], 3000,
+    proc = run([sys.executable, "-m", "toskit.cycle", "--inventory", "inventories/lab.py", *filters], timeout,
                check=False)
     found = SUMMARY.findall(proc.stdout)
     assert found, f"no summary line in:\n{proc.stdout[-3000:]}"

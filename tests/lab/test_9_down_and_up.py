@@ -10,7 +10,7 @@ def test_down_then_up_keeps_the_hosts_and_vault():
     token = (CONFIG.state_dir / "vault" / "root-token").read_text()
     lab("down")
     assert lab_processes() == []
-    lab("up")
+    lab("up", timeout=1200)
     assert (CONFIG.state_dir / "vault" / "root-token").read_text() == token
     assert "openbao        active" in lab("status").stdout
     # A rebooted node lost its Vault credential with its RAM: the deploy enrols it again (the

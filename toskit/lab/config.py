@@ -89,7 +89,7 @@ class LabConfig:
     # Free disk space required before the lab writes anything.               TOS_LAB_MIN_FREE_GB
     min_free_gb: int = 8
     # Seconds to wait for every guest's sshd to answer.                    TOS_LAB_BOOT_TIMEOUT
-    boot_timeout: int = 480
+    boot_timeout: int = 900
     # Boot each group from an image with its roles' packages already installed (image.py);
     # 0 boots the bare image, so the deploy installs them too.       TOS_LAB_PREPARED_IMAGES
     prepared_images: bool = True
