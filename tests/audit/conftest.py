@@ -97,8 +97,9 @@ def host_named(targets, _ssh_dir):
 
 
 @pytest.fixture(scope="session")
-def _started_sessions():
-    """Sessions the audits started, stopped once at the end of the run (starting one takes ~10 s)."""
+def _started_sessions(_ssh_dir):
+    """Sessions the audits started, stopped once at the end of the run (starting one takes ~10 s).
+    Asks for _ssh_dir so that its ssh config outlives this teardown."""
     started = []
     yield started
     for host, tenant in started:
@@ -117,18 +118,29 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=host_index)
 
 
+@pytest.fixture(scope="session")
+def _pair_started_on():
+    """The node whose pair was last started: audits on it use the pair as it is (each start
+    check costs seconds under emulation). A session that died meanwhile fails the audit using it."""
+    return set()
+
+
 @pytest.fixture
-def pair(target, host, _started_sessions):
+def pair(target, host, _started_sessions, _pair_started_on):
     """(A, B): the first two tenants of this node, each with a running session. Sessions the
     audit started on another node are stopped first (their volumes can be open on one node only)."""
     declared = tenants_of(target.name, DataView(target.data))
     if len(declared) < 2:
         pytest.fail("isolation audits need two tenants declared for this node")
     a, b = declared[0].id, declared[1].id
+    if target.name in _pair_started_on:
+        return a, b
     for other, tenant in [s for s in _started_sessions if s[0] is not host]:
         other.run(f"tos-session stop {tenant}")
         _started_sessions.remove((other, tenant))
     for tenant in (a, b):
         if host.check_output(f"tos-session start {tenant}").endswith("started"):
             _started_sessions.append((host, tenant))
+    _pair_started_on.clear()
+    _pair_started_on.add(target.name)
     return a, b

@@ -72,24 +72,50 @@ def test_fork_bomb_stops_at_pids_max(target, host, pair):
 
 
 CPU_WINDOW = 10
+HOG = "python3 -c 'while True: pass'"
+
+
+def wait_until_busy(host, target, tenants, seconds: float = 120) -> None:
+    """Until each tenant's slice burns CPU: a docker exec and a python start take seconds under
+    emulation, and a window opened before the hogs run would measure their absence."""
+    deadline = time.monotonic() + seconds
+    while True:
+        before = {t: slice_stat(host, t, target, "cpu.stat")["usage_usec"] for t in tenants}
+        time.sleep(1)
+        if all(slice_stat(host, t, target, "cpu.stat")["usage_usec"] - before[t] > 200_000 for t in tenants):
+            return
+        assert time.monotonic() < deadline, f"the CPU hogs of {tenants} did not start within {seconds} s"
 
 
 @pytest.mark.control("tenant-cpu")
 def test_cpu_hogs_get_their_quota_and_the_neighbour_keeps_its_share(target, host, pair):
-    hog = "timeout {} sh -c 'python3 -c \"while True: pass\" & python3 -c \"while True: pass\"; wait'"
-    for tenant in pair:  # two busy processes each: more than either quota allows
+    # Two busy processes each: more than either quota allows. They run until killed below.
+    for tenant in pair:
         host.run_expect([0], f"docker exec -d --user session tos-session-{tenant} "
-                             + hog.format(CPU_WINDOW + 6))
-    time.sleep(3)
-    before = {t: slice_stat(host, t, target, "cpu.stat")["usage_usec"] for t in pair}
-    started = time.monotonic()
-    time.sleep(CPU_WINDOW)
-    used = {t: slice_stat(host, t, target, "cpu.stat")["usage_usec"] - before[t] for t in pair}
-    elapsed = time.monotonic() - started
+                             f"sh -c \"{HOG} & {HOG}; wait\"")
+    try:
+        wait_until_busy(host, target, pair)
+        before = {t: slice_stat(host, t, target, "cpu.stat")["usage_usec"] for t in pair}
+        started = time.monotonic()
+        time.sleep(CPU_WINDOW)
+        used = {t: slice_stat(host, t, target, "cpu.stat")["usage_usec"] - before[t] for t in pair}
+        elapsed = time.monotonic() - started
+    finally:
+        host.run(f"pkill -f \"^{HOG}$\"")
     for tenant in pair:
         share = used[tenant] / 1e6 / elapsed
         quota = quotas_of(target, tenant).cpu
         assert abs(share - quota) <= 0.15 * quota, f"{tenant} used {share:.2f} cores of a {quota} quota"
+
+
+def write_rate(host, slice_args: str, size_mb: int) -> float:
+    """Bytes per second of a direct (uncached) write of size_mb MiB to the node's disk."""
+    out = host.check_output(
+        f"systemd-run --quiet --wait --collect --pipe {slice_args} "
+        f"sh -c 'start=$(date +%s.%N); dd if=/dev/zero of=/var/tmp/tos-io-probe bs=1M count={size_mb} "
+        f"oflag=direct status=none; end=$(date +%s.%N); rm -f /var/tmp/tos-io-probe; echo $start $end'")
+    start, end = map(float, out.split())
+    return size_mb * 2**20 / (end - start)
 
 
 @pytest.mark.control("tenant-disk")
@@ -100,10 +126,13 @@ def test_disk_writer_is_held_to_its_bandwidth(target, host, pair):
     a, _ = pair
     limit = quotas_of(target, a).disk_write
     size_mb = max(8, 3 * limit // 2**20)  # about three seconds at the limit
-    out = host.check_output(
-        f"systemd-run --quiet --wait --collect --pipe --slice={'tos-tenant-' + a}.slice "
-        f"sh -c 'start=$(date +%s.%N); dd if=/dev/zero of=/var/tmp/tos-io-probe bs=1M count={size_mb} "
-        f"oflag=direct status=none; end=$(date +%s.%N); rm -f /var/tmp/tos-io-probe; echo $start $end'")
-    start, end = map(float, out.split())
-    rate = size_mb * 2**20 / (end - start)
-    assert abs(rate - limit) <= 0.2 * limit, f"wrote at {rate / 2**20:.1f} MiB/s, limit {limit / 2**20:.1f}"
+    # Control: outside any tenant's slice the same write is clearly faster than the limit, so a
+    # rate at the limit below is the limit's doing, not the disk's.
+    free = write_rate(host, "", size_mb)
+    assert free > 1.5 * limit, (f"the node's disk takes only {free / 2**20:.1f} MiB/s unthrottled: too slow to "
+                                f"show a {limit / 2**20:.1f} MiB/s limit; lower disk_write in the tenants' quotas")
+    rate = write_rate(host, f"--slice=tos-tenant-{a}.slice", size_mb)
+    # The quota is a ceiling, and the control above shows the writer would pass it. How close it
+    # gets is the machine's: on slow emulated guests io.max's timers fire late, and 4.5-7.7 MiB/s
+    # of a 10 MiB/s limit were seen, with the same write at 15+ MiB/s outside the slice.
+    assert rate <= 1.2 * limit, f"wrote at {rate / 2**20:.1f} MiB/s, limit {limit / 2**20:.1f}"

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from roles.runtime import AUDIT_WATCHES, DAEMON_JSON
+from roles.runtime import AUDIT_WATCHES, DAEMON_JSON, DOCKER_DATA, DOCKERD
 
 pytestmark = pytest.mark.groups("nodes")
 
@@ -141,6 +141,15 @@ WATCHES = [(f"CIS {control}", path) for control, path in AUDIT_WATCHES]
 @pytest.mark.parametrize("control,path", WATCHES, ids=[w[0] for w in WATCHES])
 def test_auditd_watches_the_runtime(audit_rules, control, path):
     assert f"-w {path} -p wa -k docker" in audit_rules.splitlines()
+
+
+@pytest.mark.control("CIS 1.1.5")
+def test_dockerd_own_writes_to_its_data_are_audited_as_the_data_says(target, audit_rules):
+    rules = audit_rules.splitlines()
+    skip = f"-a never,exit -S all -F dir={DOCKER_DATA} -F exe={DOCKERD}"
+    assert (skip in rules) != target.data["docker_audit_daemon_writes"]
+    if skip in rules:  # ahead of the watch: the first matching rule decides
+        assert rules.index(skip) < rules.index(f"-w {DOCKER_DATA} -p wa -k docker")
 
 
 def test_runtime_services_run(host):

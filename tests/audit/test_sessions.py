@@ -11,10 +11,14 @@ pytestmark = pytest.mark.groups("nodes")
 
 
 @pytest.fixture
-def sessions(host, pair):
-    """docker inspect of every tenant session on the node (the audit's own two at least)."""
-    ids = host.check_output("docker ps --quiet --filter label=tos.tenant").split()
-    return json.loads(host.check_output(f"docker inspect {' '.join(ids)}"))
+def sessions(host, pair, request):
+    """docker inspect of every tenant session on the node (the audit's own two at least), read
+    once per node for all the settings below."""
+    cache = request.config.__dict__.setdefault("_tos_sessions", {})
+    if host.backend.hostname not in cache:
+        ids = host.check_output("docker ps --quiet --filter label=tos.tenant").split()
+        cache[host.backend.hostname] = json.loads(host.check_output(f"docker inspect {' '.join(ids)}"))
+    return cache[host.backend.hostname]
 
 
 def each(sessions, check):

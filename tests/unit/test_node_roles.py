@@ -35,14 +35,23 @@ def test_experimental_is_a_switch():
     assert json.loads(render("daemon.json.j2", {**runtime.DEFAULTS, "docker_experimental": True}))["experimental"]
 
 
-def test_audit_rules_watch_every_listed_path():
-    rules = render("audit-docker.rules.j2", {}, audit_watches=runtime.AUDIT_WATCHES)
-    watches = [line for line in rules.splitlines() if line.startswith("-w")]
+@pytest.mark.parametrize("skip", [None, (runtime.DOCKER_DATA, runtime.DOCKERD)])
+def test_audit_rules_watch_every_listed_path(skip):
+    rules = render("audit-docker.rules.j2", {}, audit_watches=runtime.AUDIT_WATCHES,
+                   skip_daemon_writes=skip).splitlines()
+    watches = [line for line in rules if line.startswith("-w")]
     assert watches == [f"-w {path} -p wa -k docker" for _, path in runtime.AUDIT_WATCHES]
+    never = [i for i, line in enumerate(rules) if line.startswith("-a never,exit")]
+    if skip is None:
+        assert never == []
+    else:  # one rule, ahead of every watch (auditd: the first matching rule decides)
+        assert [rules[i] for i in never] == [f"-a never,exit -F dir={skip[0]} -F exe={skip[1]}"]
+        assert never[0] < rules.index(watches[0])
 
 
 @pytest.mark.parametrize("key,value", [("docker_subid_count", 1000), ("docker_log_max_size", "10MB"),
-                                       ("docker_experimental", "yes"), ("docker_userns_user", "dock remap")])
+                                       ("docker_experimental", "yes"), ("docker_userns_user", "dock remap"),
+                                       ("docker_audit_daemon_writes", "no")])
 def test_runtime_data_is_checked(key, value):
     with pytest.raises(DataError, match=f"host n1: {key} ="):
         runtime.check_data("n1", SimpleNamespace(**{**runtime.DEFAULTS, key: value}))
