@@ -7,10 +7,9 @@
 
 from pyinfra import host
 
-from roles import packages_of, roles_of
+from roles import roles_of
 from roles.base import base
 
-roles = roles_of(host.groups)
-base(role_packages=packages_of(roles, host.data))  # every host: hostname, time, packages, hardened sshd
-for role in roles:
+base()  # every host: hostname, time, packages (its roles' too), hardened sshd
+for role in roles_of(host.groups):
     role()

@@ -77,8 +77,9 @@ def check_data(name: str, data) -> None:
 
 
 @deploy("TOS base", data_defaults=DEFAULTS)
-def base(role_packages: tuple = ()):
-    """role_packages: what the host's other roles will install, put in the same apt transaction."""
+def base():
+    """Installs the packages of the host's other roles too, in the same apt transaction."""
+    from roles import all_packages_of  # the package imports this module first
     check_data(host.name, host.data)
     name = host.data.hostname or host.name
 
@@ -89,7 +90,7 @@ def base(role_packages: tuple = ()):
     )
     apt.packages(
         name="Install essential packages (and those of the host's roles)",
-        packages=[*host.data.base_packages, *host.data.base_extra_packages, *role_packages],
+        packages=all_packages_of(host.groups, host.data),
         update=True, cache_time=host.data.apt_cache_seconds, no_recommends=True,
     )
 

@@ -30,12 +30,17 @@ class DataView:
         return self.__dict__.get(key, default)
 
 
-def check_inventory(path: str) -> int:
-    """Returns how many hosts were checked; raises DataError at the first bad value."""
-    targets = load_inventory(path, role_defaults())
+def check_targets(targets: list) -> None:
+    """Raises DataError at the first bad value of any of these audit targets (toskit.audit)."""
     for target in targets:
         for role in ROLES:
             role.check_data(target.name, DataView(target.data))
+
+
+def check_inventory(path: str) -> int:
+    """Returns how many hosts were checked; raises DataError at the first bad value."""
+    targets = load_inventory(path, role_defaults())
+    check_targets(targets)
     return len(targets)
 
 

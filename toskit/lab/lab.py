@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from roles import all_packages_of
 from toskit.audit import load_inventory
-from toskit.check import DataView, check_inventory, role_defaults
+from toskit.check import DataView, check_targets, role_defaults
 from toskit.validate import DataError
 
 from . import inventory, keys, network, procs
@@ -114,11 +114,11 @@ class Lab:
         if not self.config.prepared_images:
             bare = HostImage(self.config)
             return {group: bare for group in groups}
+        targets = load_inventory(str(inventory.INVENTORY), role_defaults())
         try:
-            check_inventory(str(inventory.INVENTORY))
+            check_targets(targets)
         except DataError as e:
             raise LabError(f"the lab's data is invalid: {e}", "fix the key it names in group_data/") from None
-        targets = load_inventory(str(inventory.INVENTORY), role_defaults())
         images = {}
         for group in sorted(groups):
             target = next(t for t in targets if group in t.groups)
