@@ -7,9 +7,10 @@
 
 from pyinfra import host
 
-from roles import roles_of
+from roles import ROLE_DEPLOYS, roles_of
 from roles.base import base
 
 base()  # every host: hostname, time, packages (its roles' too), hardened sshd
-for role in roles_of(host.groups):
-    role()
+for role in host.loop(ROLE_DEPLOYS):  # host.loop: each role's operations named apart (roles/__init__.py)
+    if role in roles_of(host.groups):
+        role()

@@ -21,6 +21,13 @@ ROLES_BY_GROUP = {
 }
 
 
+# Every role deploy, each at one fixed position, the same on every host. pyinfra names an operation by
+# the line numbers of its call stack, not by its file: without a position of their own, operations of
+# two roles on the same line share a name, and hosts whose roles or conditions differ order those
+# names differently ("Cycle detected in operation ordering DAG", before any host is changed).
+ROLE_DEPLOYS = [role for members in ROLES_BY_GROUP.values() for role in members]
+
+
 def roles_of(groups) -> list:
     """The role deploys a host in these inventory groups gets, besides base."""
     return [role for group, members in ROLES_BY_GROUP.items() if group in groups for role in members]

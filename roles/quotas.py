@@ -49,7 +49,7 @@ def quotas():
     tenants = tenants_of(host.name, host.data)
     io_devices = host.data.tenant_io_devices or [host.get_fact(ContainerDisk)]
     unit_changes = []
-    for tenant in tenants:
+    for tenant in host.loop(tenants):
         unit = f"/etc/systemd/system/{tenant.slice}"
         unit_changes.append(files.template(
             name=f"Slice of tenant {tenant.id}: its quotas",
@@ -66,7 +66,8 @@ def quotas():
     if unit_changes:
         systemd.daemon_reload(name="Load the tenants' slices (applies changed limits)",
                               _if=any_changed(*unit_changes))
-    for tenant in tenants:
+    # host.loop names each tenant's operations apart: which of them a host gets depends on its state.
+    for tenant in host.loop(tenants):
         _activate_or_restore_limits(tenant, io_devices)
         # Docker keeps user-defined bridge networks apart from each other (its isolation chains).
         docker.network(name=f"Network of tenant {tenant.id}", network=tenant.network, driver="bridge",

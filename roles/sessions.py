@@ -84,7 +84,7 @@ def sessions():
                  packages=host.data.session_build_packages, no_recommends=True)
     files.directory(name="Session image sources", path="/usr/local/lib/tos/session-image",
                     user="root", group="root", mode="755")
-    for name in IMAGE_FILES:
+    for name in host.loop(IMAGE_FILES):
         files.put(name=f"Session image file {name}", src=str(NODE_PROGRAMS / "session_image" / name),
                   dest=f"/usr/local/lib/tos/session-image/{name}", user="root", group="root", mode="755")
     files.put(name="Session image builder", src=str(NODE_PROGRAMS / "build-session-image"),
