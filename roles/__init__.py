@@ -1,5 +1,6 @@
-"""The roles. Each module has DEFAULTS (every key documented) and check_data(host, data), which
-`toskit.check` runs for every host before a deploy contacts any of them."""
+"""The roles. Each module declares its keys as a schema, `Data` (type, default and a comment for
+every key), and DEFAULTS from it; `toskit.check` validates every host against the schemas of its
+roles before a deploy contacts any of them."""
 
 from . import base, hibernation, quotas, runtime, sessions, storage, storage_server, vault
 
@@ -31,6 +32,24 @@ ROLE_DEPLOYS = [role for members in ROLES_BY_GROUP.values() for role in members]
 def roles_of(groups) -> list:
     """The role deploys a host in these inventory groups gets, besides base."""
     return [role for group, members in ROLES_BY_GROUP.items() if group in groups for role in members]
+
+
+def data_models_of(groups) -> tuple:
+    """The schemas (RoleData models) of base and of a host's roles in these groups."""
+    import sys
+    return (base.Data, *(sys.modules[role.__module__].Data for role in roles_of(groups)))
+
+
+def known_keys() -> set:
+    """Every key some role (or the inventory itself) reads."""
+    from toskit.schema.host import InventoryData
+    return {key for role in ROLES for key in role.Data.model_fields} | set(InventoryData.model_fields)
+
+
+def host_problems(name: str, groups, data: dict) -> list:
+    """Every problem of one host's data, as DataErrors: its roles' keys, and keys no role reads."""
+    from toskit.schema.host import check_host
+    return check_host(name, data_models_of(groups), data, known_keys())
 
 
 def packages_of(deploys: list, data) -> list:

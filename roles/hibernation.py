@@ -10,62 +10,59 @@ The runtime's versions are held (apt-mark hold) at the set the lab tests proved;
 when they drift from `hibernation_tested_versions`.
 """
 
+from pydantic import model_validator
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from roles.runtime import DEFAULTS as RUNTIME_DEFAULTS
-from toskit import validate
 from toskit.facts import HeldPackages, TmpfsMounted
+from toskit.schema import RoleData
+from toskit.schema.model import refuse_key
+from toskit.schema.types import DurationText, NonEmpty, PackageName, Switch, Version
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
-from toskit.tenants import parse_duration
 
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
 PACKAGES_KEY = "hibernation_packages"
 
-DEFAULTS = {
+class Data(RoleData):
     # CRIU checkpoints and restores the session's processes (runc runs it).
-    "hibernation_packages": ["criu"],
+    hibernation_packages: NonEmpty(PackageName) = ["criu"]
     # A session with no client is paused at once and hibernated after this long (per tenant:
     # 'hibernate_after' in its tenants entry). Units: s, m, h.
-    "session_hibernate_after": "30m",
+    session_hibernate_after: DurationText() = "30m"
     # Switch: the idle policy (a systemd timer) on every node. Off, sessions are paused and
     # hibernated only by hand (`tos-session pause | hibernate`).
-    "session_idle_policy": True,
+    session_idle_policy: Switch = True
     # How often the idle policy looks at the sessions.
-    "hibernation_policy_interval": "30s",
+    hibernation_policy_interval: DurationText(86400) = "30s"
     # Hold the runtime's packages (apt-mark hold): a checkpoint restores only with a compatible
     # criu/runc, so they change on purpose, after the hibernation lab tests, never by an upgrade.
-    "hibernation_hold_runtime": True,
-    "hibernation_runtime_packages": ["criu", "runc", "containerd", "docker.io", "docker-cli"],
+    hibernation_hold_runtime: Switch = True
+    hibernation_runtime_packages: NonEmpty(PackageName) = ["criu", "runc", "containerd", "docker.io", "docker-cli"]
     # The versions the lab's hibernation tests passed with (Debian 13); the audit compares.
-    "hibernation_tested_versions": {"criu": "4.1.1", "runc": "1.1.15", "containerd": "1.7.24", "docker": "26.1.5"},
-}
+    hibernation_tested_versions: dict[PackageName, Version] = {
+        "criu": "4.1.1", "runc": "1.1.15", "containerd": "1.7.24", "docker": "26.1.5"}
+
+    @model_validator(mode="after")
+    def _runtime_allows_checkpoints(self):
+        # Read where a node's whole schema holds the runtime's key too (toskit.schema.host_model).
+        experimental = getattr(self, "docker_experimental", True)
+        if experimental is not True:
+            refuse_key("docker_experimental", experimental, "is off, and Docker's checkpoints (hibernation) need it",
+                       "set docker_experimental = True for the nodes (a documented CIS 2.18 exception), "
+                       "or take roles.hibernation out of ROLES_BY_GROUP")
+        return self
+
+
+DEFAULTS = Data.defaults()
 
 CRIU_CONFIG = "/etc/criu/runc.conf"
 CRIU_HOOK = "/usr/local/sbin/tos-criu-hook"
 CRIU_LOG = "/var/log/tos-criu.log"
 CONTENT_STORE = "/var/lib/containerd/io.containerd.content.v1.content"
 CONTENT_STORE_UNIT = "var-lib-containerd-io.containerd.content.v1.content.mount"
-
-
-def check_data(name: str, data) -> None:
-    validate.name_list(name, "hibernation_packages", data.hibernation_packages)
-    parse_duration(name, "session_hibernate_after", data.session_hibernate_after)
-    validate.choice(name, "session_idle_policy", data.session_idle_policy, (True, False))
-    parse_duration(name, "hibernation_policy_interval", data.hibernation_policy_interval)
-    validate.choice(name, "hibernation_hold_runtime", data.hibernation_hold_runtime, (True, False))
-    validate.name_list(name, "hibernation_runtime_packages", data.hibernation_runtime_packages)
-
-
-def check_runtime(name: str, data) -> None:
-    """Checked where the role runs (nodes), while pyinfra plans: before any host changes."""
-    if data.docker_experimental is not True:
-        raise validate.DataError(name, "docker_experimental", data.docker_experimental,
-                                 "is off, and Docker's checkpoints (hibernation) need it",
-                                 "set docker_experimental = True for the nodes (a documented CIS 2.18 "
-                                 "exception), or take roles.hibernation out of deploy.py")
 
 
 def _template(name: str, dest: str, mode: str = "644", src: str | None = None, **values):
@@ -79,8 +76,7 @@ def _template(name: str, dest: str, mode: str = "644", src: str | None = None, *
 @deploy("TOS hibernation", data_defaults={**{key: RUNTIME_DEFAULTS[key] for key in (
     "docker_subid_start", "docker_experimental")}, **DEFAULTS})
 def hibernation():
-    check_data(host.name, host.data)
-    check_runtime(host.name, host.data)
+    Data.check(host.name, host.data)
     apt.packages(name="Install CRIU", packages=host.data.hibernation_packages, no_recommends=True)
     if host.data.hibernation_hold_runtime:
         held = host.get_fact(HeldPackages)

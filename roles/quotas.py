@@ -9,43 +9,43 @@ from pyinfra.api import QuoteString, StringCommand, deploy
 from pyinfra.operations import docker, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from toskit import validate
 from toskit.facts import CgroupLimits, ContainerDisk
+from toskit.schema import RoleData
+from toskit.schema.types import DevicePath, NonEmpty, Optional
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
-from toskit.tenants import parse_tenants
+from toskit.tenants import QuotaValues, Tenants, parse_tenants
 
-DEFAULTS = {
+
+class Data(RoleData):
     # The tenants whose sessions this node may run: [{"id": "acme", "quotas": {...}}, ...].
     # An id is 2-24 characters, a-z then a-z/0-9; it names the tenant's slice and network.
-    "tenants": [],
+    # Per tenant: 'quotas' (any of those below), 'enabled' (False: locked out of its volume),
+    # 'hibernate_after' (else session_hibernate_after).
+    tenants: Tenants = []
     # Quotas of a tenant that sets none of its own. Sizes need a unit (K, M, G, T).
-    "tenant_quota_defaults": {
+    tenant_quota_defaults: QuotaValues = {
         "cpu": 1,              # CPU cores (0.5 = half a core)
         "memory": "1G",        # RAM; the kernel OOM-kills inside the tenant's slice past it
         "swap": 0,             # swap on top of memory (0: none; hibernation replaces swap)
         "pids": 512,           # processes and threads
         "disk_read": "50M",    # bytes per second read from the container disk
         "disk_write": "50M",   # bytes per second written to the container disk
-        "volume_size": "2G",   # size of the tenant's encrypted volume (storage role)
-    },
+        "volume_size": "2G",   # size of the tenant's encrypted volume (storage role), in 4K steps
+    }
     # Disks the IO limits apply to; None: the disk holding /var/lib (found on the host).
-    "tenant_io_devices": None,
-}
+    tenant_io_devices: Optional[NonEmpty(DevicePath)] = None
+
+
+DEFAULTS = Data.defaults()
 
 
 def tenants_of(name: str, data) -> list:
     return parse_tenants(name, data.tenants, data.tenant_quota_defaults)
 
 
-def check_data(name: str, data) -> None:
-    tenants_of(name, data)
-    if data.tenant_io_devices is not None:
-        validate.name_list(name, "tenant_io_devices", data.tenant_io_devices, r"^/dev/[A-Za-z0-9/_-]+$")
-
-
 @deploy("TOS quotas", data_defaults=DEFAULTS)
 def quotas():
-    check_data(host.name, host.data)
+    Data.check(host.name, host.data)
     tenants = tenants_of(host.name, host.data)
     io_devices = host.data.tenant_io_devices or [host.get_fact(ContainerDisk)]
     unit_changes = []

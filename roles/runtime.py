@@ -7,42 +7,61 @@ Every default is documented here; override any of them in group_data/ or the inv
 
 from io import StringIO
 
+from pydantic import model_validator
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from toskit import validate
 from toskit.operations import system_account
+from toskit.schema import RoleData
+from toskit.schema.model import refuse_key
+from toskit.schema.types import AccountName, LogSize, NonEmpty, PackageName, Switch, whole
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
 
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
 PACKAGES_KEY = "docker_packages"
+SUB_ID_MIN = 100000  # Debian's SUB_UID_MIN: below it are real users' uids
 
-DEFAULTS = {
+
+class Data(RoleData):
     # Packages: trixie splits the docker command into docker-cli. AppArmor confines containers
     # (CIS 5.1; without apparmor_parser every `docker run` fails); auditd records 1.1.x events.
-    "docker_packages": ["docker.io", "docker-cli", "apparmor", "auditd"],
-    # The host user whose subordinate id range containers' users map into [CIS 2.9].
-    "docker_userns_user": "dockremap",
-    # First host uid/gid of that range, and its size: container uid 0 is host uid 100000.
-    "docker_subid_start": 100000,
-    "docker_subid_count": 65536,
+    docker_packages: NonEmpty(PackageName) = ["docker.io", "docker-cli", "apparmor", "auditd"]
+    # The host user whose subordinate id range containers' users map into [CIS 2.9]. The deploy
+    # creates it: never an account the system already has.
+    docker_userns_user: AccountName = "dockremap"
+    # First host uid/gid of that range, and its size: container uid 0 is host uid 100000. The range
+    # starts at or above 100000 (Debian's SUB_UID_MIN), above every real user's uid.
+    docker_subid_start: whole(SUB_ID_MIN, 2**32 - 2 * 65536) = 100000
+    docker_subid_count: whole(65536, 2**31) = 65536
     # Container logs kept on the node per container: file size and file count [CIS 2.13].
-    "docker_log_max_size": "10m",
-    "docker_log_max_files": 3,
+    docker_log_max_size: LogSize = "10m"
+    docker_log_max_files: whole(1, 100) = 3
     # Default open-files limit of containers, soft and hard [CIS 2.8].
-    "docker_nofile_soft": 1024,
-    "docker_nofile_hard": 4096,
+    docker_nofile_soft: whole(1, 1 << 20) = 1024
+    docker_nofile_hard: whole(1, 1 << 20) = 4096
     # Exception switch [CIS 2.18]: experimental daemon features (CRIU checkpoints need them).
     # Off by default; when on, the audit reports it as a documented exception, not a pass.
-    "docker_experimental": False,
+    docker_experimental: Switch = False
     # [CIS 1.1.5] auditd watches every write to /var/lib/docker. dockerd's own writes there (each
     # file of every image layer and container) flooded the log: over 8 MB of it, and a 3x slower
     # import, per 26 MB image on a lab node. Off: those are left out, while a write by any other
     # program is still recorded. On: every write, dockerd's included.
-    "docker_audit_daemon_writes": False,
-}
+    docker_audit_daemon_writes: Switch = False
+
+    @model_validator(mode="after")
+    def _ranges_fit(self):
+        if self.docker_subid_start + self.docker_subid_count > 2**32 - 1:
+            refuse_key("docker_subid_count", self.docker_subid_count, "runs past the last uid (2^32 - 2)",
+                       "lower docker_subid_count or docker_subid_start")
+        if self.docker_nofile_soft > self.docker_nofile_hard:
+            refuse_key("docker_nofile_soft", self.docker_nofile_soft, "is above docker_nofile_hard",
+                       "raise docker_nofile_hard or lower docker_nofile_soft")
+        return self
+
+
+DEFAULTS = Data.defaults()
 # The daemon whose writes to its own data docker_audit_daemon_writes covers.
 DOCKERD = "/usr/sbin/dockerd"
 DOCKER_DATA = "/var/lib/docker"
@@ -73,25 +92,9 @@ AUDIT_BOOT_WATCHES = [
 AUDIT_WATCHES = AUDIT_BOOT_WATCHES + AUDIT_RUNTIME_WATCHES
 
 
-def check_data(name: str, data) -> None:
-    validate.name_list(name, "docker_packages", data.docker_packages)
-    validate.name_list(name, "docker_userns_user", [data.docker_userns_user])
-    validate.positive_int(name, "docker_subid_start", data.docker_subid_start, 2**31)
-    validate.positive_int(name, "docker_subid_count", data.docker_subid_count, 2**31)
-    if data.docker_subid_count < 65536:
-        raise validate.DataError(name, "docker_subid_count", data.docker_subid_count,
-                                 "is smaller than one user namespace needs", "use 65536 or more")
-    validate.name_list(name, "docker_log_max_size", [data.docker_log_max_size], r"^[0-9]+[kmg]$")
-    validate.positive_int(name, "docker_log_max_files", data.docker_log_max_files, 100)
-    validate.positive_int(name, "docker_nofile_soft", data.docker_nofile_soft, 1 << 20)
-    validate.positive_int(name, "docker_nofile_hard", data.docker_nofile_hard, 1 << 20)
-    validate.choice(name, "docker_experimental", data.docker_experimental, (True, False))
-    validate.choice(name, "docker_audit_daemon_writes", data.docker_audit_daemon_writes, (True, False))
-
-
 @deploy("TOS runtime", data_defaults=DEFAULTS)
 def runtime():
-    check_data(host.name, host.data)
+    Data.check(host.name, host.data)
     apt.packages(name="Install Docker, AppArmor and auditd", packages=host.data.docker_packages,
                  no_recommends=True)
 

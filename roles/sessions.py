@@ -19,7 +19,8 @@ from pyinfra.operations import apt, files, server
 from roles.hibernation import DEFAULTS as HIBERNATION_DEFAULTS
 from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
 from roles.quotas import tenants_of
-from toskit import validate
+from toskit.schema import RoleData
+from toskit.schema.types import Literal, NonEmpty, PackageName
 from toskit.tenants import parse_duration
 
 NODE_PROGRAMS = Path(__file__).resolve().parents[1] / "toskit" / "node"
@@ -28,17 +29,14 @@ IMAGE_FILES = ["tos-session-agent", "tos-session-ctl", "tos-probe", "tos-app"]
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
 PACKAGES_KEY = "session_build_packages"
 
-DEFAULTS = {
+class Data(RoleData):
     # Debian suite the session image is built from.
-    "session_image_suite": "trixie",
+    session_image_suite: Literal["trixie", "bookworm"] = "trixie"
     # What the node needs to build images and run the session tool.
-    "session_build_packages": ["mmdebstrap", "python3"],
-}
+    session_build_packages: NonEmpty(PackageName) = ["mmdebstrap", "python3"]
 
 
-def check_data(name: str, data) -> None:
-    validate.choice(name, "session_image_suite", data.session_image_suite, ("trixie", "bookworm"))
-    validate.name_list(name, "session_build_packages", data.session_build_packages)
+DEFAULTS = Data.defaults()
 
 
 def image_tag(suite: str) -> str:
@@ -78,7 +76,7 @@ def tenants_json(tenants: list, image: str, hibernate_after: int) -> str:
 # The session tool needs the tenants, whose defaults the quotas and hibernation roles own.
 @deploy("TOS sessions", data_defaults={**QUOTA_DEFAULTS, **HIBERNATION_DEFAULTS, **DEFAULTS})
 def sessions():
-    check_data(host.name, host.data)
+    Data.check(host.name, host.data)
     tag = image_tag(host.data.session_image_suite)
     apt.packages(name="Install the session image builder and the tool's Python",
                  packages=host.data.session_build_packages, no_recommends=True)

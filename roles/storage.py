@@ -15,9 +15,10 @@ from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
 from roles.quotas import tenants_of
 from roles.runtime import DEFAULTS as RUNTIME_DEFAULTS
 from roles.storage_server import DEFAULTS as SERVER_DEFAULTS
-from toskit import validate
 from toskit.facts import VolumeSizes
 from toskit.node.tosnode.volumes import unit_name
+from toskit.schema import DataError, RoleData
+from toskit.schema.types import AbsolutePath, Address, MountOption, NonEmpty, Optional, PackageName
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
 
 # The session user's uid inside the image (toskit/node/build-session-image).
@@ -26,30 +27,23 @@ SESSION_UID_IN_CONTAINER = 1000
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
 PACKAGES_KEY = "storage_packages"
 
-DEFAULTS = {
+class Data(RoleData):
     # The NFS server; None: the first host of the inventory's `storage` group (its cluster_ip).
-    "storage_nfs_server": None,
+    storage_nfs_server: Optional[Address] = None
     # Where nodes mount the export. Mounted on first use (automount), so a slow storage host
     # never holds up a node's boot.
-    "storage_mount_path": "/var/lib/tos/share",
+    storage_mount_path: AbsolutePath = "/var/lib/tos/share"
     # NFS mount options: v4.2 over TCP; `hard` so a storage outage pauses IO rather than
     # corrupting an ext4 inside a volume; nothing on the share is executed or a device.
-    "storage_nfs_options": ["vers=4.2", "proto=tcp", "hard", "timeo=150", "retrans=3",
-                            "nosuid", "nodev", "noexec"],
+    storage_nfs_options: NonEmpty(MountOption) = ["vers=4.2", "proto=tcp", "hard", "timeo=150", "retrans=3",
+                                                  "nosuid", "nodev", "noexec"]
     # Where opened volumes are mounted: under /run, so only mount points, never data, are local.
-    "storage_volume_root": "/run/tos/volumes",
+    storage_volume_root: AbsolutePath = "/run/tos/volumes"
     # Tools: NFS client, cryptsetup (LUKS2), mkfs.ext4.
-    "storage_packages": ["nfs-common", "cryptsetup-bin", "e2fsprogs"],
-}
+    storage_packages: NonEmpty(PackageName) = ["nfs-common", "cryptsetup-bin", "e2fsprogs"]
 
 
-def check_data(name: str, data) -> None:
-    if data.storage_nfs_server is not None:
-        validate.address_list(name, "storage_nfs_server", [data.storage_nfs_server])
-    validate.absolute_path(name, "storage_mount_path", data.storage_mount_path)
-    validate.absolute_path(name, "storage_volume_root", data.storage_volume_root)
-    validate.name_list(name, "storage_nfs_options", data.storage_nfs_options, r"^[a-z0-9_.=]+$")
-    validate.name_list(name, "storage_packages", data.storage_packages)
+DEFAULTS = Data.defaults()
 
 
 def nfs_server(data) -> str:
@@ -57,7 +51,7 @@ def nfs_server(data) -> str:
         return data.storage_nfs_server
     servers = inventory.get_group("storage", [])
     if not servers:
-        raise validate.DataError(host.name, "storage_nfs_server", None, "is unset and the inventory has no "
+        raise DataError(host.name, "storage_nfs_server", None, "is unset and the inventory has no "
                                  "`storage` group", "set storage_nfs_server to the NFS server's address")
     return servers[0].data.cluster_ip
 
@@ -74,14 +68,14 @@ def check_volume_sizes(tenants, sizes: dict) -> None:
     for index, tenant in enumerate(tenants):
         existing = sizes.get(tenant.id)
         if existing and tenant.quotas.volume_size < existing:
-            raise validate.DataError(host.name, f"tenants[{index}].quotas.volume_size", tenant.quotas.volume_size,
+            raise DataError(host.name, f"tenants[{index}].quotas.volume_size", tenant.quotas.volume_size,
                                      f"is smaller than tenant {tenant.id}'s existing volume ({existing // 2**20}M); "
                                      f"volumes never shrink", f"set it to at least {existing // 2**20}M")
 
 
 @deploy("TOS storage", data_defaults={**QUOTA_DEFAULTS, **RUNTIME_DEFAULTS, **SERVER_DEFAULTS, **DEFAULTS})
 def storage():
-    check_data(host.name, host.data)
+    Data.check(host.name, host.data)
     data = host.data
     tenants = tenants_of(host.name, data)
     check_volume_sizes(tenants, host.get_fact(VolumeSizes, path=data.storage_mount_path) or {})

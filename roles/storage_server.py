@@ -5,59 +5,56 @@ reach the export and as whom: only the nodes' addresses, every client user squas
 unprivileged owner, NFS v4.2 alone (no v2/v3, so no mountd/statd protocols on the wire).
 """
 
+import ipaddress
 from io import StringIO
 
 from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 
-from toskit import validate
 from toskit.operations import system_account
+from toskit.schema import DataError, RoleData
+from toskit.schema.types import AbsolutePath, AccountName, IPAddress, NonEmpty, Optional, PackageName, whole
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
 
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
 PACKAGES_KEY = "storage_server_packages"
 
-DEFAULTS = {
+class Data(RoleData):
     # Packages of the NFS server.
-    "storage_server_packages": ["nfs-kernel-server"],
+    storage_server_packages: NonEmpty(PackageName) = ["nfs-kernel-server"]
     # Directory exported to the nodes; it holds one volume file per tenant.
-    "storage_export_path": "/srv/tos/volumes",
+    storage_export_path: AbsolutePath = "/srv/tos/volumes"
     # The account every client's users are squashed to (all_squash): the only owner of the
-    # export. Fixed ids, because the export options name them; pick ids unused on this host.
-    "storage_export_user": "tos-volumes",
-    "storage_export_uid": 9500,
+    # export, created by the deploy (never an account the system already has). Fixed ids, because
+    # the export options name them; pick ids unused on this host.
+    storage_export_user: AccountName = "tos-volumes"
+    storage_export_uid: whole(1, 65533) = 9500
     # Addresses allowed to mount the export; None: every host in the inventory's `nodes` group
     # (its cluster_ip).
-    "storage_export_clients": None,
+    storage_export_clients: Optional[NonEmpty(IPAddress)] = None
     # nfsd threads.
-    "storage_nfsd_threads": 8,
-}
+    storage_nfsd_threads: whole(1, 256) = 8
 
 
-def check_data(name: str, data) -> None:
-    validate.name_list(name, "storage_server_packages", data.storage_server_packages)
-    validate.absolute_path(name, "storage_export_path", data.storage_export_path)
-    validate.name_list(name, "storage_export_user", [data.storage_export_user])
-    validate.positive_int(name, "storage_export_uid", data.storage_export_uid, 65533)
-    validate.positive_int(name, "storage_nfsd_threads", data.storage_nfsd_threads, 256)
-    if data.storage_export_clients is not None:
-        validate.address_list(name, "storage_export_clients", data.storage_export_clients)
+DEFAULTS = Data.defaults()
 
 
 def export_clients(configured, node_addresses: list) -> list:
-    """storage_export_clients if set, else the nodes' cluster addresses (shared with the audit)."""
-    return list(configured) if configured is not None else list(node_addresses)
+    """storage_export_clients if set, else the nodes' cluster addresses (shared with the audit),
+    each as the network of that one address: 10.0.0.5/32, fd00::5/128."""
+    addresses = configured if configured is not None else node_addresses
+    return [str(ipaddress.ip_network(address)) for address in addresses]
 
 
 @deploy("TOS storage server", data_defaults=DEFAULTS)
 def storage_server():
-    check_data(host.name, host.data)
+    Data.check(host.name, host.data)
     data = host.data
     clients = export_clients(data.storage_export_clients,
                              [node.data.cluster_ip for node in inventory.get_group("nodes", [])])
     if not clients:
-        raise validate.DataError(host.name, "storage_export_clients", None, "names no node, and the inventory "
+        raise DataError(host.name, "storage_export_clients", None, "names no node, and the inventory "
                                  "has no `nodes` group", "list the nodes' addresses in storage_export_clients")
     apt.packages(name="Install the NFS server", packages=data.storage_server_packages, no_recommends=True)
     server.group(name="Owner group of the export", group=data.storage_export_user, system=True,

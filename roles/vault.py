@@ -7,6 +7,7 @@ deploy runs. A token without the rights, or an unreachable Vault, stops the depl
 host is changed.
 """
 
+import ipaddress
 import json
 from io import StringIO
 
@@ -16,8 +17,9 @@ from pyinfra.operations import files, python
 
 from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
 from roles.quotas import tenants_of
-from toskit import validate
 from toskit.facts import VaultLogin
+from toskit.schema import DataError, RoleData
+from toskit.schema.types import DurationText, HttpsUrl, LocalPath, MountName, Network, Optional
 
 # toskit.vault (hvac, hence ssl) is imported inside the functions: pyinfra's CLI must patch ssl
 # for gevent before anything imports it, and `roles` is imported early by toskit.check and tests.
@@ -25,43 +27,35 @@ from toskit.facts import VaultLogin
 NODE_CA = "/etc/tos/vault-ca.pem"
 CREDENTIALS = "/run/tos/vault"
 
-DEFAULTS = {
-    # Vault (or OpenBao) as the nodes reach it; None: VAULT_ADDR on the operator's machine.
-    "vault_addr": None,
+class Data(RoleData):
+    # Vault (or OpenBao) as the nodes reach it, https only; None: VAULT_ADDR on the operator's machine.
+    vault_addr: Optional[HttpsUrl] = None
     # ...and as the operator's machine reaches it, if that differs; None: VAULT_ADDR, else vault_addr.
-    "vault_operator_addr": None,
+    vault_operator_addr: Optional[HttpsUrl] = None
     # CA of Vault's certificate (a PEM on the operator's machine, copied to the nodes);
     # None: VAULT_CACERT, else the system's CAs.
-    "vault_ca_file": None,
+    vault_ca_file: Optional[LocalPath] = None
     # File holding the operator's token; None: VAULT_TOKEN, else ~/.vault-token. The token needs
     # templates/vault/tos-operator.hcl, not root.
-    "vault_token_file": None,
+    vault_token_file: Optional[LocalPath] = None
     # Where the transit engine and the AppRole auth method are mounted.
-    "vault_transit_mount": "transit",
-    "vault_approle_mount": "approle",
+    vault_transit_mount: MountName = "transit"
+    vault_approle_mount: MountName = "approle"
     # The address a node's Vault requests come from, as Vault sees it: its AppRole's secret_id
-    # and tokens work from there only. None: the node's cluster_ip/32.
-    "vault_node_cidr": None,
+    # and tokens work from there only. None: the node's cluster_ip alone (/32, /128).
+    vault_node_cidr: Optional[Network] = None
     # How long a node's secret_id stays valid; the deploy enrols the node again after that
     # (and after every reboot: the secret_id lives in RAM).
-    "vault_secret_id_ttl": "720h",
-}
+    vault_secret_id_ttl: DurationText() = "720h"
 
 
-def check_data(name: str, data) -> None:
-    validate.network_or_none(name, "vault_node_cidr", data.vault_node_cidr)
-    validate.name_list(name, "vault_transit_mount", [data.vault_transit_mount], r"^[a-z0-9][a-z0-9_-]*$")
-    validate.name_list(name, "vault_approle_mount", [data.vault_approle_mount], r"^[a-z0-9][a-z0-9_-]*$")
-    if not isinstance(data.vault_secret_id_ttl, str) or not data.vault_secret_id_ttl[:-1].isdigit() \
-            or data.vault_secret_id_ttl[-1] not in "smh":
-        raise validate.DataError(name, "vault_secret_id_ttl", data.vault_secret_id_ttl,
-                                 "is not a duration", "write it like '720h', '30m' or '3600s'")
+DEFAULTS = Data.defaults()
 
 
 def node_access(data):
     from toskit.vault import NodeAccess
     tenants = tenants_of(host.name, data)
-    return NodeAccess(node=host.name, cidr=data.vault_node_cidr or f"{data.cluster_ip}/32",
+    return NodeAccess(node=host.name, cidr=data.vault_node_cidr or str(ipaddress.ip_network(data.cluster_ip)),
                       tenant_ids=tuple(t.id for t in tenants), enabled_ids=tuple(t.id for t in tenants if t.enabled),
                       secret_id_ttl=data.vault_secret_id_ttl)
 
@@ -91,14 +85,14 @@ def enrol(state, host, settings, node: str) -> None:
 @deploy("TOS vault", data_defaults={**QUOTA_DEFAULTS, **DEFAULTS})
 def vault():
     from toskit.vault import VaultError, VaultSettings, drift
-    check_data(host.name, host.data)
+    Data.check(host.name, host.data)
     data = host.data
     settings = VaultSettings.from_data(host.name, data)
     access = node_access(data)
     try:
         changes = drift(settings, settings.client(), access)
     except VaultError as e:
-        raise validate.DataError(host.name, "vault_token_file", settings.token_source, str(e),
+        raise DataError(host.name, "vault_token_file", settings.token_source, str(e),
                                  "fix the Vault address, CA or token (see roles/vault.py); nothing was changed") from None
     if changes:
         python.call(name=f"Vault: {'; '.join(changes)}", function=apply_changes, settings=settings, access=access)

@@ -4,40 +4,11 @@ The audits (tests/audit) run through testinfra's ssh backend with an ssh_config 
 inventory, so `--inventory inventories/production.py` audits production exactly as it was deployed.
 """
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import testinfra
-from pyinfra.api import Config, Inventory, State
-from pyinfra.context import ctx_state
-from pyinfra_cli.inventory import make_inventory
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-@dataclass
-class AuditTarget:
-    name: str
-    groups: list
-    data: dict  # role defaults, overridden by group_data and the inventory, as in a deploy
-
-    @property
-    def address(self) -> str:
-        return self.data.get("ssh_hostname") or self.name
-
-    @property
-    def port(self) -> int:
-        return int(self.data.get("ssh_port") or 22)
-
-
-def load_inventory(path: str, defaults: dict) -> list:
-    """Reads a pyinfra inventory file (with group_data/) into audit targets."""
-    if not Path(path).exists():
-        raise FileNotFoundError(f"inventory {path} does not exist "
-                                "(for the lab run `make lab` or `python -m toskit.lab up` first)")
-    with ctx_state.use(State(Inventory(([], {})), Config())):
-        inventory = make_inventory(str(path), cwd=str(PROJECT_ROOT))
-    return [AuditTarget(h.name, list(h.groups), {**defaults, **h.data.dict()}) for h in inventory]
+from toskit.inventory import AuditTarget
 
 
 def ssh_config(targets: list) -> str:

@@ -1,16 +1,22 @@
-"""Validates every host's data for every role, without contacting any host.
+"""Validates every host's data for every role, and the inventory's shape, without contacting any host.
 
     python -m toskit.check inventories/production.py
 
-`make deploy` and `make lab` run it first; each role checks its data again inside the deploy,
-so a bare `pyinfra ... deploy.py` still stops before changing anything.
+`make deploy` and `make lab` run it first; base checks each host's whole data again when pyinfra
+plans the deploy, so a bare `pyinfra ... deploy.py` still stops before changing anything.
+Every problem of the run is reported at once.
 """
 
 import sys
+from pathlib import Path
 
-from roles import ROLES
-from toskit.audit import load_inventory
-from toskit.validate import DataError
+from roles import ROLES, ROLES_BY_GROUP, host_problems
+from toskit.inventory import GROUP_DATA, PROJECT_ROOT, load_inventory, raw_groups
+from toskit.schema import DataError
+from toskit.schema.errors import raise_all
+from toskit.schema.inventory import check_group_data_files, check_groups
+
+LAB_INVENTORY = "lab"  # inventories/lab.py, written by `lab up`: group_data/lab.py is its group's
 
 
 def role_defaults() -> dict:
@@ -30,17 +36,25 @@ class DataView:
         return self.__dict__.get(key, default)
 
 
+def problems_of(targets: list) -> list:
+    return [error for t in targets for error in host_problems(t.name, t.groups, t.data)]
+
+
 def check_targets(targets: list) -> None:
-    """Raises DataError at the first bad value of any of these audit targets (toskit.audit)."""
-    for target in targets:
-        for role in ROLES:
-            role.check_data(target.name, DataView(target.data))
+    """Raises DataError (every problem at once) for bad data in any of these audit targets."""
+    raise_all(problems_of(targets))
 
 
 def check_inventory(path: str) -> int:
-    """Returns how many hosts were checked; raises DataError at the first bad value."""
+    """Returns how many hosts were checked; raises DataError with every problem found."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"inventory {path} does not exist")
+    role_groups = set(ROLES_BY_GROUP)
+    raise_all(check_groups(path, raw_groups(path), role_groups))  # the rest needs a sound inventory
     targets = load_inventory(path, role_defaults())
-    check_targets(targets)
+    groups = role_groups | {Path(path).stem, LAB_INVENTORY} | {p.stem for p in (PROJECT_ROOT / "inventories").glob("*.py")}
+    raise_all(check_group_data_files(sorted(p.stem for p in GROUP_DATA.glob("*.py")), groups)
+              + problems_of(targets))
     return len(targets)
 
 

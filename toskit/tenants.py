@@ -1,23 +1,86 @@
-"""Tenants and their quotas, as declared in group_data: parsed, defaulted and validated.
+"""Tenants and their quotas, as declared in group_data: their schema, and the parsed form roles use.
 
-Everything here runs on the operator's machine before any host is contacted. A tenant id ends up
-in unit names, network names, file paths and commands, so it is held to a strict pattern rather
-than escaped; sizes need an explicit unit, so "512" can never silently mean bytes.
+A tenant id ends up in unit names, network names, file paths and commands, so it is held to a
+strict pattern rather than escaped; sizes need an explicit unit, so "512" can never silently mean
+bytes.
 """
 
 import re
 from dataclasses import dataclass
+from typing import Annotated, Any, Optional
 
-from .validate import DataError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Strict
+from pydantic_core import PydanticCustomError
 
-TENANT_ID = re.compile(r"^[a-z][a-z0-9]{1,23}$")
-DURATION = re.compile(r"^(?P<number>[0-9]+)(?P<unit>[smh])$")
-DURATION_UNITS = {"s": 1, "m": 60, "h": 3600}
-SIZE = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<unit>[KMGT])$")
-UNITS = {"K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+from .schema.errors import DataError
+from .schema.model import refuse_key, validate
+from .schema.types import Duration, Size, Switch, duration_seconds, number, refuse, size_bytes, whole
 
+TENANT_ID = r"[a-z][a-z0-9]{1,23}"
+MiB = 1024**2
 # Quotas every tenant gets unless it sets its own. Each is documented in roles/quotas.py.
 QUOTA_KEYS = ("cpu", "memory", "swap", "pids", "disk_read", "disk_write", "volume_size")
+
+
+def _tenant_id(value: str) -> str:
+    if not re.fullmatch(TENANT_ID, value, re.ASCII):
+        refuse("is not a tenant id (a-z then a-z/0-9, 2 to 24 characters)",
+               "use a short lower-case name such as 'acme' or 't42'")
+    return value
+
+
+def _swap(value: Any) -> int:
+    if value == 0 and type(value) is int or value == "0":
+        return 0
+    if not isinstance(value, str):
+        refuse("is not 0 or a size with a unit", "write 0 (no swap) or a size like '512M'")
+    return size_bytes(value, MiB, 4096)
+
+
+TenantId = Annotated[str, Strict(), AfterValidator(_tenant_id)]
+Memory = Size(64 * MiB, 4096)
+Rate = Size(MiB)
+VolumeSize = Size(64 * MiB, 4096)  # a whole number of 4 KiB LUKS sectors
+Swap = Annotated[int, BeforeValidator(_swap)]
+
+
+class QuotaValues(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    cpu: number(0.01, 256)
+    memory: Memory
+    swap: Swap
+    pids: whole(16, 1_000_000)
+    disk_read: Rate
+    disk_write: Rate
+    volume_size: VolumeSize
+
+
+class QuotaOverrides(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    cpu: Optional[number(0.01, 256)] = None
+    memory: Optional[Memory] = None
+    swap: Optional[Swap] = None
+    pids: Optional[whole(16, 1_000_000)] = None
+    disk_read: Optional[Rate] = None
+    disk_write: Optional[Rate] = None
+    volume_size: Optional[VolumeSize] = None
+
+
+class TenantEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    id: TenantId
+    quotas: Optional[QuotaOverrides] = None
+    enabled: Switch = True  # False: Vault refuses its volume key to every node (vault role)
+    hibernate_after: Optional[Duration()] = None  # None: the site's session_hibernate_after
+
+
+def unique_ids(entries: list) -> list:
+    seen = set()
+    for index, entry in enumerate(entries):
+        if entry.id in seen:
+            refuse_key(f"tenants[{index}].id", entry.id, "is declared twice", "give every tenant its own id")
+        seen.add(entry.id)
+    return entries
 
 
 @dataclass(frozen=True)
@@ -35,7 +98,7 @@ class Quotas:
 class Tenant:
     id: str
     quotas: Quotas
-    enabled: bool = True  # False: Vault refuses its volume key to every node (vault role)
+    enabled: bool = True
     hibernate_after: int | None = None  # seconds; None: the site's session_hibernate_after
 
     @property
@@ -47,85 +110,27 @@ class Tenant:
         return f"tos-tenant-{self.id}"
 
 
-def parse_size(host: str, key: str, value, minimum: int) -> int:
-    """'512M' -> bytes. The unit is required: K, M, G or T (powers of 1024)."""
-    match = SIZE.match(value) if isinstance(value, str) else None
-    if not match:
-        raise DataError(host, key, value, "is not a size with a unit",
-                        f"write {key} like '512M' or '2G' (K, M, G, T: powers of 1024)")
-    size = int(float(match["number"]) * UNITS[match["unit"]])
-    if size < minimum:
-        raise DataError(host, key, value, f"is below the minimum of {minimum // 1024**2}M",
-                        f"raise {key} to at least {minimum // 1024**2}M")
-    return size
+Tenants = Annotated[list[TenantEntry], Strict(), AfterValidator(unique_ids)]
 
 
-def parse_duration(host: str, key: str, value) -> int:
-    """'30m' -> 1800 (seconds). The unit is required: s, m or h."""
-    match = DURATION.match(value) if isinstance(value, str) else None
-    if not match:
-        raise DataError(host, key, value, "is not a duration with a unit",
-                        f"write {key} like '90s', '30m' or '2h'")
-    return int(match["number"]) * DURATION_UNITS[match["unit"]]
-
-
-def _number(host: str, key: str, value, kind, low, high):
-    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int) \
-            or not low <= value <= high:
-        raise DataError(host, key, value, f"is not a {'number' if kind is float else 'whole number'} "
-                        f"from {low} to {high}", f"set {key} to a value from {low} to {high}")
-    return kind(value)
-
-
-def parse_quotas(host: str, key: str, raw: dict) -> Quotas:
-    if not isinstance(raw, dict):
-        raise DataError(host, key, raw, "is not a mapping of quota names to values",
-                        f"write {key} as {{'memory': '512M', ...}}")
-    unknown = sorted(set(raw) - set(QUOTA_KEYS))
-    if unknown:
-        raise DataError(host, key, raw, f"has unknown quota {unknown[0]!r}",
-                        f"use only: {', '.join(QUOTA_KEYS)}")
-    missing = [q for q in QUOTA_KEYS if q not in raw]
-    if missing:
-        raise DataError(host, key, raw, f"lacks {missing[0]!r}", "set it in tenant_quota_defaults")
-    return Quotas(
-        cpu=_number(host, f"{key}.cpu", raw["cpu"], float, 0.01, 256),
-        memory=parse_size(host, f"{key}.memory", raw["memory"], 64 * 1024**2),
-        swap=0 if raw["swap"] in (0, "0") else parse_size(host, f"{key}.swap", raw["swap"], 1024**2),
-        pids=_number(host, f"{key}.pids", raw["pids"], int, 16, 1_000_000),
-        disk_read=parse_size(host, f"{key}.disk_read", raw["disk_read"], 1024**2),
-        disk_write=parse_size(host, f"{key}.disk_write", raw["disk_write"], 1024**2),
-        volume_size=parse_size(host, f"{key}.volume_size", raw["volume_size"], 64 * 1024**2),
-    )
+class TenantsData(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    tenants: Tenants
+    tenant_quota_defaults: QuotaValues
 
 
 def parse_tenants(host: str, tenants, quota_defaults) -> list:
     """Validates `tenants` (a list of {'id': ..., 'quotas': {...}}) and fills in default quotas."""
-    if not isinstance(tenants, (list, tuple)):
-        raise DataError(host, "tenants", tenants, "is not a list", "write tenants as a list of {'id': ...}")
-    parse_quotas(host, "tenant_quota_defaults", quota_defaults)
-    seen, result = set(), []
-    for index, entry in enumerate(tenants):
-        key = f"tenants[{index}]"
-        if not isinstance(entry, dict) or set(entry) - {"id", "quotas", "enabled", "hibernate_after"}:
-            raise DataError(host, key, entry, "is not {'id': ..., 'quotas': {...}, 'enabled': ..., "
-                            "'hibernate_after': ...}",
-                            "give each tenant an 'id' and, optionally, 'quotas', 'enabled' and 'hibernate_after'")
-        tenant_id = entry.get("id")
-        if not isinstance(tenant_id, str) or not TENANT_ID.match(tenant_id):
-            raise DataError(host, f"{key}.id", tenant_id,
-                            "is not a tenant id (a-z then a-z/0-9, 2 to 24 characters)",
-                            "use a short lower-case name such as 'acme' or 't42'")
-        if tenant_id in seen:
-            raise DataError(host, f"{key}.id", tenant_id, "is declared twice", "give every tenant its own id")
-        seen.add(tenant_id)
-        quotas = parse_quotas(host, f"{key}.quotas", {**quota_defaults, **(entry.get("quotas") or {})})
-        enabled = entry.get("enabled", True)
-        if not isinstance(enabled, bool):
-            raise DataError(host, f"{key}.enabled", enabled, "is not True or False",
-                            "set enabled to False to lock the tenant out of its volume, else leave it out")
-        hibernate_after = entry.get("hibernate_after")
-        if hibernate_after is not None:
-            hibernate_after = parse_duration(host, f"{key}.hibernate_after", hibernate_after)
-        result.append(Tenant(tenant_id, quotas, enabled, hibernate_after))
-    return result
+    parsed = validate(TenantsData, host, {"tenants": tenants, "tenant_quota_defaults": quota_defaults})
+    defaults = parsed.tenant_quota_defaults.model_dump()
+    own = [entry.quotas.model_dump(exclude_none=True) if entry.quotas else {} for entry in parsed.tenants]
+    return [Tenant(entry.id, Quotas(**{**defaults, **quotas}), entry.enabled, entry.hibernate_after)
+            for entry, quotas in zip(parsed.tenants, own)]
+
+
+def parse_duration(host: str, key: str, value) -> int:
+    """'30m' -> 1800 (seconds), or a DataError naming host and key."""
+    try:
+        return duration_seconds(value)
+    except PydanticCustomError as e:
+        raise DataError(host, key, value, e.message(), e.context["fix"]) from None

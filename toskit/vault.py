@@ -19,7 +19,7 @@ import hvac
 import hvac.exceptions
 import requests
 
-from .validate import DataError
+from .schema import DataError
 
 KEY_PREFIX = "tos-tenant-"
 ROLE_PREFIX = "tos-node-"

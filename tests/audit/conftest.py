@@ -12,6 +12,7 @@ import pytest
 from roles.quotas import tenants_of
 from toskit import audit
 from toskit.check import DataView, role_defaults
+from toskit.inventory import load_inventory
 
 
 def pytest_configure(config):
@@ -21,7 +22,7 @@ def pytest_configure(config):
 
 def _targets(config) -> list:
     if not hasattr(config, "_tos_targets"):
-        config._tos_targets = audit.load_inventory(config.getoption("--inventory"), role_defaults())
+        config._tos_targets = load_inventory(config.getoption("--inventory"), role_defaults())
     return config._tos_targets
 
 

@@ -3,10 +3,11 @@
 import pytest
 
 from toskit.check import check_inventory, main
-from toskit.validate import DataError
+from toskit.schema import DataError
 
 INVENTORY = '''
-nodes = [("node1", {"ssh_hostname": "192.0.2.1", "tenants": %r})]
+storage = [("storage1", {"ssh_hostname": "192.0.2.10", "cluster_ip": "192.0.2.10"})]
+nodes = [("node1", {"ssh_hostname": "192.0.2.1", "cluster_ip": "192.0.2.1", "tenants": %r})]
 '''
 
 
@@ -17,7 +18,7 @@ def write(tmp_path, tenants) -> str:
 
 
 def test_valid_inventory_passes(tmp_path):
-    assert check_inventory(write(tmp_path, [{"id": "acme"}])) == 1
+    assert check_inventory(write(tmp_path, [{"id": "acme"}])) == 2
 
 
 def test_hostile_tenant_is_refused_naming_host_key_and_value(tmp_path, capsys):

@@ -4,6 +4,7 @@ import pytest
 
 from roles.base import DEFAULTS
 from toskit import audit
+from toskit.inventory import load_inventory
 from toskit.lab import inventory
 from toskit.lab.config import LabConfig
 
@@ -17,7 +18,7 @@ def lab_inventory(tmp_path, monkeypatch):
 
 
 def test_lab_inventory_groups_hosts_and_pins_their_keys(lab_inventory):
-    targets = {t.name: t for t in audit.load_inventory(str(lab_inventory), DEFAULTS)}
+    targets = {t.name: t for t in load_inventory(str(lab_inventory), DEFAULTS)}
     assert set(targets) == {"storage", "node1", "node2"}
     assert "nodes" in targets["node1"].groups and "storage" in targets["storage"].groups
     node = targets["node1"].data
@@ -31,14 +32,14 @@ def test_lab_inventory_groups_hosts_and_pins_their_keys(lab_inventory):
 
 
 def test_audit_ssh_config_mirrors_pyinfra_connection_data(lab_inventory):
-    config = audit.ssh_config(audit.load_inventory(str(lab_inventory), DEFAULTS))
+    config = audit.ssh_config(load_inventory(str(lab_inventory), DEFAULTS))
     stanza = config.split("Host node2\n")[1].split("\n\n")[0]
     assert "HostName 127.0.0.1" in stanza and "Port 22203" in stanza and "User root" in stanza
     assert "StrictHostKeyChecking yes" in stanza and "IdentitiesOnly yes" in stanza
 
 
 def test_example_production_inventory_loads():
-    targets = audit.load_inventory("inventories/example_production.py", DEFAULTS)
+    targets = load_inventory("inventories/example_production.py", DEFAULTS)
     groups = {g for t in targets for g in t.groups}
     assert {"storage", "nodes"} <= groups
     assert all(t.data["ssh_strict_host_key_checking"] == "yes" for t in targets)
@@ -46,4 +47,4 @@ def test_example_production_inventory_loads():
 
 def test_missing_inventory_says_how_to_make_one(tmp_path):
     with pytest.raises(FileNotFoundError, match="make lab"):
-        audit.load_inventory(str(tmp_path / "lab.py"), DEFAULTS)
+        load_inventory(str(tmp_path / "lab.py"), DEFAULTS)

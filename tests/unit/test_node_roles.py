@@ -9,7 +9,7 @@ import pytest
 from roles import quotas, runtime
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
 from toskit.tenants import parse_tenants
-from toskit.validate import DataError
+from toskit.schema import DataError
 
 ACME = parse_tenants("node1", [{"id": "acme", "quotas": {"cpu": 0.5, "memory": "256M", "pids": 128,
                                                          "disk_read": "20M", "disk_write": "10M"}}],
@@ -54,7 +54,7 @@ def test_audit_rules_watch_every_listed_path(skip):
                                        ("docker_audit_daemon_writes", "no")])
 def test_runtime_data_is_checked(key, value):
     with pytest.raises(DataError, match=f"host n1: {key} ="):
-        runtime.check_data("n1", SimpleNamespace(**{**runtime.DEFAULTS, key: value}))
+        runtime.Data.check("n1", {**runtime.DEFAULTS, key: value})
 
 
 def test_slice_carries_every_quota():
@@ -77,4 +77,4 @@ def test_drift_is_found_in_any_limit():
 
 def test_quotas_data_is_checked():
     with pytest.raises(DataError, match="tenant_io_devices"):
-        quotas.check_data("n1", SimpleNamespace(**{**quotas.DEFAULTS, "tenant_io_devices": ["vda; reboot"]}))
+        quotas.Data.check("n1", {**quotas.DEFAULTS, "tenant_io_devices": ["vda; reboot"]})

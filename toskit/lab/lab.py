@@ -7,9 +7,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from roles import all_packages_of
-from toskit.audit import load_inventory
+from toskit.inventory import load_inventory
 from toskit.check import DataView, check_targets, role_defaults
-from toskit.validate import DataError
+from toskit.schema import DataError
 
 from . import inventory, keys, network, procs
 from .aptcache import AptCache

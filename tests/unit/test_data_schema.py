@@ -1,0 +1,248 @@
+"""The data schema as a hostile new user meets it: every class of bad value, for every key it
+applies to, is refused with host, key, value and fix; good values (the shipped and lab data) pass.
+
+The per-key corpus is generated from each role's declared defaults, so a key added to a role is
+attacked here without anyone listing it.
+"""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from roles import ROLES
+from toskit.check import check_inventory
+from toskit.schema import DataError, DataErrors
+from toskit.schema.types import MAX_SIZE, UNITS, size_bytes
+from toskit.tenants import TENANT_ID, parse_tenants
+
+# A valid value for each key whose default is None (nothing to mutate otherwise).
+SAMPLES = {
+    "hostname": "node1", "time_serve_network": "10.0.0.0/24", "tenant_io_devices": ["/dev/vda"],
+    "storage_nfs_server": "10.0.0.1", "storage_export_clients": ["10.0.0.2"],
+    "vault_addr": "https://vault.example.org:8200", "vault_operator_addr": "https://127.0.0.1:8200",
+    "vault_ca_file": "/etc/tos/ca.pem", "vault_token_file": "~/.vault-token", "vault_node_cidr": "10.0.0.5/32",
+    # ...and for empty lists.
+    "base_extra_packages": ["vim"], "time_servers": ["10.0.0.1"], "sshd_allow_users": ["ops"],
+    "tenants": [{"id": "acme"}],
+}
+OPTIONAL_LISTS = {"base_extra_packages", "time_pools", "time_servers", "sshd_allow_users", "tenants"}
+ROLE_OF = {key: role for role in ROLES for key in role.Data.model_fields}
+# Keys whose values are free text by design (a file on the operator's machine): no shape to break.
+FREE_TEXT = {"vault_ca_file", "vault_token_file"}
+
+
+def valid(key):
+    return SAMPLES.get(key, ROLE_OF[key].DEFAULTS[key])
+
+
+def bad_values(key) -> list:
+    """The classes of bad value that apply to this key, from the shape of a valid one."""
+    value = valid(key)
+    if isinstance(value, bool):
+        return ["yes", 1, None, [value]]
+    if isinstance(value, int):
+        return [str(value), True, value + 0.5, -1, 2**70, None]
+    if isinstance(value, str):
+        shaped = [] if key in FREE_TEXT else [value + "\n", value + "; reboot", " " + value, ""]
+        return shaped + [True, 1, [value]] + ([] if key in SAMPLES else [None])
+    if isinstance(value, list):
+        item = value[0]
+        if isinstance(item, dict):
+            broken = [item, ["x"], [{**item, "typo_key": 1}], [{**item, "id": item["id"] + "\n"}]]
+        else:
+            broken = [[item + "\n"], [item + " $(reboot)"], [True], item, {"a": item}]
+        return broken + ([] if key in OPTIONAL_LISTS else [[]])
+    if isinstance(value, dict):
+        return [[], "x", {**value, "typo_key": "1"}]
+    raise AssertionError(f"no bad values for {key}={value!r}")
+
+
+CORPUS = [(key, bad) for key in sorted(ROLE_OF) for bad in bad_values(key)]
+
+
+def refusal(role, key, value, **others) -> str:
+    """The message of the one refusal of this value (others: keys set alongside it)."""
+    with pytest.raises(DataError) as err:
+        role.Data.check("node7", {**role.DEFAULTS, **others, key: value})
+    assert not isinstance(err.value, DataErrors), err.value  # one bad value, one message
+    return str(err.value)
+
+
+def test_every_key_has_a_valid_sample_that_passes():
+    for role in ROLES:
+        role.Data.check("node7", {**role.DEFAULTS, **{k: valid(k) for k in role.Data.model_fields}})
+
+
+@pytest.mark.parametrize("key,value", CORPUS, ids=[f"{k}={v!r}"[:60] for k, v in CORPUS])
+def test_every_class_of_bad_value_is_refused_for_every_key(key, value):
+    message = refusal(ROLE_OF[key], key, value)
+    assert message.startswith(f"host node7: {key}") and "\n  fix: " in message, message
+    assert "Traceback" not in message and "pydantic" not in message.lower()
+
+
+# Classes that need a value of their own, one or more keys each.
+SPECIFIC = [
+    ("docker_userns_user", "root", "an account the system already uses"),
+    ("docker_userns_user", "daemon", "an account the system already uses"),
+    ("storage_export_user", "root", "an account the system already uses"),
+    ("storage_export_user", "systemd-network", "an account the system already uses"),
+    ("docker_subid_start", 1000, "is not a whole number from 100000"),
+    ("docker_nofile_soft", 8192, "is above docker_nofile_hard"),
+    ("storage_export_path", "/srv/../etc", "no '..'"),
+    ("storage_mount_path", "/var/lib/./tos", "no '..'"),
+    ("storage_volume_root", "run/tos", "is not an absolute path"),
+    ("tenant_io_devices", ["/etc/passwd"], "is not an absolute path under /dev/"),
+    ("tenant_io_devices", [], "is empty"),
+    ("session_hibernate_after", "0s", "is zero"),
+    ("session_hibernate_after", "٣٠h", "is not a duration with a unit"),
+    ("hibernation_policy_interval", "2d", "is not a duration with a unit"),
+    ("vault_secret_id_ttl", "0h", "is zero"),
+    ("vault_secret_id_ttl", "٣٠h", "is not a duration"),
+    ("vault_addr", "http://vault.example.org:8200", "is not an https:// address"),
+    ("vault_addr", "https://user:pw@vault.example.org", "has more than a scheme, host and port"),
+    ("vault_node_cidr", "10.0.0.5/24", "no host bits set"),
+    ("vault_node_cidr", "10.0.0.5", "is not a network in CIDR form"),
+    ("storage_export_clients", ["fd00::1/32"], "is not an IP address"),
+    ("storage_export_clients", [True], "is not a string"),
+    ("time_servers", [True], "is not a string"),
+    ("time_servers", ["1.2.3.999"], "is not an IP address or a hostname"),
+    ("sshd_listen_addresses", [], "is empty"),
+    ("sshd_ciphers", [], "is empty"),
+    ("sshd_listen_addresses", ["0.0.0.0\n"], "is not an IP address"),
+    ("tenant_quota_defaults", {"cpu": 1, "memory": "1G", "swap": 0, "pids": 512, "disk_read": "50M",
+                               "disk_write": "50M"}, "is not set"),
+    ("tenants", [{"id": "acme", "quotas": []}], "is not a mapping"),
+    ("tenants", [{"id": "acme", "quotas": {"memory": ["1G"]}}], "is not a size with a unit"),
+    ("tenants", [{"id": "acme", "quotas": {"volume_size": "99999999T"}}], "larger than 2^64 bytes"),
+    ("tenants", [{"id": "acme", "quotas": {"volume_size": "65537K"}}], "is not a multiple of 4K"),
+    ("tenants", [{"id": "acme", "quotas": {"memory": "0.1K"}}], "is not a whole number of bytes"),
+    ("tenants", [{"id": "acme", "quotas": {"memory": "٣G"}}], "is not a size with a unit"),
+    ("tenants", [{"id": "acme\n"}], "is not a tenant id"),
+    ("tenants", [{"id": "acme", "hibernate_after": "0s"}], "is zero"),
+    ("tenants", [{"id": "acme", "enabled": "no"}], "is not True or False"),
+    ("tenants", [{"id": "acme"}, {"id": "acme"}], "is declared twice"),
+]
+
+
+@pytest.mark.parametrize("key,value,reason", SPECIFIC, ids=[f"{k}={v!r}"[:60] for k, v, _ in SPECIFIC])
+def test_specific_classes_are_refused_with_their_reason(key, value, reason):
+    message = refusal(ROLE_OF[key], key, value)
+    assert message.startswith(f"host node7: {key}") and reason in message and "fix: " in message, message
+
+
+def test_checks_across_keys_name_the_key_to_change():
+    message = refusal(ROLE_OF["docker_subid_count"], "docker_subid_count", 2**31, docker_subid_start=3 * 10**9)
+    assert message.startswith("host node7: docker_subid_count = 2147483648 runs past the last uid")
+
+
+@pytest.mark.parametrize("key,value", [
+    ("sshd_listen_addresses", ["::"]), ("sshd_listen_addresses", ["fd00::5", "10.0.0.5"]),
+    ("time_servers", ["ntp.example.org", "fd00::1"]), ("vault_addr", "https://[fd00::1]:8200"),
+    ("storage_export_clients", ["fd00::2"]), ("tenants", [{"id": "acme", "quotas": {"memory": "1.5G"}}]),
+])
+def test_good_values_once_refused_pass(key, value):
+    ROLE_OF[key].Data.check("node7", {**ROLE_OF[key].DEFAULTS, key: value})
+
+
+def test_all_problems_of_a_role_are_reported_at_once():
+    role = ROLE_OF["sshd_port"]
+    with pytest.raises(DataErrors) as err:
+        role.Data.check("node7", {**role.DEFAULTS, "sshd_port": "22", "sshd_ciphers": [], "hostname": "x\n"})
+    assert [e.key for e in err.value.errors] == ["hostname", "sshd_port", "sshd_ciphers"]
+    assert str(err.value).startswith("3 problems in the site's data; no host was contacted")
+
+
+@given(st.text(min_size=1, max_size=30))
+def test_a_tenant_id_is_accepted_exactly_when_it_has_the_documented_shape(text):
+    import re
+    defaults = ROLE_OF["tenant_quota_defaults"].DEFAULTS["tenant_quota_defaults"]
+    shaped = re.fullmatch(TENANT_ID, text, re.ASCII) is not None
+    try:
+        parse_tenants("node7", [{"id": text}], defaults)
+        accepted = True
+    except DataError:
+        accepted = False
+    assert accepted == shaped
+
+
+@given(st.integers(min_value=0, max_value=2**66), st.sampled_from(sorted(UNITS)))
+def test_a_whole_size_means_number_times_unit_up_to_2_64(number, unit):
+    from pydantic_core import PydanticCustomError
+    expected = number * UNITS[unit]
+    try:
+        assert size_bytes(f"{number}{unit}") == expected and 1 <= expected <= MAX_SIZE
+    except PydanticCustomError:
+        assert expected == 0 or expected > MAX_SIZE or len(str(number)) > 15
+
+
+# ---- the inventory: its shape, its typos, and files that do not load
+
+STORAGE = 'storage = [("storage1", {"cluster_ip": "192.0.2.10"})]\n'
+NODES = 'nodes = [("node1", {"cluster_ip": "192.0.2.1"})]\n'
+
+
+def inventory(tmp_path, text: str, name="site.py") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def check_refuses(path) -> str:
+    with pytest.raises(DataError) as err:
+        check_inventory(path)
+    return str(err.value)
+
+
+@pytest.mark.parametrize("text,expected", [
+    (STORAGE, "group nodes: has no host"),
+    (NODES, "group storage: has no host"),
+    (STORAGE + NODES.replace("nodes =", "node ="), "group node: is not a group of TOS"),
+    (STORAGE + 'nodes = [("storage1", {"cluster_ip": "192.0.2.10"})]\n', "is listed twice"),
+    (STORAGE + 'nodes = [("node1", {}), ("node1", {"cluster_ip": "192.0.2.9"})]\n', "is listed twice"),
+    (STORAGE + 'nodes = [("node_1", {"hostname": "node1"})]\n', "the inventory name = 'node_1' is not a valid hostname"),
+    (STORAGE + 'nodes = [("node1", ["cluster_ip"])]\n', "the host's data = ['cluster_ip'] is not a mapping"),
+    (STORAGE + 'nodes = [("node1", {"sshd_prot": 22})]\n', "sshd_prot = 22 is not a key any role reads\n"
+                                                          "  fix: did you mean sshd_port?"),
+    (STORAGE + 'nodes = [("node1", {"docker_experimantal": True})]\n', "did you mean docker_experimental?"),
+    (STORAGE + 'nodes = [("node1", {"cluster_ip": "x; rm -rf /"})]\n', "cluster_ip = 'x; rm -rf /' is not an IP address"),
+    (STORAGE + 'nodes = [("node1", {"docker_experimental": False})]\n', "docker_experimental = False is off"),
+    (STORAGE + 'nodes = [("node1", {"tenants": [{"id": "acme", "quotas": ["1G"]}]})]\n',
+     "tenants[0].quotas = ['1G'] is not a mapping"),
+    (STORAGE + NODES + "nodes.append(\n", "site.py:3: does not load: SyntaxError"),
+    (STORAGE + NODES + "1 / 0\n", "site.py:3: does not load: ZeroDivisionError"),
+])
+def test_the_inventory_is_checked_before_any_host(tmp_path, text, expected):
+    assert expected in check_refuses(inventory(tmp_path, text))
+
+
+def test_site_keys_and_groups_are_the_sites_own(tmp_path):
+    text = STORAGE + 'nodes = [("node1", {"cluster_ip": "192.0.2.1", "site_rack": "r1"})]\nsite_gpu = ["node1"]\n'
+    assert check_inventory(inventory(tmp_path, text)) == 2
+
+
+def test_a_group_data_file_that_does_not_load_is_named(tmp_path):
+    (tmp_path / "group_data").mkdir()
+    (tmp_path / "group_data" / "nodes.py").write_text("tenants = [\n")
+    assert "nodes.py:1: does not load: SyntaxError" in check_refuses(inventory(tmp_path, STORAGE + NODES))
+
+
+def test_every_problem_of_every_host_is_reported_at_once(tmp_path):
+    text = STORAGE + 'nodes = [("node1", {"cluster_ip": "192.0.2.1", "sshd_port": "22"}),' \
+                     ' ("node2", {"cluster_ip": "192.0.2.2", "sshd_prot": 22})]\n'
+    message = check_refuses(inventory(tmp_path, text))
+    assert "host node1: sshd_port = '22'" in message and "host node2: sshd_prot = 22" in message
+
+
+def test_the_shipped_and_the_lab_inventories_pass(tmp_path, monkeypatch):
+    from toskit.lab import inventory as lab_inventory
+    from toskit.lab.config import LabConfig
+    monkeypatch.setattr(lab_inventory, "INVENTORY", tmp_path / "lab.py")
+    lab_inventory.write(LabConfig(state_dir=tmp_path / "state").with_hosts())
+    assert check_inventory(str(tmp_path / "lab.py")) == 3
+    assert check_inventory("inventories/example_production.py") == 3
+
+
+def test_the_readme_documents_every_key():
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert [key for key in sorted(ROLE_OF) if f"`{key}`" not in readme] == []

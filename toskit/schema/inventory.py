@@ -1,0 +1,51 @@
+"""The inventory's shape: which groups exist, which hosts are in them, and what names they have.
+
+A misspelt group deploys nothing, a host in both role groups gets both roles, a duplicate host
+name lets the second entry silently win, and a host's inventory name becomes its Vault role's
+name: each is refused before any host is contacted.
+"""
+
+import re
+
+from .errors import SITE_PREFIX, DataError, SourceError
+from .types import HOSTNAME
+
+# pyinfra's implicit groups: every host, and the group named after the inventory file.
+IMPLICIT_GROUPS = {"all"}
+
+
+def check_groups(source: str, groups: dict, role_groups: set) -> list:
+    """Problems in the inventory file as written ({group: [(name, data), ...]})."""
+    errors, where = [], {}
+    for group, hosts in groups.items():
+        if group not in role_groups and not group.startswith(SITE_PREFIX):
+            errors.append(SourceError(
+                f"{source}: group {group}", f"is not a group of TOS ({', '.join(sorted(role_groups))})",
+                f"rename it to one of those, or to {SITE_PREFIX}{group} for a group of your own"))
+        for name, data in hosts:
+            if not isinstance(name, str) or not re.fullmatch(HOSTNAME, name, re.ASCII):
+                errors.append(DataError(name, "the inventory name", name,
+                                        "is not a valid hostname (it names the host and its Vault role)",
+                                        "name the host like node1 or node1.example.org in the inventory"))
+            if not isinstance(data, dict):
+                errors.append(DataError(name, "the host's data", data, "is not a mapping",
+                                        "write the host as ('node1', {'ssh_hostname': ..., ...})"))
+            if group in role_groups:
+                if name in where:
+                    errors.append(DataError(name, f"group {group}", name,
+                                            f"is listed twice (also in {where[name]}); only one entry would count",
+                                            "list each host once, in one of the role groups"))
+                where[name] = group
+    for group in sorted(role_groups):
+        if not groups.get(group):
+            errors.append(SourceError(f"{source}: group {group}", "has no host",
+                                      f"list at least one host in {group} = [...]"))
+    return errors
+
+
+def check_group_data_files(names: list, groups: set) -> list:
+    """A group_data file for a group that does not exist (`node.py`) would apply to no host."""
+    return [SourceError(f"group_data/{name}.py", f"names no group ({', '.join(sorted(groups))})",
+                        f"rename it after its group, or to {SITE_PREFIX}{name}.py for a group of your own")
+            for name in names
+            if name not in groups and name not in IMPLICIT_GROUPS and not name.startswith(SITE_PREFIX)]
