@@ -32,21 +32,21 @@ def _matching(pattern: str, why: str, fix: str, max_length: int = 255):
     return AfterValidator(check)
 
 
+def _bounded(kind: type, low, high, what: str, example: str):
+    def check(value):
+        if not low <= value <= high:
+            refuse(f"is not {what} from {low} to {high}", f"write {what} from {low} to {high}{example}")
+        return value
+    return Annotated[kind, Strict(), AfterValidator(check)]
+
+
 def whole(low: int, high: int):
     """A whole number from low to high (True and '3' are not numbers)."""
-    def check(value: int) -> int:
-        if not low <= value <= high:
-            refuse(f"is not a whole number from {low} to {high}", f"write a whole number from {low} to {high}")
-        return value
-    return Annotated[int, Strict(), AfterValidator(check)]
+    return _bounded(int, low, high, "a whole number", "")
 
 
 def number(low: float, high: float):
-    def check(value: float) -> float:
-        if not low <= value <= high:
-            refuse(f"is not a number from {low} to {high}", f"write a number from {low} to {high}, e.g. 0.5")
-        return value
-    return Annotated[float, Strict(), AfterValidator(check)]
+    return _bounded(float, low, high, "a number", ", e.g. 0.5")
 
 
 Switch = Annotated[bool, Strict()]
