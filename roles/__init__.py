@@ -2,9 +2,9 @@
 every key), and DEFAULTS from it; `toskit.check` validates every host against the schemas of its
 roles before a deploy contacts any of them."""
 
-from . import base, hibernation, quotas, runtime, sessions, storage, storage_server, vault
+import sys
 
-ROLES = [base, runtime, quotas, sessions, storage_server, storage, vault, hibernation]
+from . import base, hibernation, quotas, runtime, sessions, storage, storage_server, vault
 
 # Which roles run on which inventory group, in order (after base, which every host gets).
 ROLES_BY_GROUP = {
@@ -27,6 +27,8 @@ ROLES_BY_GROUP = {
 # two roles on the same line share a name, and hosts whose roles or conditions differ order those
 # names differently ("Cycle detected in operation ordering DAG", before any host is changed).
 ROLE_DEPLOYS = [role for members in ROLES_BY_GROUP.values() for role in members]
+# The role modules (each with its Data schema and DEFAULTS), base first, in the same order.
+ROLES = [base, *(sys.modules[role.__module__] for role in ROLE_DEPLOYS)]
 
 
 def roles_of(groups) -> list:
@@ -36,7 +38,6 @@ def roles_of(groups) -> list:
 
 def data_models_of(groups) -> tuple:
     """The schemas (RoleData models) of base and of a host's roles in these groups."""
-    import sys
     return (base.Data, *(sys.modules[role.__module__].Data for role in roles_of(groups)))
 
 
@@ -60,7 +61,6 @@ def packages_of(deploys: list, data) -> list:
     emulation), where one role after the other would keep the others waiting. Each role still
     checks its own packages.
     """
-    import sys
     wanted = []
     for role_deploy in deploys:
         module = sys.modules[role_deploy.__module__]
