@@ -43,14 +43,14 @@ def data_models_of(groups) -> tuple:
 
 def known_keys() -> set:
     """Every key some role (or the inventory itself) reads."""
-    from toskit.schema.host import InventoryData
-    return {key for role in ROLES for key in role.Data.model_fields} | set(InventoryData.model_fields)
+    from toskit.schema.host import InventoryKeys
+    return {key for role in ROLES for key in role.Data.model_fields} | set(InventoryKeys.model_fields)
 
 
 def host_problems(name: str, groups, data: dict) -> list:
     """Every problem of one host's data, as DataErrors: its roles' keys, and keys no role reads."""
     from toskit.schema.host import check_host
-    return check_host(name, data_models_of(groups), data, known_keys())
+    return check_host(name, data_models_of(groups), data, known_keys(), in_role_group=bool(roles_of(groups)))
 
 
 def packages_of(deploys: list, data) -> list:

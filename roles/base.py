@@ -3,6 +3,11 @@
 Every default is documented here; override any of them in group_data/ or the inventory.
 """
 
+import fnmatch
+import ipaddress
+from typing import Annotated
+
+from pydantic import Strict, model_validator
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
@@ -10,16 +15,34 @@ from pyinfra.operations.util import any_changed
 
 from toskit.schema import RoleData
 from toskit.schema.errors import raise_all
-from toskit.schema.types import (Address, Hostname, IPAddress, Items, Literal, Network, NonEmpty,
-                                 Optional, PackageName, PlainName, whole)
+from toskit.schema.model import refuse_key
+from toskit.schema.net import Address, IPAddress, PrivateNetwork
+from toskit.schema.types import (Hostname, Items, Literal, NonEmpty, Optional, PackageName, allowed, including,
+                                 matching, whole)
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
+
+# sshd's algorithms this baseline allows [sshd-01/02/03]: no CBC, no SHA-1, no MD5, no 64-bit MACs.
+SSHD_KEX = {"mlkem768x25519-sha256", "sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com",
+            "curve25519-sha256", "curve25519-sha256@libssh.org", "diffie-hellman-group16-sha512",
+            "diffie-hellman-group18-sha512", "diffie-hellman-group-exchange-sha256", "ecdh-sha2-nistp256",
+            "ecdh-sha2-nistp384", "ecdh-sha2-nistp521"}
+SSHD_CIPHERS = {"chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com",
+                "aes256-ctr", "aes192-ctr", "aes128-ctr"}
+SSHD_MACS = {"hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "umac-128-etm@openssh.com",
+             "hmac-sha2-512", "hmac-sha2-256", "umac-128@openssh.com"}
+# sshd's AllowUsers patterns: user, user@host, with * and ? wildcards.
+SshUserPattern = Annotated[str, Strict(), matching(
+    r"[A-Za-z0-9._*?-]+(@[A-Za-z0-9.:/*?-]+)?", "is not an sshd user pattern",
+    "write a user name, or user@host (sshd's * and ? wildcards allowed)", 128)]
+Algorithm = Annotated[str, Strict()]
 
 
 class Data(RoleData):
     # Hostname to set; None means the host's inventory name.
     hostname: Optional[Hostname] = None
     # Installed on every host. chrony keeps time; the rest is what sysadmins and audits rely on.
-    base_packages: NonEmpty(PackageName) = ["ca-certificates", "chrony", "curl", "iproute2", "less", "procps"]
+    base_packages: Annotated[NonEmpty(PackageName), including("chrony", "ca-certificates")] = [
+        "ca-certificates", "chrony", "curl", "iproute2", "less", "procps"]
     # Extra packages for your site, added to base_packages (keeps the list above intact).
     base_extra_packages: Items(PackageName) = []
     # Seconds an apt index stays fresh before a deploy refreshes it.
@@ -29,7 +52,7 @@ class Data(RoleData):
     time_servers: Items(Address) = []
     # Network (CIDR) this host serves time to, or None. A cluster without outside time can make
     # one host its clock (the lab does: its storage host serves the nodes).
-    time_serve_network: Optional[Network] = None
+    time_serve_network: Optional[PrivateNetwork] = None
     # sshd (dev-sec ssh-baseline control in brackets). Port and addresses it listens on [sshd-07/09].
     sshd_port: whole(1, 65535) = 22
     sshd_listen_addresses: NonEmpty(IPAddress) = ["0.0.0.0"]
@@ -40,21 +63,37 @@ class Data(RoleData):
     # Login attempts per connection [sshd-19].
     sshd_max_auth_tries: whole(1, 10) = 3
     # Users allowed to log in; empty allows every account that has a key.
-    sshd_allow_users: Items(PlainName) = []
+    sshd_allow_users: Items(SshUserPattern) = []
     # Seconds between keep-alive probes, and missed probes before a session is dropped [sshd-36/37].
     sshd_client_alive_interval: whole(1, 3600) = 300
     sshd_client_alive_count_max: whole(1, 10) = 3
     # Key exchange, ciphers and MACs [sshd-01/02/03]: modern only, and all understood by both
     # OpenSSH 9.2 (bookworm) and 10 (trixie) and by paramiko (pyinfra and the audits).
-    sshd_kex_algorithms: NonEmpty(PlainName) = [
+    sshd_kex_algorithms: Annotated[NonEmpty(Algorithm), allowed(SSHD_KEX, "key exchanges")] = [
         "sntrup761x25519-sha512@openssh.com", "curve25519-sha256", "curve25519-sha256@libssh.org",
         "diffie-hellman-group16-sha512", "diffie-hellman-group18-sha512"]
-    sshd_ciphers: NonEmpty(PlainName) = [
+    sshd_ciphers: Annotated[NonEmpty(Algorithm), allowed(SSHD_CIPHERS, "ciphers")] = [
         "chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com", "aes128-gcm@openssh.com",
         "aes256-ctr", "aes192-ctr", "aes128-ctr"]
-    sshd_macs: NonEmpty(PlainName) = [
+    sshd_macs: Annotated[NonEmpty(Algorithm), allowed(SSHD_MACS, "MACs")] = [
         "hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com", "umac-128-etm@openssh.com",
         "hmac-sha2-512", "hmac-sha2-256"]
+
+    @model_validator(mode="after")
+    def _sshd_can_start_and_let_the_deploy_in(self):
+        # A config sshd rejects is replaced by Debian's pristine one (see _harden_sshd): refuse it here.
+        family = {"inet": 4, "inet6": 6}.get(self.sshd_address_family)
+        wrong = [a for a in self.sshd_listen_addresses if family and ipaddress.ip_address(a).version != family]
+        if wrong:
+            refuse_key("sshd_listen_addresses", self.sshd_listen_addresses,
+                       f"has {', '.join(wrong)}, which sshd_address_family {self.sshd_address_family} excludes",
+                       "set sshd_address_family to any, or list addresses of that family only")
+        user = getattr(self, "ssh_user", None)  # in a host's whole schema: the deploy's own login
+        if self.sshd_allow_users and user and not any(
+                fnmatch.fnmatchcase(user, pattern.split("@")[0]) for pattern in self.sshd_allow_users):
+            refuse_key("sshd_allow_users", self.sshd_allow_users, f"locks out {user}, the deploy's own login",
+                       f"add {user!r} to sshd_allow_users")
+        return self
 
 
 DEFAULTS = Data.defaults()

@@ -4,6 +4,7 @@ Tenants are declared in group_data (`tenants`), each with optional `quotas` that
 `tenant_quota_defaults`. Every default is documented here.
 """
 
+from pydantic import model_validator
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, deploy
 from pyinfra.operations import docker, files, server, systemd
@@ -13,7 +14,7 @@ from toskit.facts import CgroupLimits, ContainerDisk
 from toskit.schema import RoleData
 from toskit.schema.types import DevicePath, NonEmpty, Optional
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
-from toskit.tenants import QuotaValues, Tenants, parse_tenants
+from toskit.tenants import QuotaValues, Tenants, parse_tenants, volumes_hold_memory
 
 
 class Data(RoleData):
@@ -34,6 +35,11 @@ class Data(RoleData):
     }
     # Disks the IO limits apply to; None: the disk holding /var/lib (found on the host).
     tenant_io_devices: Optional[NonEmpty(DevicePath)] = None
+
+    @model_validator(mode="after")
+    def _volumes_hold_memory(self):
+        volumes_hold_memory(self.tenants, self.tenant_quota_defaults)
+        return self
 
 
 DEFAULTS = Data.defaults()

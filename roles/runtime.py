@@ -6,6 +6,7 @@ Every default is documented here; override any of them in group_data/ or the inv
 """
 
 from io import StringIO
+from typing import Annotated
 
 from pydantic import model_validator
 from pyinfra import host
@@ -16,7 +17,7 @@ from pyinfra.operations.util import any_changed
 from toskit.operations import system_account
 from toskit.schema import RoleData
 from toskit.schema.model import refuse_key
-from toskit.schema.types import AccountName, LogSize, NonEmpty, PackageName, Switch, whole
+from toskit.schema.types import AccountName, LogSize, NonEmpty, PackageName, Switch, including, whole
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
 
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
@@ -27,7 +28,8 @@ SUB_ID_MIN = 100000  # Debian's SUB_UID_MIN: below it are real users' uids
 class Data(RoleData):
     # Packages: trixie splits the docker command into docker-cli. AppArmor confines containers
     # (CIS 5.1; without apparmor_parser every `docker run` fails); auditd records 1.1.x events.
-    docker_packages: NonEmpty(PackageName) = ["docker.io", "docker-cli", "apparmor", "auditd"]
+    docker_packages: Annotated[NonEmpty(PackageName), including("docker.io", "apparmor", "auditd")] = [
+        "docker.io", "docker-cli", "apparmor", "auditd"]
     # The host user whose subordinate id range containers' users map into [CIS 2.9]. The deploy
     # creates it: never an account the system already has.
     docker_userns_user: AccountName = "dockremap"

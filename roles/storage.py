@@ -5,6 +5,7 @@ on demand: volumes are created, opened and closed by sessions, never by the depl
 
 import json
 from io import StringIO
+from typing import Annotated
 
 from pyinfra import host, inventory
 from pyinfra.api import deploy
@@ -18,7 +19,8 @@ from roles.storage_server import DEFAULTS as SERVER_DEFAULTS
 from toskit.facts import VolumeSizes
 from toskit.node.tosnode.volumes import unit_name
 from toskit.schema import DataError, RoleData
-from toskit.schema.types import AbsolutePath, Address, MountOption, NonEmpty, Optional, PackageName
+from toskit.schema.net import Address
+from toskit.schema.types import MountOption, NonEmpty, Optional, OwnedPath, PackageName, excluding, including
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
 
 # The session user's uid inside the image (toskit/node/build-session-image).
@@ -32,13 +34,15 @@ class Data(RoleData):
     storage_nfs_server: Optional[Address] = None
     # Where nodes mount the export. Mounted on first use (automount), so a slow storage host
     # never holds up a node's boot.
-    storage_mount_path: AbsolutePath = "/var/lib/tos/share"
+    storage_mount_path: OwnedPath = "/var/lib/tos/share"
     # NFS mount options: v4.2 over TCP; `hard` so a storage outage pauses IO rather than
     # corrupting an ext4 inside a volume; nothing on the share is executed or a device.
-    storage_nfs_options: NonEmpty(MountOption) = ["vers=4.2", "proto=tcp", "hard", "timeo=150", "retrans=3",
-                                                  "nosuid", "nodev", "noexec"]
+    # These four are the baseline: a list without them is refused (suid, exec, dev and soft too).
+    storage_nfs_options: Annotated[NonEmpty(MountOption), including("vers=4.2", "hard", "nosuid", "nodev", "noexec"),
+                                   excluding("suid", "exec", "dev", "soft", "sec=none", "proto=udp")] = [
+        "vers=4.2", "proto=tcp", "hard", "timeo=150", "retrans=3", "nosuid", "nodev", "noexec"]
     # Where opened volumes are mounted: under /run, so only mount points, never data, are local.
-    storage_volume_root: AbsolutePath = "/run/tos/volumes"
+    storage_volume_root: OwnedPath = "/run/tos/volumes"
     # Tools: NFS client, cryptsetup (LUKS2), mkfs.ext4.
     storage_packages: NonEmpty(PackageName) = ["nfs-common", "cryptsetup-bin", "e2fsprogs"]
 
@@ -46,14 +50,19 @@ class Data(RoleData):
 DEFAULTS = Data.defaults()
 
 
-def nfs_server(data) -> str:
+def nfs_source(data) -> str:
+    """server:path of the export: storage_nfs_server with this host's storage_export_path, else the
+    storage host's own cluster_ip and export path (what it really exports). IPv6 in brackets."""
     if data.storage_nfs_server:
-        return data.storage_nfs_server
-    servers = inventory.get_group("storage", [])
-    if not servers:
-        raise DataError(host.name, "storage_nfs_server", None, "is unset and the inventory has no "
-                                 "`storage` group", "set storage_nfs_server to the NFS server's address")
-    return servers[0].data.cluster_ip
+        server, path = data.storage_nfs_server, data.storage_export_path
+    else:
+        servers = inventory.get_group("storage", [])
+        if not servers:
+            raise DataError(host.name, "storage_nfs_server", None, "is unset and the inventory has no "
+                            "`storage` group", "set storage_nfs_server to the NFS server's address")
+        server = servers[0].data.cluster_ip
+        path = servers[0].data.get("storage_export_path") or SERVER_DEFAULTS["storage_export_path"]
+    return f"[{server}]:{path}" if ":" in server else f"{server}:{path}"
 
 
 def node_json(data) -> str:
@@ -82,7 +91,7 @@ def storage():
     apt.packages(name="Install the NFS client, cryptsetup and mkfs.ext4", packages=data.storage_packages,
                  no_recommends=True)
     unit = unit_name(data.storage_mount_path)
-    context = {"server": nfs_server(data), "jinja_env_kwargs": JINJA_OPTIONS}
+    context = {"source": nfs_source(data), "jinja_env_kwargs": JINJA_OPTIONS}
     units = [files.template(name=f"Share unit {name}", src=str(TEMPLATES / f"tos-share.{kind}.j2"),
                             dest=f"/etc/systemd/system/{name}", user="root", group="root", mode="644", **context)
              for kind, name in (("mount", unit), ("automount", unit.replace(".mount", ".automount")))]

@@ -5,7 +5,6 @@ reach the export and as whom: only the nodes' addresses, every client user squas
 unprivileged owner, NFS v4.2 alone (no v2/v3, so no mountd/statd protocols on the wire).
 """
 
-import ipaddress
 from io import StringIO
 
 from pyinfra import host, inventory
@@ -14,7 +13,8 @@ from pyinfra.operations import apt, files, server, systemd
 
 from toskit.operations import system_account
 from toskit.schema import DataError, RoleData
-from toskit.schema.types import AbsolutePath, AccountName, IPAddress, NonEmpty, Optional, PackageName, whole
+from toskit.schema.net import HostAddress, network_of
+from toskit.schema.types import AccountName, NonEmpty, Optional, OwnedPath, PackageName, whole
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
 
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
@@ -24,15 +24,15 @@ class Data(RoleData):
     # Packages of the NFS server.
     storage_server_packages: NonEmpty(PackageName) = ["nfs-kernel-server"]
     # Directory exported to the nodes; it holds one volume file per tenant.
-    storage_export_path: AbsolutePath = "/srv/tos/volumes"
+    storage_export_path: OwnedPath = "/srv/tos/volumes"
     # The account every client's users are squashed to (all_squash): the only owner of the
     # export, created by the deploy (never an account the system already has). Fixed ids, because
     # the export options name them; pick ids unused on this host.
     storage_export_user: AccountName = "tos-volumes"
-    storage_export_uid: whole(1, 65533) = 9500
+    storage_export_uid: whole(100, 65533) = 9500
     # Addresses allowed to mount the export; None: every host in the inventory's `nodes` group
     # (its cluster_ip).
-    storage_export_clients: Optional[NonEmpty(IPAddress)] = None
+    storage_export_clients: Optional[NonEmpty(HostAddress)] = None
     # nfsd threads.
     storage_nfsd_threads: whole(1, 256) = 8
 
@@ -44,7 +44,7 @@ def export_clients(configured, node_addresses: list) -> list:
     """storage_export_clients if set, else the nodes' cluster addresses (shared with the audit),
     each as the network of that one address: 10.0.0.5/32, fd00::5/128."""
     addresses = configured if configured is not None else node_addresses
-    return [str(ipaddress.ip_network(address)) for address in addresses]
+    return [network_of(address) for address in addresses]
 
 
 @deploy("TOS storage server", data_defaults=DEFAULTS)

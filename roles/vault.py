@@ -7,7 +7,6 @@ deploy runs. A token without the rights, or an unreachable Vault, stops the depl
 host is changed.
 """
 
-import ipaddress
 import json
 from io import StringIO
 
@@ -19,7 +18,8 @@ from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
 from roles.quotas import tenants_of
 from toskit.facts import VaultLogin
 from toskit.schema import DataError, RoleData
-from toskit.schema.types import DurationText, HttpsUrl, LocalPath, MountName, Network, Optional
+from toskit.schema.net import HttpsUrl, OneHostNetwork, network_of
+from toskit.schema.types import DurationText, LocalPath, MountName, Optional
 
 # toskit.vault (hvac, hence ssl) is imported inside the functions: pyinfra's CLI must patch ssl
 # for gevent before anything imports it, and `roles` is imported early by toskit.check and tests.
@@ -43,10 +43,10 @@ class Data(RoleData):
     vault_approle_mount: MountName = "approle"
     # The address a node's Vault requests come from, as Vault sees it: its AppRole's secret_id
     # and tokens work from there only. None: the node's cluster_ip alone (/32, /128).
-    vault_node_cidr: Optional[Network] = None
+    vault_node_cidr: Optional[OneHostNetwork] = None
     # How long a node's secret_id stays valid; the deploy enrols the node again after that
     # (and after every reboot: the secret_id lives in RAM).
-    vault_secret_id_ttl: DurationText() = "720h"
+    vault_secret_id_ttl: DurationText(minimum=600) = "720h"
 
 
 DEFAULTS = Data.defaults()
@@ -55,7 +55,7 @@ DEFAULTS = Data.defaults()
 def node_access(data):
     from toskit.vault import NodeAccess
     tenants = tenants_of(host.name, data)
-    return NodeAccess(node=host.name, cidr=data.vault_node_cidr or str(ipaddress.ip_network(data.cluster_ip)),
+    return NodeAccess(node=host.name, cidr=data.vault_node_cidr or network_of(data.cluster_ip),
                       tenant_ids=tuple(t.id for t in tenants), enabled_ids=tuple(t.id for t in tenants if t.enabled),
                       secret_id_ttl=data.vault_secret_id_ttl)
 

@@ -14,7 +14,7 @@ from roles import ROLES, ROLES_BY_GROUP, host_problems
 from toskit.inventory import GROUP_DATA, PROJECT_ROOT, load_inventory, raw_groups
 from toskit.schema import DataError
 from toskit.schema.errors import raise_all
-from toskit.schema.inventory import check_group_data_files, check_groups
+from toskit.schema.inventory import check_group_data_files, check_groups, check_hosts_agree
 
 LAB_INVENTORY = "lab"  # inventories/lab.py, written by `lab up`: group_data/lab.py is its group's
 
@@ -53,8 +53,11 @@ def check_inventory(path: str) -> int:
     raise_all(check_groups(path, raw_groups(path), role_groups))  # the rest needs a sound inventory
     targets = load_inventory(path, role_defaults())
     groups = role_groups | {Path(path).stem, LAB_INVENTORY} | {p.stem for p in (PROJECT_ROOT / "inventories").glob("*.py")}
-    raise_all(check_group_data_files(sorted(p.stem for p in GROUP_DATA.glob("*.py")), groups)
-              + problems_of(targets))
+    # pyinfra reads group_data/ here and beside the inventory.
+    data_files = {p.stem for folder in (GROUP_DATA, Path(path).resolve().parent / "group_data")
+                  for p in folder.glob("*.py")}
+    raise_all(check_group_data_files(sorted(data_files), groups) + problems_of(targets)
+              + check_hosts_agree(targets, role_groups))
     return len(targets)
 
 

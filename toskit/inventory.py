@@ -9,9 +9,9 @@ from pathlib import Path
 
 from pyinfra.api import Config, Inventory, State
 from pyinfra.context import ctx_state
-from pyinfra_cli.inventory import _is_inventory_group, make_inventory
+from pyinfra_cli.inventory import make_inventory
 
-from toskit.schema.errors import SourceError
+from toskit.schema.errors import SourceError, shown
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 GROUP_DATA = PROJECT_ROOT / "group_data"
@@ -32,31 +32,47 @@ class AuditTarget:
         return int(self.data.get("ssh_port") or 22)
 
 
-def _failure(error: Exception, default: str) -> SourceError:
+def _failure(error: BaseException, default: str) -> SourceError:
     """Where in the site's files loading failed (file:line), and what Python said."""
-    place = default
+    filename = getattr(error, "filename", None)  # pyinfra wraps a data file's error with its name
+    error = getattr(error, "exception", error)
+    place = f"{filename or default}"
     if isinstance(error, SyntaxError) and error.filename:
         place = f"{error.filename}:{error.lineno}"
     else:
-        for frame in traceback.extract_tb(error.__traceback__):
-            if not frame.filename.startswith(sys.prefix):
+        for frame in traceback.extract_tb(getattr(error, "_traceback", None) or error.__traceback__):
+            if not frame.filename.startswith((sys.prefix, str(PROJECT_ROOT / "toskit"), "<")):
                 place = f"{frame.filename}:{frame.lineno}"
     return SourceError(place, f"does not load: {type(error).__name__}: {error}",
                        "correct that line: group_data/ and inventory files are plain Python")
+
+
+def _hosts(source: str, group: str, value) -> list:
+    """A group's hosts as (name, data) pairs; a malformed entry is a SourceError naming it."""
+    hosts = value[0] if isinstance(value, tuple) else value
+    if isinstance(value, tuple) and (len(value) != 2 or not isinstance(value[1], dict)):
+        raise SourceError(f"{source}: group {group}", "is a tuple but not (hosts, group data)",
+                          f"write {group} = [...] or {group} = ([...], {{...}})")
+    pairs = []
+    for entry in hosts:
+        if isinstance(entry, tuple) and len(entry) == 2:
+            pairs.append(entry)
+        elif isinstance(entry, str):
+            pairs.append((entry, {}))
+        else:
+            raise SourceError(f"{source}: group {group}", f"has the entry {shown(entry)}, not a name or (name, data)",
+                              "write each host as 'node1' or ('node1', {...})")
+    return pairs
 
 
 def raw_groups(path: str) -> dict:
     """The inventory file's groups as written: {group: [(host name, host data), ...]}."""
     try:
         attrs = runpy.run_path(path)
-    except Exception as error:  # any error in the site's file is reported, not raised
+    except (Exception, SystemExit) as error:  # any error in the site's file is reported, not raised
         raise _failure(error, path) from None
-    groups = {}
-    for key, value in attrs.items():
-        if _is_inventory_group(key, value):
-            hosts = value[0] if isinstance(value, tuple) else value
-            groups[key] = [host if isinstance(host, tuple) else (host, {}) for host in hosts]
-    return groups
+    return {key: _hosts(path, key, value) for key, value in attrs.items()
+            if not key.startswith("_") and isinstance(value, (list, tuple))}
 
 
 def load_inventory(path: str, defaults: dict) -> list:
@@ -67,6 +83,6 @@ def load_inventory(path: str, defaults: dict) -> list:
     try:
         with ctx_state.use(State(Inventory(([], {})), Config())):
             inventory = make_inventory(str(path), cwd=str(PROJECT_ROOT))
-    except Exception as error:  # a group_data file that does not load
+    except (Exception, SystemExit) as error:  # a group_data file that does not load
         raise _failure(error, path) from None
     return [AuditTarget(h.name, list(h.groups), {**defaults, **h.data.dict()}) for h in inventory]

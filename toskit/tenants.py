@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Optional
 
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Strict
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Strict, model_validator
 from pydantic_core import PydanticCustomError
 
 from .schema.errors import DataError
@@ -30,7 +30,7 @@ def _tenant_id(value: str) -> str:
 
 
 def _swap(value: Any) -> int:
-    if value == 0 and type(value) is int or value == "0":
+    if value == 0 and type(value) is int or isinstance(value, str) and re.fullmatch(r"0+(\.0+)?[KMGT]?", value):
         return 0
     if not isinstance(value, str):
         refuse("is not 0 or a size with a unit", "write 0 (no swap) or a size like '512M'")
@@ -40,7 +40,7 @@ def _swap(value: Any) -> int:
 TenantId = Annotated[str, Strict(), AfterValidator(_tenant_id)]
 Memory = Size(64 * MiB, 4096)
 Rate = Size(MiB)
-VolumeSize = Size(64 * MiB, 4096)  # a whole number of 4 KiB LUKS sectors
+VolumeSize = Size(64 * MiB, 4096, 64 * 1024**4)  # whole 4 KiB LUKS sectors, at most 64T
 Swap = Annotated[int, BeforeValidator(_swap)]
 
 
@@ -118,14 +118,32 @@ class TenantsData(BaseModel):
     tenants: Tenants
     tenant_quota_defaults: QuotaValues
 
+    @model_validator(mode="after")
+    def _volumes_hold_memory(self):
+        volumes_hold_memory(self.tenants, self.tenant_quota_defaults)
+        return self
+
+
+def merged_quotas(entries: list, defaults: QuotaValues) -> list:
+    """Each tenant's quotas: its own, else the defaults (validated models in, plain dicts out)."""
+    base = defaults.model_dump()
+    return [{**base, **(entry.quotas.model_dump(exclude_none=True) if entry.quotas else {})} for entry in entries]
+
+
+def volumes_hold_memory(entries: list, defaults: QuotaValues) -> None:
+    """A checkpoint holds the session's memory and lands in its volume."""
+    for index, quotas in enumerate(merged_quotas(entries, defaults)):
+        if quotas["volume_size"] < quotas["memory"]:
+            refuse_key(f"tenants[{index}].quotas.volume_size", quotas["volume_size"],
+                       f"is smaller than the tenant's memory ({quotas['memory']} bytes): hibernation writes "
+                       "the session's memory into its volume", "make volume_size at least memory")
+
 
 def parse_tenants(host: str, tenants, quota_defaults) -> list:
     """Validates `tenants` (a list of {'id': ..., 'quotas': {...}}) and fills in default quotas."""
     parsed = validate(TenantsData, host, {"tenants": tenants, "tenant_quota_defaults": quota_defaults})
-    defaults = parsed.tenant_quota_defaults.model_dump()
-    own = [entry.quotas.model_dump(exclude_none=True) if entry.quotas else {} for entry in parsed.tenants]
-    return [Tenant(entry.id, Quotas(**{**defaults, **quotas}), entry.enabled, entry.hibernate_after)
-            for entry, quotas in zip(parsed.tenants, own)]
+    return [Tenant(entry.id, Quotas(**quotas), entry.enabled, entry.hibernate_after)
+            for entry, quotas in zip(parsed.tenants, merged_quotas(parsed.tenants, parsed.tenant_quota_defaults))]
 
 
 def parse_duration(host: str, key: str, value) -> int:

@@ -6,8 +6,9 @@ from toskit.check import check_inventory, main
 from toskit.schema import DataError
 
 INVENTORY = '''
-storage = [("storage1", {"ssh_hostname": "192.0.2.10", "cluster_ip": "192.0.2.10"})]
-nodes = [("node1", {"ssh_hostname": "192.0.2.1", "cluster_ip": "192.0.2.1", "tenants": %r})]
+_ssh = {"ssh_strict_host_key_checking": "yes"}
+storage = [("storage1", {**_ssh, "ssh_hostname": "192.0.2.10", "cluster_ip": "192.0.2.10"})]
+nodes = [("node1", {**_ssh, "ssh_hostname": "192.0.2.1", "cluster_ip": "192.0.2.1", "tenants": %r})]
 '''
 
 

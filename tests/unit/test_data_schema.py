@@ -91,7 +91,8 @@ SPECIFIC = [
     ("storage_export_path", "/srv/../etc", "no '..'"),
     ("storage_mount_path", "/var/lib/./tos", "no '..'"),
     ("storage_volume_root", "run/tos", "is not an absolute path"),
-    ("tenant_io_devices", ["/etc/passwd"], "is not an absolute path under /dev/"),
+    ("tenant_io_devices", ["/etc/passwd"], "is not a block device"),
+    ("tenant_io_devices", ["/dev/null"], "is not a block device"),
     ("tenant_io_devices", [], "is empty"),
     ("session_hibernate_after", "0s", "is zero"),
     ("session_hibernate_after", "٣٠h", "is not a duration with a unit"),
@@ -105,15 +106,50 @@ SPECIFIC = [
     ("storage_export_clients", ["fd00::1/32"], "is not an IP address"),
     ("storage_export_clients", [True], "is not a string"),
     ("time_servers", [True], "is not a string"),
-    ("time_servers", ["1.2.3.999"], "is not an IP address or a hostname"),
+    ("time_servers", ["1.2.3.999"], "is not an IP address"),
     ("sshd_listen_addresses", [], "is empty"),
     ("sshd_ciphers", [], "is empty"),
     ("sshd_listen_addresses", ["0.0.0.0\n"], "is not an IP address"),
+    # Found by a hostile pass: an IPv6 zone id carries any text into sshd_config, exports, chrony.
+    ("sshd_listen_addresses", ["fe80::1%lo\nPasswordAuthentication yes"], "no zone ids"),
+    ("storage_export_clients", ["fd00::5%x *(rw,no_root_squash) y"], "no zone ids"),
+    ("time_servers", ["fe80::1%x\nallow all"], "is not an IP address or a hostname"),
+    ("vault_node_cidr", ["fe80::1%x/128"], "is not a string"),
+    ("vault_node_cidr", "fe80::1%x/128", "is not a network in CIDR form"),
+    ("vault_node_cidr", "0.0.0.0/0", "the node's Vault credential would work from all"),
+    ("vault_node_cidr", "10.0.0.0/255.255.255.0", "is not a network in CIDR form"),
+    ("time_serve_network", "0.0.0.0/0", "is not a private network"),
+    ("sshd_listen_addresses", ["::"], "which sshd_address_family inet excludes"),
+    ("storage_export_path", "/etc", "is a system directory"),
+    ("storage_mount_path", "/usr", "is a system directory"),
+    ("storage_volume_root", "/var/lib/docker", "is a system directory"),
+    ("storage_export_path", "/srv", "is a system directory"),
+    ("storage_nfs_options", ["vers=4.2", "proto=tcp"], "leaves out hard, nosuid, nodev, noexec"),
+    ("storage_nfs_options", ["vers=4.2", "hard", "nosuid", "nodev", "noexec", "soft"], "undoes the hardening"),
+    ("sshd_ciphers", ["3des-cbc", "aes128-cbc"], "not among the ciphers this baseline allows"),
+    ("sshd_macs", ["hmac-md5"], "not among the MACs"),
+    ("sshd_kex_algorithms", ["diffie-hellman-group14-sha1"], "not among the key exchanges"),
+    ("sshd_ciphers", ["none"], "not among the ciphers"),
+    ("docker_log_max_size", "999999g", "is more than 1g per file"),
+    ("base_packages", ["curl"], "leaves out chrony, ca-certificates"),
+    ("docker_packages", ["docker.io"], "leaves out apparmor, auditd"),
+    ("vault_addr", "HTTPS://vault.example.org", "is not an https:// address"),
+    ("vault_secret_id_ttl", "1s", "is shorter than 600s"),
+    ("vault_transit_mount", "sys", "is a path Vault itself uses"),
+    ("vault_token_file", "/dev/null", "is not a file path"),
+    ("time_servers", ["0x7f.1"], "is not an IP address or a hostname"),
+    ("hostname", "localhost", "is not a valid hostname"),
+    ("docker_userns_user", "kvm", "an account the system already uses"),
+    ("storage_export_user", "_ssh", "an account the system already uses"),
+    ("storage_export_uid", 1, "is not a whole number from 100"),
+    ("storage_export_clients", ["127.0.0.1"], "is not an address another host can reach"),
+    ("tenants", [{"id": "acme", "quotas": {"volume_size": "64M", "memory": "1G"}}], "is smaller than the tenant's memory"),
+    ("tenants", [{"id": "acme", "quotas": {"volume_size": "16777215T"}}], "is larger than 64T"),
     ("tenant_quota_defaults", {"cpu": 1, "memory": "1G", "swap": 0, "pids": 512, "disk_read": "50M",
                                "disk_write": "50M"}, "is not set"),
     ("tenants", [{"id": "acme", "quotas": []}], "is not a mapping"),
     ("tenants", [{"id": "acme", "quotas": {"memory": ["1G"]}}], "is not a size with a unit"),
-    ("tenants", [{"id": "acme", "quotas": {"volume_size": "99999999T"}}], "larger than 2^64 bytes"),
+    ("tenants", [{"id": "acme", "quotas": {"disk_read": "99999999999999T"}}], "larger than 2^64 bytes"),
     ("tenants", [{"id": "acme", "quotas": {"volume_size": "65537K"}}], "is not a multiple of 4K"),
     ("tenants", [{"id": "acme", "quotas": {"memory": "0.1K"}}], "is not a whole number of bytes"),
     ("tenants", [{"id": "acme", "quotas": {"memory": "٣G"}}], "is not a size with a unit"),
@@ -136,12 +172,21 @@ def test_checks_across_keys_name_the_key_to_change():
 
 
 @pytest.mark.parametrize("key,value", [
-    ("sshd_listen_addresses", ["::"]), ("sshd_listen_addresses", ["fd00::5", "10.0.0.5"]),
+    ("sshd_listen_addresses", ["10.0.0.5", "0.0.0.0"]),
     ("time_servers", ["ntp.example.org", "fd00::1"]), ("vault_addr", "https://[fd00::1]:8200"),
     ("storage_export_clients", ["fd00::2"]), ("tenants", [{"id": "acme", "quotas": {"memory": "1.5G"}}]),
+    ("sshd_allow_users", ["admin@10.0.0.0/8", "ops*"]), ("tenant_io_devices", ["/dev/disk/by-path/pci-0000:00:1f.2-ata-1"]),
+    ("base_extra_packages", ["libc6:i386", "vim=2:9.0.1378-2"]), ("time_servers", ["pool.ntp.org.", "NTP1.example.org"]),
+    ("tenants", [{"id": "acme", "quotas": {"swap": "0M"}}]),
 ])
 def test_good_values_once_refused_pass(key, value):
     ROLE_OF[key].Data.check("node7", {**ROLE_OF[key].DEFAULTS, key: value})
+
+
+@pytest.mark.parametrize("addresses", [["::"], ["fd00::5", "10.0.0.5"]])
+def test_ipv6_listeners_pass_with_their_family(addresses):
+    role = ROLE_OF["sshd_listen_addresses"]
+    role.Data.check("node7", {**role.DEFAULTS, "sshd_listen_addresses": addresses, "sshd_address_family": "any"})
 
 
 def test_all_problems_of_a_role_are_reported_at_once():
@@ -182,6 +227,9 @@ NODES = 'nodes = [("node1", {"cluster_ip": "192.0.2.1"})]\n'
 
 
 def inventory(tmp_path, text: str, name="site.py") -> str:
+    """An inventory file, with group data beside it as a site would have (strict host keys)."""
+    (tmp_path / "group_data").mkdir(exist_ok=True)
+    (tmp_path / "group_data" / "all.py").write_text('ssh_strict_host_key_checking = "yes"\n')
     path = tmp_path / name
     path.write_text(text)
     return str(path)
@@ -221,9 +269,9 @@ def test_site_keys_and_groups_are_the_sites_own(tmp_path):
 
 
 def test_a_group_data_file_that_does_not_load_is_named(tmp_path):
-    (tmp_path / "group_data").mkdir()
+    path = inventory(tmp_path, STORAGE + NODES)
     (tmp_path / "group_data" / "nodes.py").write_text("tenants = [\n")
-    assert "nodes.py:1: does not load: SyntaxError" in check_refuses(inventory(tmp_path, STORAGE + NODES))
+    assert "nodes.py:1: does not load: SyntaxError" in check_refuses(path)
 
 
 def test_every_problem_of_every_host_is_reported_at_once(tmp_path):
@@ -246,3 +294,29 @@ def test_the_readme_documents_every_key():
     from pathlib import Path
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert [key for key in sorted(ROLE_OF) if f"`{key}`" not in readme] == []
+
+
+@pytest.mark.parametrize("text,expected", [
+    (STORAGE + 'nodes = [("node1", {"cluster_ip": "192.0.2.10"})]\n', "cluster_ip = '192.0.2.10' is also storage1's"),
+    (STORAGE + 'nodes = [("node1", {"cluster_ip": "192.0.2.1", "hostname": "storage1"})]\n', "is also storage1's"),
+    (STORAGE + 'nodes = [("node1", {"cluster_ip": "192.0.2.1", "tenants": [{"id": "acme"}]}),'
+     ' ("node2", {"cluster_ip": "192.0.2.2", "tenants": [{"id": "acme", "enabled": False}]})]\n',
+     "tenant acme = {'id': 'acme', 'enabled': False} differs from node1's"),
+    (STORAGE + 'nodes = [("node1", {})]\n', "cluster_ip = None is not set"),
+    (STORAGE + 'nodes = [("node1", {"cluster_ip": "192.0.2.1", "_ignore_errors": True})]\n',
+     "_ignore_errors = True is not a key any role reads"),
+    (STORAGE + 'nodes = [("node1", {"cluster_ip": "192.0.2.1", "ssh_strict_host_key_checking": "no"})]\n',
+     "ssh_strict_host_key_checking = 'no' is not one of 'yes'"),
+    (STORAGE + 'nodes = [("node1", {"cluster_ip": "192.0.2.1", "ssh_user": "root", "sshd_allow_users": ["ops"]})]\n',
+     "locks out root, the deploy's own login"),
+    (STORAGE + 'nodes = [("node1", {}, "x")]\n', "has the entry ('node1', {}, 'x'), not a name or (name, data)"),
+    ('import sys\nsys.exit(0)\n', "site.py:2: does not load: SystemExit"),
+])
+def test_hosts_agree_and_pyinfra_settings_keep_the_deploy_safe(tmp_path, text, expected):
+    assert expected in check_refuses(inventory(tmp_path, text))
+
+
+def test_a_misspelt_group_data_file_beside_the_inventory_is_named(tmp_path):
+    path = inventory(tmp_path, STORAGE + NODES)
+    (tmp_path / "group_data" / "node.py").write_text("tenants = []\n")
+    assert "group_data/node.py: names no group" in check_refuses(path)

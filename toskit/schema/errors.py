@@ -3,9 +3,19 @@
 SITE_PREFIX = "site_"  # a site's own keys and groups: never read by a role, never refused
 
 
+def shown(value, limit: int = 120) -> str:
+    """A value as the site wrote it, cut short: a message stays one readable line."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int too long to print
+        text = f"<{type(value).__name__} too long to show>"
+    return text if len(text) <= limit else text[:limit] + "...(cut)"
+
+
 class DataError(ValueError):
     def __init__(self, host: str, key: str, value, reason: str, fix: str):
-        super().__init__(f"host {host}: {key} = {value!r} {reason}\n  fix: {fix}")
+        key_text = key if key.isprintable() and key.strip() == key and key else repr(key)
+        super().__init__(f"host {host}: {key_text} = {shown(value)} {reason}\n  fix: {fix}")
         self.host, self.key, self.value, self.reason, self.fix = host, key, value, reason, fix
 
 

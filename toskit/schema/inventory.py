@@ -18,7 +18,7 @@ def check_groups(source: str, groups: dict, role_groups: set) -> list:
     """Problems in the inventory file as written ({group: [(name, data), ...]})."""
     errors, where = [], {}
     for group, hosts in groups.items():
-        if group not in role_groups and not group.startswith(SITE_PREFIX):
+        if group not in role_groups | IMPLICIT_GROUPS and not group.startswith(SITE_PREFIX):
             errors.append(SourceError(
                 f"{source}: group {group}", f"is not a group of TOS ({', '.join(sorted(role_groups))})",
                 f"rename it to one of those, or to {SITE_PREFIX}{group} for a group of your own"))
@@ -39,7 +39,29 @@ def check_groups(source: str, groups: dict, role_groups: set) -> list:
     for group in sorted(role_groups):
         if not groups.get(group):
             errors.append(SourceError(f"{source}: group {group}", "has no host",
-                                      f"list at least one host in {group} = [...]"))
+                                      f"list at least one host: {group} = [('host1', {{...}})]"))
+    return errors
+
+
+def check_hosts_agree(targets: list, role_groups: set) -> list:
+    """What must differ between hosts (names, cluster addresses) and what must not (a tenant)."""
+    errors, owners, tenants = [], {}, {}
+    for t in targets:
+        if not role_groups & set(t.groups):
+            continue
+        for key, value in (("hostname", t.data.get("hostname") or t.name), ("cluster_ip", t.data.get("cluster_ip"))):
+            if value is not None and (key, value) in owners:
+                errors.append(DataError(t.name, key, value, f"is also {owners[key, value]}'s",
+                                        f"give every host its own {key}"))
+            owners.setdefault((key, value), t.name)
+        for entry in t.data.get("tenants") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("id"), str):
+                first = tenants.setdefault(entry["id"], (t.name, entry))
+                if first[1] != entry:
+                    errors.append(DataError(t.name, f"tenant {entry['id']}", entry,
+                                            f"differs from {first[0]}'s declaration {first[1]!r}: a tenant "
+                                            "is one tenant on every node (quotas, enabled, key)",
+                                            "declare each tenant once, in group_data/nodes.py"))
     return errors
 
 

@@ -80,7 +80,7 @@ def problems(host: str, error: ValidationError, known_keys=(), nested_keys=()) -
 
 def unknown_key(host: str, key: str, value, known_keys) -> DataError:
     parent, _, name = key.rpartition(".")
-    close = difflib.get_close_matches(name, sorted(known_keys), n=1)
+    close = difflib.get_close_matches(name.lower(), sorted(known_keys), n=1)
     fix = f"did you mean {close[0]}?" if close else "remove it"
     if parent:  # inside a mapping such as a tenant's quotas
         return DataError(host, key, value, f"is not a key {parent} may have", f"{fix}, {where(key)}")
