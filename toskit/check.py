@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from roles import ROLES, ROLES_BY_GROUP, host_problems
-from toskit.inventory import GROUP_DATA, PROJECT_ROOT, load_inventory, raw_groups
+from toskit.inventory import GROUP_DATA, PROJECT_ROOT, load_inventory, raw_groups, written_twice
 from toskit.schema import DataError
 from toskit.schema.errors import raise_all
 from toskit.schema.inventory import check_group_data_files, check_groups, check_hosts_agree
@@ -50,13 +50,15 @@ def check_inventory(path: str) -> int:
     if not Path(path).exists():
         raise FileNotFoundError(f"inventory {path} does not exist")
     role_groups = set(ROLES_BY_GROUP)
-    raise_all(check_groups(path, raw_groups(path), role_groups))  # the rest needs a sound inventory
+    groups = raw_groups(path)
+    raise_all(written_twice(path) + check_groups(path, groups, role_groups))  # the rest needs a sound inventory
     targets = load_inventory(path, role_defaults())
-    groups = role_groups | {Path(path).stem, LAB_INVENTORY} | {p.stem for p in (PROJECT_ROOT / "inventories").glob("*.py")}
+    known_groups = role_groups | {Path(path).stem, LAB_INVENTORY} | {
+        p.stem for p in (PROJECT_ROOT / "inventories").glob("*.py")}
     # pyinfra reads group_data/ here and beside the inventory.
     data_files = {p.stem for folder in (GROUP_DATA, Path(path).resolve().parent / "group_data")
                   for p in folder.glob("*.py")}
-    raise_all(check_group_data_files(sorted(data_files), groups) + problems_of(targets)
+    raise_all(check_group_data_files(sorted(data_files), known_groups) + problems_of(targets)
               + check_hosts_agree(targets, role_groups))
     return len(targets)
 

@@ -1,6 +1,7 @@
 """Reading a pyinfra inventory (with group_data/) the way the deploy does, for the data check and
 the audits. A file that does not load is reported by name and line, never as a traceback."""
 
+import ast
 import runpy
 import sys
 import traceback
@@ -63,6 +64,27 @@ def _hosts(source: str, group: str, value) -> list:
             raise SourceError(f"{source}: group {group}", f"has the entry {shown(entry)}, not a name or (name, data)",
                               "write each host as 'node1' or ('node1', {...})")
     return pairs
+
+
+def written_twice(path: str) -> list:
+    """Python keeps the last of two assignments to a group, or of two equal keys in a dict: a
+    host or a setting written twice would silently lose its first version."""
+    tree = ast.parse(Path(path).read_text(encoding="utf-8"), filename=path)
+    problems, assigned = [], set()
+    for node in tree.body:
+        for target in getattr(node, "targets", []):
+            if isinstance(target, ast.Name) and not target.id.startswith("_"):
+                if target.id in assigned:
+                    problems.append(SourceError(f"{path}:{node.lineno}", f"assigns {target.id} a second time",
+                                                "write each group once (Python keeps only the last)"))
+                assigned.add(target.id)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            keys = [k.value for k in node.keys if isinstance(k, ast.Constant)]
+            for key in sorted({k for k in keys if keys.count(k) > 1}, key=repr):
+                problems.append(SourceError(f"{path}:{node.lineno}", f"sets {key!r} twice in one mapping",
+                                            "keep one (Python keeps only the last)"))
+    return problems
 
 
 def raw_groups(path: str) -> dict:

@@ -320,3 +320,12 @@ def test_a_misspelt_group_data_file_beside_the_inventory_is_named(tmp_path):
     path = inventory(tmp_path, STORAGE + NODES)
     (tmp_path / "group_data" / "node.py").write_text("tenants = []\n")
     assert "group_data/node.py: names no group" in check_refuses(path)
+
+
+@pytest.mark.parametrize("text,expected", [
+    (STORAGE + NODES + NODES.replace("node1", "node9"), "site.py:3: assigns nodes a second time"),
+    (STORAGE + 'nodes = [("node1", {"cluster_ip": "192.0.2.1", "cluster_ip": "192.0.2.2"})]\n',
+     "site.py:2: sets 'cluster_ip' twice in one mapping"),
+])
+def test_what_python_would_silently_drop_is_refused(tmp_path, text, expected):
+    assert expected in check_refuses(inventory(tmp_path, text))
