@@ -126,6 +126,10 @@ def base():
         src=str(TEMPLATES / "chrony.conf.j2"), dest="/etc/chrony/chrony.conf",
         user="root", group="root", mode="644", jinja_env_kwargs=dict(JINJA_OPTIONS),
     )
+    # trixie's chrony also ships chronyd-restricted.service, which conflicts with chrony.service:
+    # with both enabled (as an image's presets leave them), which one runs after a boot is a race.
+    systemd.service(name="One chronyd: chronyd-restricted off", service="chronyd-restricted.service",
+                    running=False, enabled=False)
     systemd.service(name="Run chrony", service="chrony.service", running=True, enabled=True)
     systemd.service(name="Restart chrony for its new config", service="chrony.service",
                     restarted=True, _if=chrony_conf.did_change)

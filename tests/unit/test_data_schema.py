@@ -329,3 +329,10 @@ def test_a_misspelt_group_data_file_beside_the_inventory_is_named(tmp_path):
 ])
 def test_what_python_would_silently_drop_is_refused(tmp_path, text, expected):
     assert expected in check_refuses(inventory(tmp_path, text))
+
+
+def test_a_host_whose_data_leaves_out_a_roles_keys_is_checked_with_their_defaults():
+    # As base sees a node while pyinfra plans: the other roles' defaults are not in its data yet.
+    from roles import host_problems
+    assert host_problems("node1", ["nodes"], {"cluster_ip": "10.0.0.21", "ssh_strict_host_key_checking": "yes",
+                                               "docker_experimental": True}) == []

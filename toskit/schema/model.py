@@ -14,8 +14,9 @@ from .errors import SITE_PREFIX, DataError, raise_all, where
 
 
 class RoleData(BaseModel):
-    # strict: '22' is not a port and True is not an address; forbid: a misspelt key is an error.
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    # strict: '22' is not a port and True is not an address; forbid: a misspelt key is an error;
+    # validate_default: a key the data leaves out is read (and checked) as its default.
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, validate_default=True)
 
     @classmethod
     def defaults(cls) -> dict:
