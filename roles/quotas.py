@@ -4,20 +4,18 @@ Tenants are declared in group_data (`tenants`), each with optional `quotas` that
 `tenant_quota_defaults`. Every default is documented here.
 """
 
-from pydantic import model_validator
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, deploy
 from pyinfra.operations import docker, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from toskit.facts import CgroupLimits, ContainerDisk
-from toskit.schema import RoleData
 from toskit.schema.types import DevicePath, NonEmpty, Optional
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
-from toskit.tenants import QuotaValues, Tenants, parse_tenants, volumes_hold_memory
+from toskit.tenants import QuotaValues, Tenants, TenantsData, parse_tenants
 
 
-class Data(RoleData):
+class Data(TenantsData):  # its check that each volume holds the tenant's memory comes with it
     # The tenants whose sessions this node may run: [{"id": "acme", "quotas": {...}}, ...].
     # An id is 2-24 characters, a-z then a-z/0-9; it names the tenant's slice and network.
     # Per tenant: 'quotas' (any of those below), 'enabled' (False: locked out of its volume),
@@ -35,11 +33,6 @@ class Data(RoleData):
     }
     # Disks the IO limits apply to; None: the disk holding /var/lib (found on the host).
     tenant_io_devices: Optional[NonEmpty(DevicePath)] = None
-
-    @model_validator(mode="after")
-    def _volumes_hold_memory(self):
-        volumes_hold_memory(self.tenants, self.tenant_quota_defaults)
-        return self
 
 
 DEFAULTS = Data.defaults()

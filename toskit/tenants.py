@@ -13,7 +13,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Str
 from pydantic_core import PydanticCustomError
 
 from .schema.errors import DataError
-from .schema.model import refuse_key, validate
+from .schema.model import RoleData, refuse_key, validate
 from .schema.types import Duration, Size, Switch, duration_seconds, number, refuse, size_bytes, whole
 
 TENANT_ID = r"[a-z][a-z0-9]{1,23}"
@@ -113,8 +113,8 @@ class Tenant:
 Tenants = Annotated[list[TenantEntry], Strict(), AfterValidator(unique_ids)]
 
 
-class TenantsData(BaseModel):
-    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+class TenantsData(RoleData):
+    """The tenants and their default quotas (the quotas role's schema declares them with defaults)."""
     tenants: Tenants
     tenant_quota_defaults: QuotaValues
 

@@ -36,8 +36,7 @@ def raise_all(errors: list) -> None:
         raise DataErrors(errors)
 
 
-def where(key: str) -> str:
-    return "in group_data/ or in the inventory"
+WHERE = "in group_data/ or in the inventory"
 
 
 class SourceError(DataError):

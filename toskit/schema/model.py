@@ -10,7 +10,7 @@ from typing import Any, get_args
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
 
-from .errors import SITE_PREFIX, DataError, raise_all, where
+from .errors import SITE_PREFIX, WHERE, DataError, raise_all
 
 
 class RoleData(BaseModel):
@@ -75,7 +75,7 @@ def problems(host: str, error: ValidationError, known_keys=(), nested_keys=()) -
             why, fix = e["msg"].lower(), f"see {key}'s comment in roles/"
         if kind == "missing":
             value = None
-        found.append(DataError(host, key, value, why, f"{fix}, {where(key)}"))
+        found.append(DataError(host, key, value, why, f"{fix}, {WHERE}"))
     return found
 
 
@@ -84,9 +84,9 @@ def unknown_key(host: str, key: str, value, known_keys) -> DataError:
     close = difflib.get_close_matches(name.lower(), sorted(known_keys), n=1)
     fix = f"did you mean {close[0]}?" if close else "remove it"
     if parent:  # inside a mapping such as a tenant's quotas
-        return DataError(host, key, value, f"is not a key {parent} may have", f"{fix}, {where(key)}")
+        return DataError(host, key, value, f"is not a key {parent} may have", f"{fix}, {WHERE}")
     return DataError(host, key, value, "is not a key any role reads",
-                     f"{fix} (a key of your site's own starts with {SITE_PREFIX}), {where(key)}")
+                     f"{fix} (a key of your site's own starts with {SITE_PREFIX}), {WHERE}")
 
 
 def field_names(model: type) -> set:
