@@ -1,17 +1,16 @@
-"""sessions: the tenants' session image, built on each node, and the host-side `tos-session` tool.
+"""sessions: the tenants' session image on every node, and the host-side `tos-session` tool.
 
-The image is built from Debian packages on the node itself (no registry is reachable) and named
-after a hash of its recipe, so it is rebuilt only when the recipe changes.
+The image is built once, on the operator's machine (toskit/session_image.py: no registry is
+reachable, and nodes building their own drifted apart), named by the sha256 of its bytes, and
+uploaded to a node only when the node lacks it.
 """
 
-import hashlib
 import io
 import json
 import zipfile
 from io import StringIO
-from pathlib import Path
 
-from pyinfra import host
+from pyinfra import host, logger
 from pyinfra.api import deploy
 from pyinfra.facts.docker import DockerImage
 from pyinfra.operations import apt, files, server
@@ -20,31 +19,50 @@ from roles.hibernation import DEFAULTS as HIBERNATION_DEFAULTS
 from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
 from roles.quotas import tenants_of
 from toskit.schema import RoleData
-from toskit.schema.types import Literal, NonEmpty, PackageName
+from toskit.schema.net import MirrorUrl
+from toskit.schema.types import Literal, NonEmpty, Optional, PackageName
+from toskit.session_image import NODE_PROGRAMS, Recipe, SessionImage, ensure_built
 from toskit.tenants import parse_duration
 
-NODE_PROGRAMS = Path(__file__).resolve().parents[1] / "toskit" / "node"
-IMAGE_FILES = ["tos-session-agent", "tos-session-ctl", "tos-probe", "tos-app"]
-
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
-PACKAGES_KEY = "session_build_packages"
+PACKAGES_KEY = "session_tool_packages"
+# Where a node keeps the tarball between its upload and its import.
+STAGED_IMAGE = "/var/tmp/tos-session-image.tar"
+
 
 class Data(RoleData):
-    # Debian suite the session image is built from.
+    # Debian suite of the session image.
     session_image_suite: Literal["trixie", "bookworm"] = "trixie"
-    # What the node needs to build images and run the session tool.
-    session_build_packages: NonEmpty(PackageName) = ["mmdebstrap", "python3"]
+    # The Debian mirror the operator's machine builds the session image from.
+    session_image_mirror: MirrorUrl = "http://deb.debian.org/debian"
+    # The mirror of Debian's security updates for the image (None: no security suite).
+    session_image_security_mirror: Optional[MirrorUrl] = "http://deb.debian.org/debian-security"
+    # An http proxy (such as a package cache) for that build; None: direct.
+    session_image_proxy: Optional[MirrorUrl] = None
+    # What the node needs to run the session tool.
+    session_tool_packages: NonEmpty(PackageName) = ["python3"]
 
 
 DEFAULTS = Data.defaults()
 
 
-def image_tag(suite: str) -> str:
-    """tos-session:<hash of everything that goes into the image>."""
-    digest = hashlib.sha256(suite.encode())
-    for path in [NODE_PROGRAMS / "build-session-image", *(NODE_PROGRAMS / "session_image" / f for f in IMAGE_FILES)]:
-        digest.update(path.read_bytes())
-    return f"tos-session:{digest.hexdigest()[:12]}"
+def session_image(data) -> SessionImage:
+    """The cluster's session image (built on this machine the first time a recipe is deployed)."""
+    return ensure_built(Recipe(data.session_image_suite, data.session_image_mirror,
+                               data.session_image_security_mirror, data.session_image_proxy), log=logger.warning)
+
+
+def import_command(image: SessionImage) -> str:
+    """Imports the uploaded tarball unless the image is there; an image whose layer is not the
+    tarball that was built (a damaged upload) is removed again, and the deploy fails."""
+    tag, staged = image.tag, STAGED_IMAGE
+    return (f"if ! docker image inspect {tag} > /dev/null 2>&1; then "
+            f"docker import --change 'USER session' --change 'WORKDIR /home/session' "
+            f"--change 'ENV HOME=/home/session' {staged} {tag} > /dev/null && "
+            f"layer=$(docker image inspect -f '{{{{index .RootFS.Layers 0}}}}' {tag}) && "
+            f"if [ \"$layer\" != {image.layer} ]; then docker image rm {tag}; "
+            f"echo \"imported layer $layer is not the image built ({image.layer})\" >&2; exit 1; fi; "
+            f"fi; rm -f {staged}")
 
 
 def tool_bundle() -> bytes:
@@ -77,26 +95,23 @@ def tenants_json(tenants: list, image: str, hibernate_after: int) -> str:
 @deploy("TOS sessions", data_defaults={**QUOTA_DEFAULTS, **HIBERNATION_DEFAULTS, **DEFAULTS})
 def sessions():
     Data.check(host.name, host.data)
-    tag = image_tag(host.data.session_image_suite)
-    apt.packages(name="Install the session image builder and the tool's Python",
-                 packages=host.data.session_build_packages, no_recommends=True)
-    files.directory(name="Session image sources", path="/usr/local/lib/tos/session-image",
-                    user="root", group="root", mode="755")
-    for name in host.loop(IMAGE_FILES):
-        files.put(name=f"Session image file {name}", src=str(NODE_PROGRAMS / "session_image" / name),
-                  dest=f"/usr/local/lib/tos/session-image/{name}", user="root", group="root", mode="755")
-    files.put(name="Session image builder", src=str(NODE_PROGRAMS / "build-session-image"),
-              dest="/usr/local/lib/tos/build-session-image", user="root", group="root", mode="755")
-    if not host.get_fact(DockerImage, object_id=tag):
+    image = session_image(host.data)
+    apt.packages(name="Install the session tool's Python", packages=host.data.session_tool_packages,
+                 no_recommends=True)
+    files.directory(name="No node-side image builder (the operator's machine builds the image)",
+                    path="/usr/local/lib/tos/session-image", present=False)
+    files.file(name="No node-side image build script", path="/usr/local/lib/tos/build-session-image",
+               present=False)
+    if not host.get_fact(DockerImage, object_id=image.tag):
+        files.put(name=f"Upload the session image {image.tag}", src=str(image.tarball), dest=STAGED_IMAGE,
+                  user="root", group="root", mode="600")
         # Asked again when it runs: a deploy that repairs Docker's userns-remap first (runtime role)
         # finds the image the plan, made against the unremapped daemon, could not see.
-        server.shell(name=f"Build the session image {tag} (a few minutes, once per recipe)",
-                     commands=[f"docker image inspect {tag} > /dev/null 2>&1 || "
-                               f"/usr/local/lib/tos/build-session-image {tag} {host.data.session_image_suite}"])
+        server.shell(name=f"Import the session image {image.tag}", commands=[import_command(image)])
 
     files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
     files.put(name="Tenants the session tool may start", src=StringIO(tenants_json(
-        tenants_of(host.name, host.data), tag,
+        tenants_of(host.name, host.data), image.tag,
         parse_duration(host.name, "session_hibernate_after", host.data.session_hibernate_after))),
               dest="/etc/tos/tenants.json", user="root", group="root", mode="644")
     files.directory(name="No loose copy of tos-session's library (it is inside the tool)",

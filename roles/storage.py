@@ -21,10 +21,9 @@ from toskit.node.tosnode.volumes import unit_name
 from toskit.schema import DataError, RoleData
 from toskit.schema.net import Address
 from toskit.schema.types import MountOption, NonEmpty, Optional, OwnedPath, PackageName, excluding, including
+from toskit.session_image import SESSION_UID
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
 
-# The session user's uid inside the image (toskit/node/build-session-image).
-SESSION_UID_IN_CONTAINER = 1000
 
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
 PACKAGES_KEY = "storage_packages"
@@ -68,7 +67,7 @@ def nfs_source(data) -> str:
 def node_json(data) -> str:
     return json.dumps({
         "node": host.name, "share": data.storage_mount_path, "mount_root": data.storage_volume_root,
-        "session_uid": data.docker_subid_start + SESSION_UID_IN_CONTAINER,
+        "session_uid": data.docker_subid_start + SESSION_UID,
     }, indent=2, sort_keys=True) + "\n"
 
 

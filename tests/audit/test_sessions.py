@@ -68,3 +68,12 @@ def test_sessions_mount_no_host_directory_but_their_own_volume_home(sessions, ta
         binds = [(m["Source"], m["Destination"]) for m in c["Mounts"] if m["Type"] == "bind"]
         assert binds == [(f"{root}/{tenant}/home", "/home/session")], c["Name"]
         assert all(m["Type"] in ("bind", "tmpfs") for m in c["Mounts"]), c["Name"]
+
+
+@pytest.mark.control("session-image")
+def test_the_session_image_is_the_clusters_one_byte_for_byte(host):
+    """Its tag names the sha256 of the tarball the deploy built, and Docker's record of the one
+    layer it imported is that sha256: every node whose tag matches holds the same bytes."""
+    tag = json.loads(host.file("/etc/tos/tenants.json").content_string)["image"]
+    layers = json.loads(host.check_output(f"docker image inspect -f '{{{{json .RootFS.Layers}}}}' {tag}"))
+    assert len(layers) == 1 and layers[0].startswith(f"sha256:{tag.split(':')[1]}"), (tag, layers)

@@ -106,7 +106,7 @@ def test_bad_input_gets_a_clear_error_and_changes_nothing(acme_on_node1, tmp_pat
     (tmp_path / "weak-token").write_text(weak)
     inventory = tmp_path / "lab.py"  # named like the lab's, so group_data/lab.py applies too
     for override, expected in (
-            ({"tenants": [{"id": "acme", "quotas": {"volume_size": "128M"}}, {"id": "beta"}]},
+            ({"tenants": [{"id": "acme", "quotas": {"memory": "128M", "volume_size": "128M"}}, {"id": "beta"}]},
              r"host node1: tenants\[0\]\.quotas\.volume_size = 134217728 is smaller than tenant acme's existing volume"),
             ({"vault_token_file": str(tmp_path / "weak-token")},
              r"host node1: vault_token_file = .* denied .*tos-operator\.hcl")):

@@ -21,6 +21,8 @@ SAMPLES = {
     "storage_nfs_server": "10.0.0.1", "storage_export_clients": ["10.0.0.2"],
     "vault_addr": "https://vault.example.org:8200", "vault_operator_addr": "https://127.0.0.1:8200",
     "vault_ca_file": "/etc/tos/ca.pem", "vault_token_file": "~/.vault-token", "vault_node_cidr": "10.0.0.5/32",
+    "session_image_proxy": "http://127.0.0.1:3142",
+    "session_image_security_mirror": "http://deb.debian.org/debian-security",
     # ...and for empty lists.
     "base_extra_packages": ["vim"], "time_servers": ["10.0.0.1"], "sshd_allow_users": ["ops"],
     "tenants": [{"id": "acme"}],
@@ -134,6 +136,9 @@ SPECIFIC = [
     ("base_packages", ["curl"], "leaves out chrony, ca-certificates"),
     ("docker_packages", ["docker.io"], "leaves out apparmor, auditd"),
     ("vault_addr", "HTTPS://vault.example.org", "is not an https:// address"),
+    ("session_image_mirror", "ftp://ftp.debian.org/debian", "is not an http:// or https:// address"),
+    ("session_image_mirror", "http://user:pw@mirror.example.org/debian", "has more than a scheme, host, path"),
+    ("session_image_proxy", "http://proxy.example.org:3142/?x=1", "has more than a scheme, host, path"),
     ("vault_secret_id_ttl", "1s", "is shorter than 600s"),
     ("vault_transit_mount", "sys", "is a path Vault itself uses"),
     ("vault_token_file", "/dev/null", "is not a file path"),

@@ -117,7 +117,7 @@ def test_a_restore_is_told_apart_from_a_retried_one_and_a_cold_start(output, out
 
 
 @pytest.mark.parametrize("group,has,lacks", [
-    ("nodes", {"docker.io", "criu", "cryptsetup-bin", "nfs-common", "mmdebstrap", "chrony"}, {"nfs-kernel-server"}),
+    ("nodes", {"docker.io", "criu", "cryptsetup-bin", "nfs-common", "python3", "chrony"}, {"nfs-kernel-server", "mmdebstrap"}),
     ("storage", {"nfs-kernel-server", "chrony"}, {"docker.io", "criu"}),
 ])
 def test_a_prepared_image_has_its_groups_packages_and_no_others(group, has, lacks):

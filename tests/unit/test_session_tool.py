@@ -2,7 +2,7 @@
 
 import pytest
 
-from roles.sessions import image_tag, tenants_json
+from roles.sessions import tenants_json
 from toskit.tenants import parse_tenants
 from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
 
@@ -35,11 +35,6 @@ def test_session_runs_with_every_isolation_flag(config):
 def test_unknown_tenant_is_named(config):
     with pytest.raises(NodeError, match="unknown tenant 'zeta'.*known: acme, beta"):
         tool.tenant(config, "zeta")
-
-
-def test_image_tag_changes_with_the_recipe():
-    assert image_tag("trixie") != image_tag("bookworm")
-    assert image_tag("trixie").startswith("tos-session:")
 
 
 def test_tool_is_one_reproducible_executable_zip(tmp_path):

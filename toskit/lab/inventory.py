@@ -1,5 +1,6 @@
 """Writes inventories/lab.py: the pyinfra inventory of the running lab (git-ignored)."""
 
+from .aptcache import AptCache, debian_mirrors
 from .config import GUEST_VAULT, GUEST_VAULT_PORT, PROJECT_ROOT, LabConfig
 
 INVENTORY = PROJECT_ROOT / "inventories" / "lab.py"
@@ -34,6 +35,11 @@ def lab_data(config: LabConfig, host) -> dict:
     }
     # The lab has no route to public time servers: the first storage host serves time to the
     # others over the lab network, keeping its own clock (qemu's RTC, i.e. this machine's) as reference.
+    if host.group == "nodes":
+        # The session image is built here, from this machine's own mirror through the lab's cache.
+        mirrors = debian_mirrors()
+        data.update(session_image_mirror=mirrors["debian"], session_image_security_mirror=mirrors["security"],
+                    session_image_proxy=AptCache(config).url)
     if storage and host != storage[0]:
         data["time_servers"] = [storage[0].lab_ip]
     else:

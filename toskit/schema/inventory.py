@@ -12,6 +12,8 @@ from .types import HOSTNAME
 
 # pyinfra's implicit groups: every host, and the group named after the inventory file.
 IMPLICIT_GROUPS = {"all"}
+# Keys that make one thing for the whole cluster (one session image): every host of the group agrees.
+CLUSTER_WIDE = {"nodes": ("session_image_suite", "session_image_mirror", "session_image_security_mirror")}
 
 
 def check_groups(source: str, groups: dict, role_groups: set) -> list:
@@ -45,10 +47,15 @@ def check_groups(source: str, groups: dict, role_groups: set) -> list:
 
 def check_hosts_agree(targets: list, role_groups: set) -> list:
     """What must differ between hosts (names, cluster addresses) and what must not (a tenant)."""
-    errors, owners, tenants = [], {}, {}
+    errors, owners, tenants, cluster_wide = [], {}, {}, {}
     for t in targets:
         if not role_groups & set(t.groups):
             continue
+        for key in (key for group in t.groups for key in CLUSTER_WIDE.get(group, ())):
+            first = cluster_wide.setdefault(key, (t.name, t.data.get(key)))
+            if first[1] != t.data.get(key):
+                errors.append(DataError(t.name, key, t.data.get(key), f"differs from {first[0]}'s {first[1]!r}: "
+                                        "the cluster has one session image", "set it once, in group_data/nodes.py"))
         for key, value in (("hostname", t.data.get("hostname") or t.name), ("cluster_ip", t.data.get("cluster_ip"))):
             if value is not None and (key, value) in owners:
                 errors.append(DataError(t.name, key, value, f"is also {owners[key, value]}'s",

@@ -91,8 +91,7 @@ PrivateNetwork = Annotated[str, Strict(), AfterValidator(_private_network)]
 OneHostNetwork = Annotated[str, Strict(), AfterValidator(_one_host)]
 
 
-def _https_url(value: str) -> str:
-    fix = "write it like https://vault.example.org:8200 (https, a host, an optional port, nothing else)"
+def _url(value: str, fix: str, *, https_only: bool, path: bool):
     if not value.isascii() or not value.isprintable() or " " in value:  # urlsplit drops some silently
         refuse("is not a URL (it has spaces or control characters)", fix)
     try:
@@ -100,10 +99,13 @@ def _https_url(value: str) -> str:
         port = url.port
     except ValueError:
         refuse("is not a URL", fix)
-    if not value.startswith("https://"):
+    if https_only and not value.startswith("https://"):
         refuse("is not an https:// address: Vault credentials would travel in the clear", fix)
-    if url.username or url.password or url.query or url.fragment or url.path not in ("", "/") or port == 0:
-        refuse("has more than a scheme, host and port", fix)
+    if not value.startswith(("http://", "https://")):
+        refuse("is not an http:// or https:// address", fix)
+    if url.username or url.password or url.query or url.fragment or port == 0 \
+            or (not path and url.path not in ("", "/")):
+        refuse(f"has more than a scheme, host{', path' if path else ''} and port", fix)
     try:
         _address(url.hostname or "")
     except PydanticCustomError:
@@ -111,7 +113,20 @@ def _https_url(value: str) -> str:
     return value
 
 
+def _https_url(value: str) -> str:
+    return _url(value, "write it like https://vault.example.org:8200 (https, a host, an optional port, nothing else)",
+                https_only=True, path=False)
+
+
+def _mirror_url(value: str) -> str:
+    # apt checks every package's signature, so plain http is how most Debian mirrors are reached.
+    return _url(value, "write it like http://deb.debian.org/debian (http or https, a host, a port, a path)",
+                https_only=False, path=True)
+
+
 HttpsUrl = Annotated[str, Strict(), AfterValidator(_https_url)]
+# A Debian mirror or an http proxy: http(s), a host, an optional port and path.
+MirrorUrl = Annotated[str, Strict(), AfterValidator(_mirror_url)]
 
 
 def network_of(address: str) -> str:

@@ -1,0 +1,87 @@
+"""The session image's build on the operator's machine: recipe, cache, naming, errors, import.
+
+mmdebstrap itself is replaced by a stand-in here (it takes a minute and the mirror); the real
+build, upload and import are what the lab's first deploy does, and the audit checks the result."""
+
+import os
+import subprocess
+from dataclasses import replace
+
+import pytest
+
+from roles.sessions import STAGED_IMAGE, import_command
+from toskit import session_image
+from toskit.session_image import ImageBuildError, Recipe, SessionImage, ensure_built, mmdebstrap_argv
+
+RECIPE = Recipe("trixie", "http://mirror.lab/debian", "http://mirror.lab/debian-security", None)
+
+
+def test_the_recipe_key_follows_what_goes_into_the_image_not_how_it_is_fetched():
+    keys = {RECIPE.key(), replace(RECIPE, suite="bookworm").key(), replace(RECIPE, mirror="http://m2/debian").key(),
+            replace(RECIPE, security_mirror=None).key()}
+    assert len(keys) == 4
+    assert replace(RECIPE, proxy="http://127.0.0.1:3142").key() == RECIPE.key()
+
+
+def test_mmdebstrap_gets_the_sources_and_the_proxy_only_when_set(tmp_path):
+    argv = mmdebstrap_argv(RECIPE, tmp_path / "rootfs.tar")
+    assert argv[-4:] == [str(tmp_path / "rootfs.tar"), "deb http://mirror.lab/debian trixie main",
+                         "deb http://mirror.lab/debian trixie-updates main",
+                         "deb http://mirror.lab/debian-security trixie-security main"]
+    assert not any("Proxy" in a for a in argv)
+    proxied = mmdebstrap_argv(replace(RECIPE, proxy="http://127.0.0.1:3142"), tmp_path / "rootfs.tar")
+    assert '--aptopt=Acquire::http::Proxy "http://127.0.0.1:3142"' in proxied
+    assert len(mmdebstrap_argv(replace(RECIPE, security_mirror=None), tmp_path / "x.tar")) == len(argv) - 1
+
+
+def test_the_tag_and_the_layer_are_the_tarballs_sha256():
+    image = SessionImage(None, "ab" * 32)
+    assert image.tag == "tos-session:" + "ab" * 6 and image.layer == "sha256:" + "ab" * 32
+
+
+@pytest.fixture
+def fake_mmdebstrap(tmp_path, monkeypatch):
+    """An mmdebstrap that writes its SOURCE_DATE_EPOCH into the output (the argument before the
+    sources) and counts its runs; FAIL=1 makes it fail."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    script = bin_dir / "mmdebstrap"
+    script.write_text('#!/bin/sh\necho run >> "$RUNS"\n[ "$FAIL" = 1 ] && { echo "E: mirror down" >&2; exit 1; }\n'
+                      'for a; do case $a in *.tar) out=$a;; esac; done\necho "$SOURCE_DATE_EPOCH" > "$out"\n')
+    script.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    ensure_built.cache_clear()
+    yield tmp_path / "runs"
+    ensure_built.cache_clear()
+
+
+def test_an_image_is_built_once_then_taken_from_the_cache(fake_mmdebstrap, tmp_path):
+    first = ensure_built(RECIPE, log=lambda _: None)
+    assert first.tarball.read_text() == session_image.SOURCE_DATE_EPOCH + "\n"
+    ensure_built.cache_clear()  # a new deploy: only the cache on disk remains
+    assert ensure_built(RECIPE, log=lambda _: None) == first
+    assert fake_mmdebstrap.read_text().count("run") == 1
+    assert first.tarball.parent.parent == tmp_path / "cache" / "tos" / "session-images"
+
+
+def test_a_failed_build_names_the_mirror_and_leaves_no_cache_entry(fake_mmdebstrap, monkeypatch):
+    monkeypatch.setenv("FAIL", "1")
+    with pytest.raises(ImageBuildError, match=r"(?s)mirror down.*fix: check that this machine reaches "
+                                              r"http://mirror\.lab/debian"):
+        ensure_built(RECIPE, log=lambda _: None)
+    assert not list(session_image.cache_dir().glob("[!.]*"))
+
+
+def test_no_mmdebstrap_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    ensure_built.cache_clear()
+    with pytest.raises(ImageBuildError, match="apt install mmdebstrap"):
+        ensure_built(RECIPE, log=lambda _: None)
+
+
+def test_the_import_command_is_valid_shell_and_checks_the_layer():
+    command = import_command(SessionImage(None, "cd" * 32))
+    subprocess.run(["sh", "-n", "-c", command], check=True)
+    assert f"!= sha256:{'cd' * 32}" in command and command.endswith(f"rm -f {STAGED_IMAGE}")
