@@ -1,11 +1,13 @@
 # Data for the lab's hosts only (the group pyinfra names after inventories/lab.py).
-# Two tenants with small quotas, so the audits can fill them up on lab-sized guests.
+# Small quotas, so the audits can fill them up on lab-sized guests; four tenants, so each node's
+# audits attack a pair of their own, both nodes at once (tests/audit/conftest.py: audit_pair).
+tenant_quota_defaults = {"cpu": 0.5, "memory": "256M", "swap": 0, "pids": 128, "disk_read": "20M",
+                         "disk_write": "10M", "volume_size": "256M"}
 tenants = [
-    {"id": "acme", "quotas": {"cpu": 0.5, "memory": "256M", "pids": 128,
-                              "disk_read": "20M", "disk_write": "10M", "volume_size": "256M"}},
-    {"id": "beta", "quotas": {"cpu": 0.5, "memory": "256M", "pids": 128,
-                              "disk_read": "20M", "disk_write": "10M", "volume_size": "256M"},
-     "hibernate_after": "20s"},  # short, so the lab tests see the idle policy hibernate it
+    {"id": "acme"},
+    {"id": "beta", "hibernate_after": "20s"},  # short, so the lab tests see the idle policy hibernate it
+    {"id": "gamma"},
+    {"id": "delta"},
 ]
 
 # The idle policy's timer stays off in the lab: the audits drive sessions without a client, and

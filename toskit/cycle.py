@@ -14,6 +14,9 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
+# Each host's audits in a worker of their own (tests/audit/conftest.py): the lab's two nodes side by
+# side, the storage host's audits in whichever worker is free first.
+AUDIT_WORKERS = ["-n", "2", "--dist", "loadgroup"]
 OP_RESULT = re.compile(r"^\s+\[(?P<host>[^\]]+)\]\s+(?P<result>Success|No changes|Error)", re.M)
 
 
@@ -71,7 +74,7 @@ def main(argv=None) -> int:
     started = time.monotonic()
     junit = logs / "audit.xml"
     junit.unlink(missing_ok=True)
-    _tee([str(VENV_BIN / "pytest"), "-q", "-p", "no:cacheprovider", "--durations=15", "tests/audit",
+    _tee([str(VENV_BIN / "pytest"), "-q", "-p", "no:cacheprovider", "--durations=15", *AUDIT_WORKERS, "tests/audit",
           f"--inventory={args.inventory}", f"--junitxml={junit}",
           *(["-k", args.audit_filter] if args.audit_filter else [])], logs / "audit.log")
     audit_seconds = time.monotonic() - started

@@ -1,10 +1,18 @@
 """Runs every audit on each host of the chosen pyinfra inventory, and reports failures by control.
 
 Mark an audit with @pytest.mark.groups("nodes", ...) to limit it to those inventory groups
-(default: every host), and with @pytest.mark.control("ID") to name the control it proves.
+(default: every host), with @pytest.mark.control("ID") to name the control it proves, and with
+@pytest.mark.alone if it measures a rate that other audits' load would distort.
+
+With pytest-xdist (`-n 2 --dist loadgroup`, as toskit.cycle runs it) each host's audits run in one
+worker, beside the other hosts': when every node has a pair of tenants of its own (two declared
+tenants per node), no tenant's volume is wanted on two nodes at once. Otherwise they run one host
+after the other.
 """
 
+import fcntl
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -18,6 +26,7 @@ from toskit.inventory import load_inventory
 def pytest_configure(config):
     config.addinivalue_line("markers", "groups(*names): inventory groups the audit applies to")
     config.addinivalue_line("markers", "control(id): the control (CIS, dev-sec) the audit proves")
+    config.addinivalue_line("markers", "alone: runs while no other audit runs (it measures a rate)")
 
 
 def _targets(config) -> list:
@@ -64,8 +73,7 @@ def _control_of(item) -> str | None:
 def pytest_runtest_makereport(item, call):
     outcome = yield
     report = outcome.get_result()
-    params = getattr(item, "callspec", None)
-    target = params.params.get("target") if params else None
+    target = _target_of(item)
     report.user_properties += [("control", _control_of(item)), ("host", target.name if target else None)]
 
 
@@ -107,16 +115,69 @@ def _started_sessions(_ssh_dir):
         host.run(f"tos-session stop {tenant}")
 
 
+def _target_of(item):
+    params = getattr(item, "callspec", None)
+    return params.params.get("target") if params else None
+
+
+def audit_pair(target, targets) -> tuple:
+    """The two tenants whose sessions the audits of this node attack and fill: a pair of its own
+    when there are tenants enough for every node, else the first two declared."""
+    declared = [t.id for t in tenants_of(target.name, DataView(target.data))]
+    if len(declared) < 2:
+        pytest.fail("isolation audits need two tenants declared for this node")
+    nodes = [t.name for t in targets if "nodes" in t.groups]
+    if len(declared) >= 2 * len(nodes):
+        index = 2 * nodes.index(target.name)
+        return tuple(declared[index:index + 2])
+    return tuple(declared[:2])
+
+
+def _hosts_in_parallel(targets) -> bool:
+    nodes = [t for t in targets if "nodes" in t.groups]
+    pairs = [audit_pair(t, targets) for t in nodes]
+    return len({tenant for pair in pairs for tenant in pair}) == 2 * len(nodes)
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     """All of one host's audits, then the next host's: a tenant's volume opens on one node at a
-    time, so the audits' sessions move between nodes once, not once per audit."""
-    order = {t.name: i for i, t in enumerate(_targets(config))} if config.getoption("--inventory") else {}
+    time, so the audits' sessions move between nodes once, not once per audit. Under xdist, one
+    group per host when the hosts can run side by side, else one group for all."""
+    if not config.getoption("--inventory"):
+        return
+    targets = _targets(config)
+    order = {t.name: i for i, t in enumerate(targets)}
+    items.sort(key=lambda item: order.get(_target_of(item).name, -1) if _target_of(item) else -1)
+    parallel = _hosts_in_parallel(targets)
+    for item in items:
+        target = _target_of(item)
+        item.add_marker(pytest.mark.xdist_group(target.name if parallel and target else "hosts"))
 
-    def host_index(item):
-        params = getattr(item, "callspec", None)
-        target = params.params.get("target") if params else None
-        return order.get(target.name, -1) if target else -1
-    items.sort(key=host_index)
+
+@contextmanager
+def _flock(path, mode):
+    with open(path, "a") as f:
+        fcntl.flock(f, mode)
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _alone_when_marked(request, tmp_path_factory):
+    """Under xdist: an `alone` audit waits until no other audit runs, and none starts meanwhile
+    (the turnstile stops new ones once it waits: readers-writer lock with writer preference)."""
+    if not hasattr(request.config, "workerinput"):
+        yield
+        return
+    shared = tmp_path_factory.getbasetemp().parent  # the run's folder, above each worker's
+    alone = request.node.get_closest_marker("alone") is not None
+    with _flock(shared / "tos-audit-turnstile.lock", fcntl.LOCK_EX):
+        lock = open(shared / "tos-audit-alone.lock", "a")
+        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
+    try:
+        yield
+    finally:
+        lock.close()
 
 
 @pytest.fixture(scope="session")
@@ -127,13 +188,10 @@ def _pair_started_on():
 
 
 @pytest.fixture
-def pair(target, host, _started_sessions, _pair_started_on):
-    """(A, B): the first two tenants of this node, each with a running session. Sessions the
-    audit started on another node are stopped first (their volumes can be open on one node only)."""
-    declared = tenants_of(target.name, DataView(target.data))
-    if len(declared) < 2:
-        pytest.fail("isolation audits need two tenants declared for this node")
-    a, b = declared[0].id, declared[1].id
+def pair(target, targets, host, _started_sessions, _pair_started_on):
+    """(A, B): this node's audit pair (audit_pair), each with a running session. Sessions the audit
+    started on another node are stopped first (their volumes can be open on one node only)."""
+    a, b = audit_pair(target, targets)
     if target.name in _pair_started_on:
         return a, b
     for other, tenant in [s for s in _started_sessions if s[0] is not host]:

@@ -87,6 +87,7 @@ def wait_until_busy(host, target, tenants, seconds: float = 120) -> None:
         assert time.monotonic() < deadline, f"the CPU hogs of {tenants} did not start within {seconds} s"
 
 
+@pytest.mark.alone
 @pytest.mark.control("tenant-cpu")
 def test_cpu_hogs_get_their_quota_and_the_neighbour_keeps_its_share(target, host, pair):
     # Two busy processes each: more than either quota allows. They run until killed below.
@@ -118,6 +119,7 @@ def write_rate(host, slice_args: str, size_mb: int) -> float:
     return size_mb * 2**20 / (end - start)
 
 
+@pytest.mark.alone
 @pytest.mark.control("tenant-disk")
 def test_disk_writer_is_held_to_its_bandwidth(target, host, pair):
     """Sessions have no disk-backed writable path yet (root read-only, home in RAM until the

@@ -77,11 +77,10 @@ def test_session_home_is_the_tenants_luks2_volume_on_the_share(host, target, pai
 
 
 def found_in(host, files_command: str, *needles: str) -> set:
-    """Which needles occur in the files `files_command` lists (NUL-separated). NULs become line
-    breaks first: grep keeps a whole line in memory, and a sparse volume file is one huge line."""
+    """Which needles occur in the files `files_command` lists (NUL-separated). grep -z splits at
+    NULs rather than line breaks: a sparse volume file is then many short lines, not one huge one."""
     patterns = " ".join(f"-e {n}" for n in needles)
-    result = host.run(f"{files_command} | while IFS= read -r -d '' f; do tr '\\0' '\\n' < \"$f\" "
-                      f"| grep -a -o -F {patterns}; done | sort -u")
+    result = host.run(f"{files_command} | xargs -0 -r grep -z -a -o -h -F {patterns} | tr '\\0' '\\n' | sort -u")
     assert result.rc == 0, result.stderr
     return set(result.stdout.split())
 
@@ -109,8 +108,9 @@ def test_data_written_in_a_session_is_nowhere_in_plain_on_the_node_or_the_storag
         for storage, server in storage_hosts:
             export = storage.data["storage_export_path"]
             # The write reached the storage host (as ciphertext), so the search below is not vacuous.
+            # A marker made after the stamp can only be in a file written after it.
             assert server.check_output(f"find {export} -name {tenant}.luks -newer /run/tos-audit-stamp")
-            assert found_in(server, f"find {export} -type f -print0", marker) == set()
+            assert found_in(server, f"find {export} -type f -newer /run/tos-audit-stamp -print0", marker) == set()
     finally:
         for _, server in [(target, host)] + storage_hosts:
             server.run("rm -f /run/tos-audit-stamp")

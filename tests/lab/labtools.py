@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from toskit.cycle import AUDIT_WORKERS
 from toskit.lab.config import LabConfig
 from toskit.lab.criu_race import restore_outcome
 from toskit.lab.vm import ssh_argv
@@ -73,7 +74,7 @@ def lab_processes() -> list:
 
 
 def audit_only(expression: str) -> subprocess.CompletedProcess:
-    return run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/audit",
+    return run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *AUDIT_WORKERS, "tests/audit",
                 "--inventory=inventories/lab.py", "-k", expression], 900, check=False)
 
 
