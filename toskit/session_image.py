@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import tempfile
+import time
 from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
@@ -119,12 +120,23 @@ def ensure_built(recipe: Recipe, log=print) -> SessionImage:
     root.mkdir(parents=True, exist_ok=True)
     entry = root / recipe.key()
     with open(root / f".{entry.name}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        _wait_for_lock(lock)
         if not (entry / "image.json").exists():
             log(f"building the session image ({recipe.suite}) on this machine, once per recipe: {entry}")
             _build(recipe, entry)
     meta = json.loads((entry / "image.json").read_text())
     return SessionImage(entry / "rootfs.tar", meta["sha256"])
+
+
+def _wait_for_lock(lock) -> None:
+    """Polls, sleeping in between: pyinfra plans its hosts in gevent greenlets, and a blocking
+    flock in one would stop the greenlet holding the lock from ever finishing its build."""
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            time.sleep(0.5)
 
 
 def _build(recipe: Recipe, entry: Path) -> None:

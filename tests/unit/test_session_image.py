@@ -5,7 +5,9 @@ build, upload and import are what the lab's first deploy does, and the audit che
 
 import os
 import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +15,7 @@ from roles.sessions import STAGED_IMAGE, import_command
 from toskit import session_image
 from toskit.session_image import ImageBuildError, Recipe, SessionImage, ensure_built, mmdebstrap_argv
 
+ROOT = Path(__file__).resolve().parents[2]
 RECIPE = Recipe("trixie", "http://mirror.lab/debian", "http://mirror.lab/debian-security", None)
 
 
@@ -85,3 +88,19 @@ def test_the_import_command_is_valid_shell_and_checks_the_layer():
     command = import_command(SessionImage(None, "cd" * 32))
     subprocess.run(["sh", "-n", "-c", command], check=True)
     assert f"!= sha256:{'cd' * 32}" in command and command.endswith(f"rm -f {STAGED_IMAGE}")
+
+
+def test_hosts_planned_at_once_by_pyinfra_share_one_build(fake_mmdebstrap):
+    """pyinfra plans hosts in gevent greenlets: the second must wait for the first's build
+    without blocking the process (a blocking flock here once hung the deploy)."""
+    script = ("from gevent import monkey; monkey.patch_all()\n"
+              "import gevent\n"
+              "from toskit.session_image import Recipe, ensure_built\n"
+              f"RECIPE = {RECIPE!r}\n"
+              "jobs = [gevent.spawn(ensure_built, RECIPE, print) for _ in range(3)]\n"
+              "gevent.joinall(jobs, timeout=30, raise_error=True)\n"
+              "assert all(j.successful() for j in jobs) and len({j.value for j in jobs}) == 1\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60,
+                          cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert fake_mmdebstrap.read_text().count("run") == 1
