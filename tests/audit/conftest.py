@@ -15,7 +15,15 @@ import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 
+import gevent.monkey
 import pytest
+
+# pyinfra_cli, whose inventory loader the audits share with the deploy, patches the standard
+# library for gevent when it is imported. The audits run no pyinfra operation, and a patched
+# pytest-xdist worker can no longer wait for its tests (gevent's LoopExit): stay unpatched.
+_patch_all, gevent.monkey.patch_all = gevent.monkey.patch_all, lambda *args, **kwargs: None
+import pyinfra_cli  # noqa: E402,F401
+gevent.monkey.patch_all = _patch_all
 
 from roles.quotas import tenants_of
 from toskit import audit
