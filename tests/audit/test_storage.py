@@ -90,29 +90,30 @@ def found_in(host, files_command: str, *needles: str) -> set:
 def test_data_written_in_a_session_is_nowhere_in_plain_on_the_node_or_the_storage_host(
         host, target, pair, host_named, targets):
     """A fresh marker goes into the session's home, a control marker onto the node's own disk (a
-    scan that finds nothing must still find that). Every file of the node's disk written since,
-    and every byte of the export, is then searched. (The lab tests also scan the raw disks.)"""
+    scan that finds nothing must still find that). Every file of the node's disk and of the
+    export written since is then searched (the marker, made after the stamp, can be in no other). (The lab tests also scan the raw disks.)"""
     tenant = pair[0]
     marker, control = f"TOSMARK{secrets.token_hex(12)}", f"TOSCTRL{secrets.token_hex(12)}"
     storage_hosts = [(t, host_named(t.name)) for t in targets if "storage" in t.groups]
+    stamp = f"/run/tos-audit-stamp-{target.name}"  # the storage host is shared by the nodes' audits
     for _, server in [(target, host)] + storage_hosts:
-        server.check_output("touch /run/tos-audit-stamp")
+        server.check_output(f"touch {stamp}")
     # Markers travel on stdin through shell builtins: no process's argv ever holds them.
     host.check_output(f"printf %s {marker} | docker exec -i --user session tos-session-{tenant} "
                       f"sh -c 'cat > ~/audit-marker && sync'")
     assert host.check_output(f"docker exec --user session tos-session-{tenant} cat /home/session/audit-marker") == marker
     host.check_output(f"printf %s {control} > /var/tmp/tos-audit-control && sync && sync")  # 2nd: loop -> NFS
     try:
-        written_since = "find / -xdev -type f -newer /run/tos-audit-stamp -print0"
+        written_since = f"find / -xdev -type f -newer {stamp} -print0"
         assert found_in(host, written_since, marker, control) == {control}
         for storage, server in storage_hosts:
             export = storage.data["storage_export_path"]
             # The write reached the storage host (as ciphertext), so the search below is not vacuous.
             # A marker made after the stamp can only be in a file written after it.
-            assert server.check_output(f"find {export} -name {tenant}.luks -newer /run/tos-audit-stamp")
-            assert found_in(server, f"find {export} -type f -newer /run/tos-audit-stamp -print0", marker) == set()
+            assert server.check_output(f"find {export} -name {tenant}.luks -newer {stamp}")
+            assert found_in(server, f"find {export} -type f -newer {stamp} -print0", marker) == set()
     finally:
         for _, server in [(target, host)] + storage_hosts:
-            server.run("rm -f /run/tos-audit-stamp")
+            server.run(f"rm -f {stamp}")
         host.run("rm -f /var/tmp/tos-audit-control")
         host.run(f"docker exec --user session tos-session-{tenant} rm -f /home/session/audit-marker")
