@@ -13,13 +13,14 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
+from toskit import operations
 from toskit.schema import RoleData
 from toskit.schema.errors import raise_all
 from toskit.schema.model import refuse_key
 from toskit.schema.net import Address, IPAddress, PrivateNetwork
 from toskit.schema.types import (Hostname, Items, Literal, NonEmpty, Optional, PackageName, allowed, including,
                                  matching, whole)
-from toskit.templating import JINJA_OPTIONS, TEMPLATES
+from toskit.templating import TEMPLATES
 
 # sshd's algorithms this baseline allows [sshd-01/02/03]: no CBC, no SHA-1, no MD5, no 64-bit MACs.
 SSHD_KEX = {"mlkem768x25519-sha256", "sntrup761x25519-sha512", "sntrup761x25519-sha512@openssh.com",
@@ -121,10 +122,10 @@ def base():
         update=True, cache_time=host.data.apt_cache_seconds, no_recommends=True,
     )
 
-    chrony_conf = files.template(
+    chrony_conf = operations.template(
         name="Configure time sync (chrony)",
         src=str(TEMPLATES / "chrony.conf.j2"), dest="/etc/chrony/chrony.conf",
-        user="root", group="root", mode="644", jinja_env_kwargs=dict(JINJA_OPTIONS),
+        mode="644",
     )
     # trixie's chrony also ships chronyd-restricted.service, which conflicts with chrony.service:
     # with both enabled (as an image's presets leave them), which one runs after a boot is a race.
@@ -138,10 +139,10 @@ def base():
 
 
 def _harden_sshd():
-    config = files.template(
+    config = operations.template(
         name="Harden sshd (dev-sec ssh-baseline) [sshd-05: root-only 0600]",
         src=str(TEMPLATES / "sshd_config.j2"), dest=SSHD_CONFIG,
-        user="root", group="root", mode="600", jinja_env_kwargs=dict(JINJA_OPTIONS),
+        mode="600",
     )
     # Checked before sshd reloads it. If sshd rejects it, Debian's pristine config goes back in
     # place so no reboot can lock us out, and the deploy stops on this host with sshd's message.

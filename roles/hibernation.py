@@ -17,11 +17,12 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from roles.runtime import DEFAULTS as RUNTIME_DEFAULTS
+from toskit import operations
 from toskit.facts import HeldPackages, TmpfsMounted
 from toskit.schema import RoleData
 from toskit.schema.model import refuse_key
 from toskit.schema.types import DurationText, NonEmpty, PackageName, Switch, Version
-from toskit.templating import JINJA_OPTIONS, TEMPLATES
+from toskit.templating import TEMPLATES
 
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
 PACKAGES_KEY = "hibernation_packages"
@@ -67,9 +68,8 @@ CONTENT_STORE_UNIT = "var-lib-containerd-io.containerd.content.v1.content.mount"
 
 def _template(name: str, dest: str, mode: str = "644", src: str | None = None, **values):
     src = src or dest.rsplit("/", 1)[1]
-    return files.template(name=name, src=str(TEMPLATES / "hibernation" / f"{src}.j2"),
-                          dest=dest, user="root", group="root", mode=mode,
-                          jinja_env_kwargs=dict(JINJA_OPTIONS), **values)
+    return operations.template(name=name, src=str(TEMPLATES / "hibernation" / f"{src}.j2"),
+                               dest=dest, mode=mode, **values)
 
 
 # The runtime's keys this role reads: the mapped root uid, and the experimental switch.

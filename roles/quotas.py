@@ -9,9 +9,10 @@ from pyinfra.api import QuoteString, StringCommand, deploy
 from pyinfra.operations import docker, files, server, systemd
 from pyinfra.operations.util import any_changed
 
+from toskit import operations
 from toskit.facts import CgroupLimits, ContainerDisk
 from toskit.schema.types import DevicePath, NonEmpty, Optional
-from toskit.templating import JINJA_OPTIONS, TEMPLATES
+from toskit.templating import TEMPLATES
 from toskit.tenants import QuotaValues, Tenants, TenantsData, parse_tenants
 
 
@@ -50,11 +51,10 @@ def quotas():
     unit_changes = []
     for tenant in host.loop(tenants):
         unit = f"/etc/systemd/system/{tenant.slice}"
-        unit_changes.append(files.template(
+        unit_changes.append(operations.template(
             name=f"Slice of tenant {tenant.id}: its quotas",
             src=str(TEMPLATES / "tenant.slice.j2"), dest=unit,
-            user="root", group="root", mode="644", tenant=tenant, io_devices=io_devices,
-            jinja_env_kwargs=dict(JINJA_OPTIONS),
+            mode="644", tenant=tenant, io_devices=io_devices,
         ))
         # Enabled (what `systemctl enable` links): slices.target wants it, so it is up from boot
         # and never garbage-collected while empty.

@@ -14,11 +14,11 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from toskit.operations import system_account
+from toskit import operations
 from toskit.schema import RoleData
 from toskit.schema.model import refuse_key
 from toskit.schema.types import AccountName, LogSize, NonEmpty, PackageName, Switch, including, whole
-from toskit.templating import JINJA_OPTIONS, TEMPLATES
+from toskit.templating import TEMPLATES
 
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
 PACKAGES_KEY = "docker_packages"
@@ -101,7 +101,7 @@ def runtime():
                  no_recommends=True)
 
     user = host.data.docker_userns_user
-    remap_user = system_account(user, "Host user that containers' users map to [CIS 2.9]")
+    remap_user = operations.system_account(user, "Host user that containers' users map to [CIS 2.9]")
     subid = f"{user}:{host.data.docker_subid_start}:{host.data.docker_subid_count}"
     subids = [files.line(name=f"Subordinate id range in {path} [CIS 2.9]", path=path,
                          line=f"^{user}:", replace=subid)
@@ -109,10 +109,10 @@ def runtime():
 
     files.directory(name="/etc/docker root-owned, 755 [CIS 3.5, 3.6]", path="/etc/docker",
                     user="root", group="root", mode="755")
-    daemon_json = files.template(
+    daemon_json = operations.template(
         name="Hardened daemon.json, root-owned 644 [CIS 2.x, 3.17, 3.18]",
         src=str(TEMPLATES / "daemon.json.j2"), dest=DAEMON_JSON,
-        user="root", group="root", mode="644", jinja_env_kwargs=dict(JINJA_OPTIONS),
+        mode="644",
     )
     # An invalid daemon.json stops the deploy here, before dockerd is restarted with it.
     server.shell(name="Check daemon.json", commands=[f"dockerd --validate --config-file {DAEMON_JSON}"],
@@ -127,21 +127,20 @@ def runtime():
                   value=1, persist=True, persist_file="/etc/sysctl.d/60-tos-runtime.conf")
 
     rule_files = [
-        files.template(
+        operations.template(
             name=f"auditd watches the runtime [CIS 1.1.x]: {path}",
             src=str(TEMPLATES / "audit-docker.rules.j2"), dest=path,
-            user="root", group="root", mode="640", audit_watches=watches,
+            mode="640", audit_watches=watches,
             skip_daemon_writes=None if path == AUDIT_RUNTIME_RULES or host.data.docker_audit_daemon_writes
             else (DOCKER_DATA, DOCKERD),
-            jinja_env_kwargs=dict(JINJA_OPTIONS),
         )
         for path, watches in ((AUDIT_RULES, AUDIT_BOOT_WATCHES), (AUDIT_RUNTIME_RULES, AUDIT_RUNTIME_WATCHES))
     ]
-    drop_in = files.put(
+    drop_in = operations.put(
         name="Load containerd's audit watches whenever it starts",
         src=StringIO(f"[Service]\nExecStartPost=-/usr/sbin/auditctl -R {AUDIT_RUNTIME_RULES}\n"),
         dest="/etc/systemd/system/containerd.service.d/tos-audit.conf",
-        user="root", group="root", mode="644", create_remote_dir=True,
+        mode="644",
     )
     systemd.daemon_reload(name="Load containerd's drop-in", _if=drop_in.did_change)
     systemd.service(name="Run auditd", service="auditd.service", running=True, enabled=True)

@@ -18,6 +18,7 @@ from pyinfra.operations import apt, files, server
 from roles.hibernation import DEFAULTS as HIBERNATION_DEFAULTS
 from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
 from roles.quotas import tenants_of
+from toskit import operations
 from toskit.schema import RoleData
 from toskit.schema.net import MirrorUrl
 from toskit.schema.types import Literal, NonEmpty, Optional, PackageName
@@ -103,18 +104,18 @@ def sessions():
     files.file(name="No node-side image build script", path="/usr/local/lib/tos/build-session-image",
                present=False)
     if not host.get_fact(DockerImage, object_id=image.tag):
-        files.put(name=f"Upload the session image {image.tag}", src=str(image.tarball), dest=STAGED_IMAGE,
-                  user="root", group="root", mode="600")
+        operations.put(name=f"Upload the session image {image.tag}", src=str(image.tarball), dest=STAGED_IMAGE,
+                       mode="600")
         # Asked again when it runs: a deploy that repairs Docker's userns-remap first (runtime role)
         # finds the image the plan, made against the unremapped daemon, could not see.
         server.shell(name=f"Import the session image {image.tag}", commands=[import_command(image)])
 
     files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
-    files.put(name="Tenants the session tool may start", src=StringIO(tenants_json(
+    operations.put(name="Tenants the session tool may start", src=StringIO(tenants_json(
         tenants_of(host.name, host.data), image.tag,
         parse_duration(host.name, "session_hibernate_after", host.data.session_hibernate_after))),
-              dest="/etc/tos/tenants.json", user="root", group="root", mode="644")
+                   dest="/etc/tos/tenants.json", mode="644")
     files.directory(name="No loose copy of tos-session's library (it is inside the tool)",
                     path="/usr/local/lib/tos/tosnode", present=False)
-    files.put(name="Install tos-session", src=io.BytesIO(tool_bundle()), dest="/usr/local/sbin/tos-session",
-              user="root", group="root", mode="755")
+    operations.put(name="Install tos-session", src=io.BytesIO(tool_bundle()), dest="/usr/local/sbin/tos-session",
+                   mode="755")

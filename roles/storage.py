@@ -16,6 +16,7 @@ from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
 from roles.quotas import tenants_of
 from roles.runtime import DEFAULTS as RUNTIME_DEFAULTS
 from roles.storage_server import DEFAULTS as SERVER_DEFAULTS
+from toskit import operations
 from toskit.facts import VolumeSizes
 from toskit.node.tosnode.volumes import unit_name
 from toskit.schema import DataError, RoleData
@@ -91,12 +92,12 @@ def storage():
                  no_recommends=True)
     unit = unit_name(data.storage_mount_path)
     context = {"source": nfs_source(data), "jinja_env_kwargs": JINJA_OPTIONS}
-    units = [files.template(name=f"Share unit {name}", src=str(TEMPLATES / f"tos-share.{kind}.j2"),
-                            dest=f"/etc/systemd/system/{name}", user="root", group="root", mode="644", **context)
+    units = [operations.template(name=f"Share unit {name}", src=str(TEMPLATES / f"tos-share.{kind}.j2"),
+                                 dest=f"/etc/systemd/system/{name}", mode="644", **context)
              for kind, name in (("mount", unit), ("automount", unit.replace(".mount", ".automount")))]
     systemd.daemon_reload(name="Load the share's units", _if=any_changed(*units))
     systemd.service(name="Mount the share on first use", service=unit.replace(".mount", ".automount"),
                     running=True, enabled=True)
     files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
-    files.put(name="Storage settings of tos-session", src=StringIO(node_json(data)), dest="/etc/tos/node.json",
-              user="root", group="root", mode="644")
+    operations.put(name="Storage settings of tos-session", src=StringIO(node_json(data)), dest="/etc/tos/node.json",
+                   mode="644")

@@ -11,11 +11,11 @@ from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 
-from toskit.operations import system_account
+from toskit import operations
 from toskit.schema import DataError, RoleData
 from toskit.schema.net import HostAddress, network_of
 from toskit.schema.types import AccountName, NonEmpty, Optional, OwnedPath, PackageName, whole
-from toskit.templating import JINJA_OPTIONS, TEMPLATES
+from toskit.templating import TEMPLATES
 
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
 PACKAGES_KEY = "storage_server_packages"
@@ -59,19 +59,18 @@ def storage_server():
     apt.packages(name="Install the NFS server", packages=data.storage_server_packages, no_recommends=True)
     server.group(name="Owner group of the export", group=data.storage_export_user, system=True,
                  gid=data.storage_export_uid)
-    system_account(data.storage_export_user, "Owner of the export: every client user is squashed to it",
+    operations.system_account(data.storage_export_user, "Owner of the export: every client user is squashed to it",
                    uid=data.storage_export_uid, group=data.storage_export_user)
     files.directory(name="The export, reachable by its owner only", path=data.storage_export_path,
                     user=data.storage_export_user, group=data.storage_export_user, mode="700")
-    nfs_conf = files.template(name="NFS v4.2 only", src=str(TEMPLATES / "nfs-tos.conf.j2"),
-                              dest="/etc/nfs.conf.d/tos.conf", user="root", group="root", mode="644",
-                              jinja_env_kwargs=JINJA_OPTIONS)
-    exports = files.template(name="Export to the nodes only, all users squashed", src=str(TEMPLATES / "tos.exports.j2"),
-                             dest="/etc/exports.d/tos.exports", user="root", group="root", mode="644",
-                             clients=clients, jinja_env_kwargs=JINJA_OPTIONS)
+    nfs_conf = operations.template(name="NFS v4.2 only", src=str(TEMPLATES / "nfs-tos.conf.j2"),
+                                   dest="/etc/nfs.conf.d/tos.conf", mode="644")
+    exports = operations.template(name="Export to the nodes only, all users squashed", src=str(TEMPLATES / "tos.exports.j2"),
+                                  dest="/etc/exports.d/tos.exports", mode="644",
+                                  clients=clients)
     # Debian's default /etc/exports exports nothing; keep it that way.
-    files.put(name="No other exports", src=StringIO("# TOS: exports live in /etc/exports.d/tos.exports\n"),
-              dest="/etc/exports", user="root", group="root", mode="644")
+    operations.put(name="No other exports", src=StringIO("# TOS: exports live in /etc/exports.d/tos.exports\n"),
+                   dest="/etc/exports", mode="644")
     systemd.service(name="Run the NFS server", service="nfs-server", running=True, enabled=True)
     systemd.service(name="Restart the NFS server for its new config", service="nfs-server", restarted=True,
                     _if=nfs_conf.did_change)

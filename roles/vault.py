@@ -16,6 +16,7 @@ from pyinfra.operations import files, python
 
 from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
 from roles.quotas import tenants_of
+from toskit import operations
 from toskit.facts import VaultLogin
 from toskit.schema import DataError, RoleData
 from toskit.schema.net import HttpsUrl, OneHostNetwork, network_of
@@ -99,12 +100,12 @@ def vault():
 
     files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
     if settings.ca_file:
-        files.put(name="Vault's CA", src=settings.ca_file, dest=NODE_CA, user="root", group="root", mode="644")
-    files.put(name="Vault settings of tos-session", src=StringIO(vault_json(data, settings)),
-              dest="/etc/tos/vault.json", user="root", group="root", mode="644")
+        operations.put(name="Vault's CA", src=settings.ca_file, dest=NODE_CA, mode="644")
+    operations.put(name="Vault settings of tos-session", src=StringIO(vault_json(data, settings)),
+                   dest="/etc/tos/vault.json", mode="644")
     # Recreated at every boot (RAM only); the credential in it is not: a rebooted node is enrolled again.
-    files.put(name="Node credential folder at boot", src=StringIO(f"d {CREDENTIALS} 0700 root root -\n"),
-              dest="/etc/tmpfiles.d/tos-vault.conf", user="root", group="root", mode="644")
+    operations.put(name="Node credential folder at boot", src=StringIO(f"d {CREDENTIALS} 0700 root root -\n"),
+                   dest="/etc/tmpfiles.d/tos-vault.conf", mode="644")
     files.directory(name="Node credential folder (tmpfs, root only)", path=CREDENTIALS,
                     user="root", group="root", mode="700")
     if host.get_fact(VaultLogin) != "ok" or any("approle" in c for c in changes):
