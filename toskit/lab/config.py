@@ -74,6 +74,9 @@ class LabConfig:
     cpus: int = 2
     # qemu accelerator: auto = KVM only if a probe boot of the guest kernel proves it works. TOS_LAB_ACCEL
     accel: str = "auto"
+    # CPU model qemu emulates under TCG (qemu -cpu; the same on every guest: CRIU restores only
+    # onto the CPU features it dumped on).                                       TOS_LAB_TCG_CPU
+    tcg_cpu: str = "max"
     # Ports on 127.0.0.1: ssh of the first host (the others follow), package cache, Vault.
     #                              TOS_LAB_SSH_PORT, TOS_LAB_APT_CACHE_PORT, TOS_LAB_VAULT_PORT
     ssh_base_port: int = 22201
@@ -106,6 +109,7 @@ class LabConfig:
             storage_memory_mb=_env_int("TOS_LAB_STORAGE_MEMORY_MB", cls.storage_memory_mb),
             cpus=_env_int("TOS_LAB_CPUS", cls.cpus),
             accel=_env_choice("TOS_LAB_ACCEL", cls.accel, ("auto", "kvm", "tcg")),
+            tcg_cpu=env.get("TOS_LAB_TCG_CPU") or cls.tcg_cpu,
             ssh_base_port=_env_int("TOS_LAB_SSH_PORT", cls.ssh_base_port),
             apt_cache_port=_env_int("TOS_LAB_APT_CACHE_PORT", cls.apt_cache_port),
             vault_port=_env_int("TOS_LAB_VAULT_PORT", cls.vault_port),

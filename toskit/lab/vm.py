@@ -82,7 +82,7 @@ class Guest:
         ])
         accel_args = (["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else
                       # thread=single: multi-threaded TCG crashed a guest under load (lab-facts).
-                      ["-accel", "tcg,thread=single", "-cpu", "max"])
+                      ["-accel", "tcg,thread=single", "-cpu", cfg.tcg_cpu])
         fw_cfg = []
         for name in ("authorized_keys", "ssh_host_ed25519_key", "ssh_host_ed25519_key.pub", "lab_address"):
             fw_cfg += ["-fw_cfg", f"name=opt/tos/{name},file={fw / name}"]
