@@ -3,11 +3,14 @@
 # audits attack a pair of their own, both nodes at once (tests/audit/conftest.py: audit_pair).
 tenant_quota_defaults = {"cpu": 0.5, "memory": "256M", "swap": 0, "pids": 128, "disk_read": "20M",
                          "disk_write": "10M", "volume_size": "256M"}
+# Each node's audit pair (A, B) is (acme, beta) and (gamma, delta): B may reach the lab's stand-in
+# for an outside destination (qemu answers it: toskit/lab/config.py GUEST_OUTSIDE), A may not.
+site_lab_outside = [{"network": "10.0.2.200/32", "ports": [8080]}]
 tenants = [
     {"id": "acme"},
-    {"id": "beta", "hibernate_after": "20s"},  # short, so the lab tests see the idle policy hibernate it
+    {"id": "beta", "hibernate_after": "20s", "egress": site_lab_outside},  # 20s: the lab tests see the idle policy hibernate it
     {"id": "gamma"},
-    {"id": "delta"},
+    {"id": "delta", "egress": site_lab_outside},
 ]
 
 # The idle policy's timer stays off in the lab: the audits drive sessions without a client, and

@@ -4,7 +4,7 @@ roles before a deploy contacts any of them."""
 
 import sys
 
-from . import base, hibernation, quotas, runtime, sessions, storage, storage_server, vault
+from . import base, hibernation, quotas, runtime, sessions, storage, storage_server, tenant_network, vault
 
 # Which roles run on which inventory group, in order (after base, which every host gets).
 ROLES_BY_GROUP = {
@@ -13,7 +13,8 @@ ROLES_BY_GROUP = {
     ],
     "nodes": [
         runtime.runtime,   # hardened Docker with user namespaces, auditd watching it
-        quotas.quotas,     # one slice (quotas) and one network per tenant
+        quotas.quotas,     # one slice (quotas) per tenant
+        tenant_network.tenant_network,  # one network per tenant; the firewall keeping sessions off the infrastructure
         sessions.sessions,  # the session image, built here, and the tos-session tool
         storage.storage,   # the volume share, LUKS tools; volumes open on demand for sessions
         vault.vault,       # tenants' keys and this node's AppRole in Vault; the node enrolled (secret in RAM)

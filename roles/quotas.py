@@ -1,4 +1,4 @@
-"""quotas: one systemd slice per tenant carrying its limits, one docker network per tenant.
+"""quotas: one systemd slice per tenant carrying its limits (its network: roles/tenant_network.py).
 
 Tenants are declared in group_data (`tenants`), each with optional `quotas` that override
 `tenant_quota_defaults`. Every default is documented here.
@@ -6,7 +6,7 @@ Tenants are declared in group_data (`tenants`), each with optional `quotas` that
 
 from pyinfra import host
 from pyinfra.api import QuoteString, StringCommand, deploy
-from pyinfra.operations import docker, files, server, systemd
+from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from toskit import operations
@@ -68,9 +68,6 @@ def quotas():
     # host.loop names each tenant's operations apart: which of them a host gets depends on its state.
     for tenant in host.loop(tenants):
         _activate_or_restore_limits(tenant, io_devices)
-        # Docker keeps user-defined bridge networks apart from each other (its isolation chains).
-        docker.network(name=f"Network of tenant {tenant.id}", network=tenant.network, driver="bridge",
-                       labels=[f"tos.tenant={tenant.id}"])
 
 
 def expected_limits(tenant, device_count: int) -> dict:

@@ -1,5 +1,6 @@
 """Facts the roles gather from hosts (pyinfra custom facts)."""
 
+import json
 import shlex
 
 from pyinfra.api import FactBase
@@ -125,3 +126,35 @@ class TmpfsMounted(FactBase):
 
     def process(self, output):
         return bool(output) and output[0].strip() == "tmpfs"
+
+
+class DockerNetworks(FactBase):
+    """{name: {"bridge", "icc", "label", "containers"}} of the named Docker networks that exist,
+    from one `docker network inspect` (Docker's JSON)."""
+
+    def command(self, names: tuple) -> str:
+        quoted = " ".join(shlex.quote(n) for n in names)
+        # Names that do not exist make inspect fail; it still prints the ones that do.
+        return f"docker network inspect {quoted} 2>/dev/null || true"
+
+    def requires_command(self, names: tuple) -> str:
+        return "docker"
+
+    def process(self, output):
+        networks = json.loads("\n".join(output) or "[]")
+        return {n["Name"]: {"bridge": n["Options"].get("com.docker.network.bridge.name"),
+                            "icc": n["Options"].get("com.docker.network.bridge.enable_icc", "true"),
+                            "label": (n.get("Labels") or {}).get("tos.tenant"),
+                            "containers": len(n.get("Containers") or {})} for n in networks}
+
+
+class FirewallState(FactBase):
+    """'loaded' if the live nftables table is exactly what its unit loaded (counters aside),
+    else 'drifted' (a rule changed, flushed or the table gone)."""
+
+    def command(self, table: str, loaded: str) -> str:
+        return (f"nft --stateless list table inet {shlex.quote(table)} 2>/dev/null | cmp -s - {shlex.quote(loaded)} "
+                f"&& echo loaded || echo drifted")
+
+    def process(self, output):
+        return output[0].strip() if output else "drifted"

@@ -5,6 +5,8 @@ strict pattern rather than escaped; sizes need an explicit unit, so "512" can ne
 bytes.
 """
 
+import base64
+import hashlib
 import re
 from dataclasses import dataclass
 from typing import Annotated, Any, Optional
@@ -14,7 +16,9 @@ from pydantic_core import PydanticCustomError
 
 from .schema.errors import DataError
 from .schema.model import RoleData, refuse_key, validate
-from .schema.types import Duration, Size, Switch, duration_seconds, number, refuse, size_bytes, whole
+from .schema.net import Network
+from .schema.types import (Duration, Items, Literal, Size, Switch, duration_seconds, number, refuse, size_bytes,
+                           whole)
 
 TENANT_ID = r"[a-z][a-z0-9]{1,23}"
 MiB = 1024**2
@@ -66,12 +70,21 @@ class QuotaOverrides(BaseModel):
     volume_size: Optional[VolumeSize] = None
 
 
+class Egress(BaseModel):
+    """One destination a tenant's sessions may connect to (tenant_network role)."""
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    network: Network                                # "0.0.0.0/0": anywhere not forbidden
+    ports: Optional[Items(whole(1, 65535))] = None  # None: every port
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+
 class TenantEntry(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
     id: TenantId
     quotas: Optional[QuotaOverrides] = None
     enabled: Switch = True  # False: Vault refuses its volume key to every node (vault role)
     hibernate_after: Optional[Duration()] = None  # None: the site's session_hibernate_after
+    egress: Optional[Items(Egress)] = None  # None: the site's tenant_egress_default
 
 
 def unique_ids(entries: list) -> list:
@@ -100,6 +113,7 @@ class Tenant:
     quotas: Quotas
     enabled: bool = True
     hibernate_after: int | None = None  # seconds; None: the site's session_hibernate_after
+    egress: tuple | None = None  # Egress entries; None: the site's tenant_egress_default
 
     @property
     def slice(self) -> str:
@@ -108,6 +122,13 @@ class Tenant:
     @property
     def network(self) -> str:
         return f"tos-tenant-{self.id}"
+
+    @property
+    def bridge(self) -> str:
+        """The network's bridge on the node: 'tos' and a digest of the id (an interface name has at
+        most 15 characters; ids have up to 24). The firewall's rules name the tenant beside it."""
+        digest = base64.b32encode(hashlib.sha256(self.id.encode()).digest()).decode().lower()
+        return f"tos{digest[:12]}"
 
 
 Tenants = Annotated[list[TenantEntry], Strict(), AfterValidator(unique_ids)]
@@ -142,7 +163,8 @@ def volumes_hold_memory(entries: list, defaults: QuotaValues) -> None:
 def parse_tenants(host: str, tenants, quota_defaults) -> list:
     """Validates `tenants` (a list of {'id': ..., 'quotas': {...}}) and fills in default quotas."""
     parsed = validate(TenantsData, host, {"tenants": tenants, "tenant_quota_defaults": quota_defaults})
-    return [Tenant(entry.id, Quotas(**quotas), entry.enabled, entry.hibernate_after)
+    return [Tenant(entry.id, Quotas(**quotas), entry.enabled, entry.hibernate_after,
+                   None if entry.egress is None else tuple(entry.egress))
             for entry, quotas in zip(parsed.tenants, merged_quotas(parsed.tenants, parsed.tenant_quota_defaults))]
 
 

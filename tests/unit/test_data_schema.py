@@ -26,8 +26,11 @@ SAMPLES = {
     # ...and for empty lists.
     "base_extra_packages": ["vim"], "time_servers": ["10.0.0.1"], "sshd_allow_users": ["ops"],
     "tenants": [{"id": "acme"}],
+    "tenant_egress_default": [{"network": "203.0.113.0/24", "ports": [443]}],
+    "tenant_network_forbidden": ["10.0.0.0/24"],
 }
-OPTIONAL_LISTS = {"base_extra_packages", "time_pools", "time_servers", "sshd_allow_users", "tenants"}
+OPTIONAL_LISTS = {"base_extra_packages", "time_pools", "time_servers", "sshd_allow_users", "tenants",
+                  "tenant_egress_default", "tenant_network_forbidden"}
 ROLE_OF = {key: role for role in ROLES for key in role.Data.model_fields}
 # Keys whose values are free text by design (a file on the operator's machine): no shape to break.
 FREE_TEXT = {"vault_ca_file", "vault_token_file"}
@@ -50,7 +53,8 @@ def bad_values(key) -> list:
     if isinstance(value, list):
         item = value[0]
         if isinstance(item, dict):
-            broken = [item, ["x"], [{**item, "typo_key": 1}], [{**item, "id": item["id"] + "\n"}]]
+            text = next(k for k, v in item.items() if isinstance(v, str))
+            broken = [item, ["x"], [{**item, "typo_key": 1}], [{**item, text: item[text] + "\n"}]]
         else:
             broken = [[item + "\n"], [item + " $(reboot)"], [True], item, {"a": item}]
         return broken + ([] if key in OPTIONAL_LISTS else [[]])

@@ -16,6 +16,11 @@ GUEST_APT_CACHE = "10.0.2.100"
 GUEST_APT_CACHE_PORT = 3142
 GUEST_VAULT = "10.0.2.101"
 GUEST_VAULT_PORT = 8200
+# A stand-in for a destination outside the cluster: qemu answers it itself (a banner, then
+# closes), so a tenant's allowed egress can be shown without traffic leaving this machine.
+GUEST_OUTSIDE = "10.0.2.200"
+GUEST_OUTSIDE_PORT = 8080
+GUEST_OUTSIDE_BANNER = "tos-outside"
 
 
 @dataclass(frozen=True)

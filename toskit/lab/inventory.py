@@ -1,7 +1,7 @@
 """Writes inventories/lab.py: the pyinfra inventory of the running lab (git-ignored)."""
 
 from .aptcache import AptCache, debian_mirrors
-from .config import GUEST_VAULT, GUEST_VAULT_PORT, PROJECT_ROOT, LabConfig
+from .config import GUEST_APT_CACHE, GUEST_VAULT, GUEST_VAULT_PORT, PROJECT_ROOT, LabConfig
 
 INVENTORY = PROJECT_ROOT / "inventories" / "lab.py"
 
@@ -39,7 +39,10 @@ def lab_data(config: LabConfig, host) -> dict:
         # The session image is built here, from this machine's own mirror through the lab's cache.
         mirrors = debian_mirrors()
         data.update(session_image_mirror=mirrors["debian"], session_image_security_mirror=mirrors["security"],
-                    session_image_proxy=AptCache(config).url)
+                    session_image_proxy=AptCache(config).url,
+                    # Sessions never reach the lab network, qemu's gateway and DNS, the cache or Vault.
+                    tenant_network_forbidden=[config.network, "10.0.2.2/32", "10.0.2.3/32",
+                                              f"{GUEST_APT_CACHE}/32", f"{GUEST_VAULT}/32"])
     if storage and host != storage[0]:
         data["time_servers"] = [storage[0].lab_ip]
     else:

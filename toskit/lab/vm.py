@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from . import keys, network, procs
-from .config import (GUEST_APT_CACHE, GUEST_APT_CACHE_PORT, GUEST_VAULT, GUEST_VAULT_PORT,
+from .config import (GUEST_APT_CACHE, GUEST_APT_CACHE_PORT, GUEST_OUTSIDE, GUEST_OUTSIDE_BANNER, GUEST_OUTSIDE_PORT,
+                     GUEST_VAULT, GUEST_VAULT_PORT,
                      LabConfig, LabHost)
 from .errors import LabError
 from .image import KERNEL_CMDLINE, HostImage
@@ -79,6 +80,7 @@ class Guest:
             f"hostfwd=tcp:127.0.0.1:{self.host.ssh_port}-:22",
             f"guestfwd=tcp:{GUEST_APT_CACHE}:{GUEST_APT_CACHE_PORT}-cmd:socat - TCP:127.0.0.1:{cfg.apt_cache_port}",
             f"guestfwd=tcp:{GUEST_VAULT}:{GUEST_VAULT_PORT}-cmd:socat - TCP:127.0.0.1:{cfg.vault_port},,bind={self.host.vault_source_ip}",  # ",," is qemu for ","
+            f"guestfwd=tcp:{GUEST_OUTSIDE}:{GUEST_OUTSIDE_PORT}-cmd:echo {GUEST_OUTSIDE_BANNER}",
         ])
         accel_args = (["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else
                       # thread=single: multi-threaded TCG crashed a guest under load (lab-facts).
