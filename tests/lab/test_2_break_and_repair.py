@@ -1,4 +1,4 @@
-"""node2 broken by hand in three ways at once: the audit names each control on node2 and no other
+"""node2 broken by hand in four ways at once: the audit names each control on node2 and no other
 host, one deploy repairs them all, and the deploy after that has nothing left to do.
 
 One break-audit-deploy round for all three: each round costs minutes under emulation."""
@@ -12,6 +12,7 @@ from labtools import audit_only, cycle, on
 BREAKAGES = [
     ("CIS 2.9", "runtime", "sed -i '/userns-remap/d' /etc/docker/daemon.json && systemctl restart docker"),
     ("tenant-quotas", "test_quotas", "systemctl set-property --runtime tos-tenant-acme.slice MemoryMax=infinity"),
+    ("TOS-NET-05", "live_firewall", "nft flush chain inet tos_tenants forward"),
     # Last, and a restart: `reload` returns before sshd, re-executing itself, listens again, and the
     # next connection was reset. ssh.service is Type=notify, so restart returns once sshd listens.
     ("sshd-27", "sshd",
