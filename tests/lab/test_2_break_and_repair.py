@@ -1,7 +1,7 @@
 """node2 broken by hand in four ways at once: the audit names each control on node2 and no other
 host, one deploy repairs them all, and the deploy after that has nothing left to do.
 
-One break-audit-deploy round for all three: each round costs minutes under emulation."""
+One break-audit-deploy round for all of them: each round costs minutes under emulation."""
 
 import re
 
