@@ -77,8 +77,9 @@ def tenant_network():
         name="Tenant firewall unit: loaded at boot, before Docker", src=TEMPLATES / f"{FIREWALL_UNIT}.j2",
         dest=f"/etc/systemd/system/{FIREWALL_UNIT}", table=FIREWALL_TABLE, rules=FIREWALL_FILE,
         loaded=FIREWALL_LOADED, loaded_dir=posixpath.dirname(FIREWALL_LOADED))
+    systemd.daemon_reload(name="Load the tenant firewall's unit", _if=unit.did_change)
     systemd.service(name="Tenant firewall at every boot, before Docker", service=FIREWALL_UNIT,
-                    running=True, enabled=True, daemon_reload=unit.did_change)
+                    running=True, enabled=True)
     # A reload, not a restart: Docker requires the unit, and a restart would take Docker down too.
     drifted = host.get_fact(FirewallState, table=FIREWALL_TABLE, loaded=FIREWALL_LOADED) != "loaded"
     systemd.service(name="Reload the tenant firewall (changed, or drifted from what was loaded)",

@@ -15,7 +15,7 @@ def test_down_then_up_keeps_the_hosts_and_vault():
     assert "openbao        active" in lab("status").stdout
     # A rebooted node lost its Vault credential with its RAM: the deploy enrols it again (the
     # only change), and the deploy after that has nothing left to do.
-    (hosts, changed, passed, failed), proc = cycle("sshd or runtime or test_quotas or credential")
+    (hosts, changed, passed, failed), proc = cycle("sshd or runtime or test_quotas or credential or live_firewall")
     assert failed == 0, proc.stdout[-3000:]
     per_host = dict(re.findall(r"^  (\S+)\s+changed=(\d+)", proc.stdout, re.M))
     assert per_host == {h.name: "1" if h.group == "nodes" else "0" for h in CONFIG.hosts}, proc.stdout[-3000:]
