@@ -12,9 +12,10 @@ ROLES_BY_GROUP = {
         storage_server.storage_server,  # NFS v4.2 export of the tenants' (encrypted) volume files, to the nodes only
     ],
     "nodes": [
+        tenant_network.tenant_firewall,  # nftables: sessions reach their own network and their egress only
         runtime.runtime,   # hardened Docker with user namespaces, auditd watching it
         quotas.quotas,     # one slice (quotas) per tenant
-        tenant_network.tenant_network,  # one network per tenant; the firewall keeping sessions off the infrastructure
+        tenant_network.tenant_networks,  # one bridge network per tenant, inter-container traffic off
         sessions.sessions,  # the session image, built here, and the tos-session tool
         storage.storage,   # the volume share, LUKS tools; volumes open on demand for sessions
         vault.vault,       # tenants' keys and this node's AppRole in Vault; the node enrolled (secret in RAM)
@@ -29,7 +30,7 @@ ROLES_BY_GROUP = {
 # names differently ("Cycle detected in operation ordering DAG", before any host is changed).
 ROLE_DEPLOYS = [role for members in ROLES_BY_GROUP.values() for role in members]
 # The role modules (each with its Data schema and DEFAULTS), base first, in the same order.
-ROLES = [base, *(sys.modules[role.__module__] for role in ROLE_DEPLOYS)]
+ROLES = list(dict.fromkeys([base, *(sys.modules[role.__module__] for role in ROLE_DEPLOYS)]))
 
 
 def roles_of(groups) -> list:
@@ -39,7 +40,7 @@ def roles_of(groups) -> list:
 
 def data_models_of(groups) -> tuple:
     """The schemas (RoleData models) of base and of a host's roles in these groups."""
-    return (base.Data, *(sys.modules[role.__module__].Data for role in roles_of(groups)))
+    return tuple(dict.fromkeys([base.Data, *(sys.modules[role.__module__].Data for role in roles_of(groups))]))
 
 
 def known_keys() -> set:
@@ -63,8 +64,7 @@ def packages_of(deploys: list, data) -> list:
     checks its own packages.
     """
     wanted = []
-    for role_deploy in deploys:
-        module = sys.modules[role_deploy.__module__]
+    for module in dict.fromkeys(sys.modules[role_deploy.__module__] for role_deploy in deploys):
         key = getattr(module, "PACKAGES_KEY", None)
         if key:
             value = data.get(key)

@@ -140,6 +140,10 @@ class DockerNetworks(FactBase):
     def requires_command(self, names: tuple) -> str:
         return "docker"
 
+    @staticmethod
+    def default():
+        return {}
+
     def process(self, output):
         networks = json.loads("\n".join(output) or "[]")
         return {n["Name"]: {"bridge": n["Options"].get("com.docker.network.bridge.name"),
@@ -149,12 +153,14 @@ class DockerNetworks(FactBase):
 
 
 class FirewallState(FactBase):
-    """'loaded' if the live nftables table is exactly what its unit loaded (counters aside),
-    else 'drifted' (a rule changed, flushed or the table gone)."""
+    """'loaded' if the live nftables table is exactly what its unit loaded (counters aside) and
+    the rules file is the one it loaded; else 'drifted' (a rule changed or flushed, the table
+    gone, or a file that was never loaded, e.g. a reload that failed)."""
 
-    def command(self, table: str, loaded: str) -> str:
-        return (f"nft --stateless list table inet {shlex.quote(table)} 2>/dev/null | cmp -s - {shlex.quote(loaded)} "
-                f"&& echo loaded || echo drifted")
+    def command(self, table: str, rules: str, loaded: str) -> str:
+        t, r, l = shlex.quote(table), shlex.quote(rules), shlex.quote(loaded)
+        return (f"nft --stateless list table inet {t} 2>/dev/null | cmp -s - {l}.table "
+                f"&& sha256sum {r} 2>/dev/null | cmp -s - {l}.sha256 && echo loaded || echo drifted")
 
     def process(self, output):
         return output[0].strip() if output else "drifted"

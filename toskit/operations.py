@@ -34,11 +34,13 @@ def system_account(name: str, description: str, uid: int | None = None, group: s
 
 
 @operation()
-def put(src, dest: str, user: str = "root", group: str = "root", mode: str = "644"):
+def put(src, dest: str, user: str = "root", group: str = "root", mode: str = "644", validate: str | None = None):
     """A file with this content, owner and mode (src: a local path or a file-like object).
 
     files.put asks three facts per file (File, Directory, Sha1File); this asks one (ManagedFile),
-    and a deploy that changes nothing is mostly facts. The parent folder is made on upload."""
+    and a deploy that changes nothing is mostly facts. The parent folder is made on upload.
+    validate: a command run on the new file before it replaces the old one ("{path}": its path);
+    if it fails, the old file stays and the deploy stops on this host."""
     current = host.get_fact(ManagedFile, path=dest)
     target = shlex.quote(dest)
     if current and current["type"] != "file":
@@ -47,9 +49,13 @@ def put(src, dest: str, user: str = "root", group: str = "root", mode: str = "64
         if current and state.config.DIFF:
             _log_diff(src, dest)
         yield f"mkdir -p {shlex.quote(posixpath.dirname(dest))}"
-        yield FileUploadCommand(src, dest, remote_temp_filename=host.get_temp_filename(dest))
-        yield f"chown {user}:{group} {target}"
-        yield f"chmod {mode} {target}"
+        staged = f"{dest}.tos-new" if validate else dest
+        yield FileUploadCommand(src, staged, remote_temp_filename=host.get_temp_filename(dest))
+        yield f"chown {user}:{group} {shlex.quote(staged)}"
+        yield f"chmod {mode} {shlex.quote(staged)}"
+        if validate:
+            yield validate.format(path=shlex.quote(staged))
+            yield f"mv -f {shlex.quote(staged)} {target}"
         return
     if (current["user"], current["group"]) != (user, group):
         yield f"chown {user}:{group} {target}"
@@ -60,7 +66,8 @@ def put(src, dest: str, user: str = "root", group: str = "root", mode: str = "64
 
 
 @operation()
-def template(src: Path, dest: str, user: str = "root", group: str = "root", mode: str = "644", **values):
+def template(src: Path, dest: str, user: str = "root", group: str = "root", mode: str = "644",
+             validate: str | None = None, **values):
     """`put` of a jinja2 template rendered with the roles' options (toskit.templating), the
     host and the values given, as pyinfra's files.template renders it."""
     try:
@@ -68,7 +75,7 @@ def template(src: Path, dest: str, user: str = "root", group: str = "root", mode
                                                                   inventory=state.inventory, **values)
     except TemplateError as error:
         raise OperationError(f"template {src} for {host.name}: {error}") from None
-    yield from put._inner(src=StringIO(text), dest=dest, user=user, group=group, mode=mode)
+    yield from put._inner(src=StringIO(text), dest=dest, user=user, group=group, mode=mode, validate=validate)
 
 
 def _log_diff(src, dest: str) -> None:

@@ -17,7 +17,7 @@ from pydantic_core import PydanticCustomError
 from .schema.errors import DataError
 from .schema.model import RoleData, refuse_key, validate
 from .schema.net import Network
-from .schema.types import (Duration, Items, Literal, Size, Switch, duration_seconds, number, refuse, size_bytes,
+from .schema.types import (Duration, Items, Literal, NonEmpty, Size, Switch, duration_seconds, number, refuse, size_bytes,
                            whole)
 
 TENANT_ID = r"[a-z][a-z0-9]{1,23}"
@@ -74,7 +74,7 @@ class Egress(BaseModel):
     """One destination a tenant's sessions may connect to (tenant_network role)."""
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
     network: Network                                # "0.0.0.0/0": anywhere not forbidden
-    ports: Optional[Items(whole(1, 65535))] = None  # None: every port
+    ports: Optional[NonEmpty(whole(1, 65535))] = None  # None: every port ([] is refused: it would read as all)
     protocol: Literal["tcp", "udp"] = "tcp"
 
 

@@ -10,6 +10,7 @@ import jinja2
 import pytest
 
 from roles import quotas
+from roles.tenant_network import forbidden_networks
 from toskit.templating import JINJA_OPTIONS, TEMPLATES
 from toskit.tenants import parse_tenants
 
@@ -20,10 +21,17 @@ TENANTS = parse_tenants("node1", [{"id": "acme"}, {"id": "beta", "egress": [
     quotas.DEFAULTS["tenant_quota_defaults"])
 
 
-def rendered(tenants=TENANTS, v4=("10.0.0.0/24", "127.0.0.0/8"), v6=("::1/128",)) -> str:
+# Overlapping on purpose, as a site's data and its hosts' addresses will be: the cluster network
+# holds the hosts' /32s, and the site lists a metadata address inside link-local.
+SITE_FORBIDDEN = ["10.213.0.0/24", "169.254.169.254/32", "fd00::/8"]
+HOSTS = ["10.213.0.10", "10.213.0.11", "fd00::5"]
+
+
+def rendered(tenants=TENANTS, forbidden=forbidden_networks(SITE_FORBIDDEN, HOSTS)) -> str:
+    v4, v6 = forbidden
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, **JINJA_OPTIONS)
     return env.from_string((TEMPLATES / "tenant-firewall.nft.j2").read_text()).render(
-        table="tos_tenants", forbidden_v4=list(v4), forbidden_v6=list(v6), tenants=tenants,
+        table="tos_tenants", forbidden_v4=v4, forbidden_v6=v6, tenants=tenants,
         egress={t.id: t.egress or () for t in tenants})
 
 
@@ -72,3 +80,19 @@ def test_egress_comes_after_the_refusals_it_cannot_override():
     first_accept = next(i for i, c in enumerate(comments) if "egress" in c)
     last_forbidden = max(i for i, c in enumerate(comments) if c.startswith(("TOS-NET-02", "TOS-NET-03")))
     assert last_forbidden < first_accept < comments.index(next(c for c in comments if c.startswith("TOS-NET-04")))
+
+
+def test_overlapping_forbidden_networks_load_as_one_set_each():
+    v4, v6 = forbidden_networks(SITE_FORBIDDEN, HOSTS)
+    assert "10.213.0.0/24" in v4 and "169.254.0.0/16" in v4 and not any(a.startswith("10.213.0.1") for a in v4)
+    assert "fd00::/8" in v6 and "::1/128" in v6
+    proc = in_namespace('nft -f "$RULES" && nft -j list set inet tos_tenants forbidden_v4', rendered())
+    assert proc.returncode == 0, proc.stderr
+    assert "10.213.0.0" in proc.stdout and "169.254.0.0" in proc.stdout
+
+
+def test_empty_egress_ports_are_refused_not_read_as_every_port():
+    from toskit.schema import DataError
+    with pytest.raises(DataError, match="ports"):
+        parse_tenants("node1", [{"id": "acme", "egress": [{"network": "0.0.0.0/0", "ports": []}]}],
+                      quotas.DEFAULTS["tenant_quota_defaults"])
