@@ -23,7 +23,7 @@ from toskit.schema import DataError, RoleData
 from toskit.schema.net import Address
 from toskit.schema.types import MountOption, NonEmpty, Optional, OwnedPath, PackageName, excluding, including
 from toskit.session_image import SESSION_UID
-from toskit.templating import JINJA_OPTIONS, TEMPLATES
+from toskit.templating import TEMPLATES
 
 
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
@@ -91,9 +91,9 @@ def storage():
     apt.packages(name="Install the NFS client, cryptsetup and mkfs.ext4", packages=data.storage_packages,
                  no_recommends=True)
     unit = unit_name(data.storage_mount_path)
-    context = {"source": nfs_source(data), "jinja_env_kwargs": JINJA_OPTIONS}
+    source = nfs_source(data)
     units = [operations.template(name=f"Share unit {name}", src=str(TEMPLATES / f"tos-share.{kind}.j2"),
-                                 dest=f"/etc/systemd/system/{name}", mode="644", **context)
+                                 dest=f"/etc/systemd/system/{name}", mode="644", source=source)
              for kind, name in (("mount", unit), ("automount", unit.replace(".mount", ".automount")))]
     systemd.daemon_reload(name="Load the share's units", _if=any_changed(*units))
     systemd.service(name="Mount the share on first use", service=unit.replace(".mount", ".automount"),

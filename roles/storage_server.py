@@ -60,7 +60,7 @@ def storage_server():
     server.group(name="Owner group of the export", group=data.storage_export_user, system=True,
                  gid=data.storage_export_uid)
     operations.system_account(data.storage_export_user, "Owner of the export: every client user is squashed to it",
-                   uid=data.storage_export_uid, group=data.storage_export_user)
+                              uid=data.storage_export_uid, group=data.storage_export_user)
     files.directory(name="The export, reachable by its owner only", path=data.storage_export_path,
                     user=data.storage_export_user, group=data.storage_export_user, mode="700")
     nfs_conf = operations.template(name="NFS v4.2 only", src=str(TEMPLATES / "nfs-tos.conf.j2"),

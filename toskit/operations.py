@@ -45,23 +45,23 @@ def put(src, dest: str, user: str = "root", group: str = "root", mode: str = "64
     target = shlex.quote(dest)
     if current and current["type"] != "file":
         raise OperationError(f"{dest} on {host.name} is not a regular file; move it away, then deploy again")
-    if current is None or current["sha1"] != get_file_sha1(src):
+    fresh = current is None or current["sha1"] != get_file_sha1(src)
+    if fresh:
         if current and state.config.DIFF:
             _log_diff(src, dest)
         yield f"mkdir -p {shlex.quote(posixpath.dirname(dest))}"
         staged = f"{dest}.tos-new" if validate else dest
         yield FileUploadCommand(src, staged, remote_temp_filename=host.get_temp_filename(dest))
-        yield f"chown {user}:{group} {shlex.quote(staged)}"
-        yield f"chmod {mode} {shlex.quote(staged)}"
-        if validate:
-            yield validate.format(path=shlex.quote(staged))
-            yield f"mv -f {shlex.quote(staged)} {target}"
-        return
-    if (current["user"], current["group"]) != (user, group):
-        yield f"chown {user}:{group} {target}"
-    if current["mode"] != int(mode, 8):
-        yield f"chmod {mode} {target}"
-    if (current["user"], current["group"], current["mode"]) == (user, group, int(mode, 8)):
+    # A fresh upload (staged or not) gets its owner and mode before it takes the old file's place.
+    where = shlex.quote(staged) if fresh else target
+    if fresh or (current["user"], current["group"]) != (user, group):
+        yield f"chown {user}:{group} {where}"
+    if fresh or current["mode"] != int(mode, 8):
+        yield f"chmod {mode} {where}"
+    if fresh and validate:
+        yield validate.format(path=where)
+        yield f"mv -f {where} {target}"
+    if not fresh and (current["user"], current["group"], current["mode"]) == (user, group, int(mode, 8)):
         host.noop(f"file {dest} is in place")
 
 

@@ -55,17 +55,19 @@ def test_cgroup_limits_reads_every_file_in_one_command(tmp_path):
 DEPLOY = """
 from io import StringIO
 from toskit import operations
-operations.put(name="the file", src=StringIO({text!r}), dest={dest!r}, user={user!r}, group={group!r}, mode="640")
+operations.put(name="the file", src=StringIO({text!r}), dest={dest!r}, user={user!r}, group={group!r}, mode="640",
+               validate={validate!r})
 """
 
 
-def deploy(tmp_path, text: str) -> str:
+def deploy(tmp_path, text: str, validate: str | None = None, ok: bool = True) -> str:
     dest = tmp_path / "etc" / "tos" / "file.conf"
     me, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
-    (tmp_path / "deploy.py").write_text(DEPLOY.format(text=text, dest=str(dest), user=me, group=group))
+    (tmp_path / "deploy.py").write_text(DEPLOY.format(text=text, dest=str(dest), user=me, group=group,
+                                                      validate=validate))
     proc = subprocess.run([PYINFRA, "-y", "@local", str(tmp_path / "deploy.py")], capture_output=True, text=True,
                           cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (proc.returncode == 0) == ok, proc.stdout + proc.stderr
     return proc.stdout + proc.stderr
 
 
@@ -77,3 +79,14 @@ def test_put_creates_then_changes_nothing_then_repairs_drift(tmp_path):
     dest.chmod(0o666)
     assert "Success" in deploy(tmp_path, "one\n") and dest.stat().st_mode & 0o777 == 0o640
     assert "Success" in deploy(tmp_path, "two\n") and dest.read_text() == "two\n"
+
+
+def test_put_with_validate_keeps_the_old_file_when_the_new_one_fails_its_check(tmp_path):
+    dest = tmp_path / "etc" / "tos" / "file.conf"
+    check = "grep -qx good {path}"
+    deploy(tmp_path, "good\n", validate=check)
+    assert dest.read_text() == "good\n" and not Path(f"{dest}.tos-new").exists()
+    deploy(tmp_path, "bad\n", validate=check, ok=False)
+    assert dest.read_text() == "good\n"  # the refused file never took the old one's place
+    deploy(tmp_path, "good\n", validate=check)
+    assert "No changes" in deploy(tmp_path, "good\n", validate=check)
