@@ -72,7 +72,7 @@ def tenant_firewall():
     data = Data.check(host.name, host.data)
     tenants = tenants_of(host.name, host.data)
     v4, v6 = forbidden_networks(data.tenant_network_forbidden,
-                                [h.data.cluster_ip for h in inventory.iter_hosts() if h.data.get("cluster_ip")])
+                                [h.data.cluster_ip for h in inventory if h.data.get("cluster_ip")])
     rules = operations.template(
         name="Tenant firewall: sessions reach their own network and their egress only [TOS-NET-01..04]",
         src=TEMPLATES / "tenant-firewall.nft.j2", dest=FIREWALL_FILE, mode="600", validate="nft -c -f {path}",
