@@ -1,4 +1,4 @@
-"""Deploy then audit an inventory, and sum it up on one screen (`make lab`, `make deploy-audit`).
+"""Deploy then audit an inventory, and sum it up on one screen (`make lab`).
 
 The last line is machine-readable:  lab: hosts=N changed=C audit_passed=P audit_failed=F
 Exit status is non-zero if the deploy or any audit failed.
