@@ -1,4 +1,4 @@
-"""Deploy then audit an inventory, and sum it up on one screen (`make lab`, `make deploy-audit`).
+"""Deploy then audit an inventory, and sum it up on one screen (`make lab`).
 
 The last line is machine-readable:  lab: hosts=N changed=C audit_passed=P audit_failed=F
 Exit status is non-zero if the deploy or any audit failed.
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     junit = logs / "audit.xml"
     junit.unlink(missing_ok=True)
     _tee([str(VENV_BIN / "pytest"), "-q", "-p", "no:cacheprovider", "--durations=15", *AUDIT_WORKERS, "tests/audit",
-          f"--inventory={args.inventory}", f"--junitxml={junit}",
+          f"--inventory={args.inventory}", f"--junitxml={junit}", f"--audit-report={logs / 'audit-report.md'}",
           *(["-k", args.audit_filter] if args.audit_filter else [])], logs / "audit.log")
     audit_seconds = time.monotonic() - started
     passed, failed = audit_results(junit)
@@ -87,7 +87,8 @@ def main(argv=None) -> int:
         print(f"  {host:12} changed={result['changed']:<4} errors={result['errors']}")
     print(f"  deploy: {'ok' if deploy_status == 0 else f'FAILED (exit {deploy_status})'} in {deploy_seconds:.1f} s"
           f"; log {logs / 'deploy.log'}")
-    print(f"  audit:  {passed} passed, {failed} failed in {audit_seconds:.1f} s; log {logs / 'audit.log'}")
+    print(f"  audit:  {passed} passed, {failed} failed in {audit_seconds:.1f} s; log {logs / 'audit.log'}, "
+          f"report {logs / 'audit-report.md'}")
     print(f"{args.label}: hosts={len(per_host)} changed={changed} audit_passed={passed} audit_failed={failed}")
     return 0 if deploy_status == 0 and errors == 0 and failed == 0 and passed > 0 else 1
 

@@ -226,12 +226,3 @@ def wrapped_secret_id(settings: VaultSettings, client: hvac.Client, node: str, t
     response = _call(f"minting a secret_id for {role}", settings, client.auth.approle.generate_secret_id,
                      role, mount_point=mount, wrap_ttl=ttl)
     return response["wrap_info"]["token"]
-
-
-def rotate_tenant_key(settings: VaultSettings, client: hvac.Client, tenant_id: str) -> int:
-    """A new version of the tenant's transit key; returns it. Old versions still decrypt."""
-    _call(f"rotating {KEY_PREFIX}{tenant_id}", settings, client.secrets.transit.rotate_key,
-          KEY_PREFIX + tenant_id, mount_point=settings.transit_mount)
-    key = _call(f"reading {KEY_PREFIX}{tenant_id}", settings, client.secrets.transit.read_key,
-                KEY_PREFIX + tenant_id, mount_point=settings.transit_mount)
-    return key["data"]["latest_version"]

@@ -26,7 +26,7 @@ import pyinfra_cli  # noqa: E402,F401
 gevent.monkey.patch_all = _patch_all
 
 from roles.quotas import tenants_of
-from toskit import audit
+from toskit import audit, audit_report
 from toskit.check import DataView, role_defaults
 from toskit.inventory import load_inventory
 
@@ -85,15 +85,35 @@ def pytest_runtest_makereport(item, call):
     report.user_properties += [("control", _control_of(item)), ("host", target.name if target else None)]
 
 
-def pytest_terminal_summary(terminalreporter):
-    failed = terminalreporter.stats.get("failed", [])
-    if not failed:
+def pytest_runtest_logreport(report):
+    """Each audit's result for the report (under xdist, as the workers send them in)."""
+    props = dict(report.user_properties)
+    status = audit_report.status_of(report.outcome, report.when, hasattr(report, "wasxfail"))
+    if status is None or not props.get("host"):
         return
-    terminalreporter.section("audit failures by control and host")
-    for report in failed:
-        props = dict(report.user_properties)
-        terminalreporter.write_line(f"FAILED control={props.get('control') or '-'} "
-                                    f"host={props.get('host') or '-'} {report.nodeid}")
+    evidence = report.wasxfail if hasattr(report, "wasxfail") else \
+        "\n".join(line for line in report.longreprtext.splitlines() if line.startswith("E "))[:2000]
+    _results.append(audit_report.Result(props["host"], props.get("control") or "(no control id)", report.nodeid,
+                                        status, evidence))
+
+
+_results = []
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    if not _results:
+        return
+    terminalreporter.section("audit report: each control on each host (pass, FAIL, exception, skipped)")
+    for line in audit_report.table(_results):
+        terminalreporter.write_line(line)
+    for result in (r for r in _results if r.status == "FAIL"):
+        terminalreporter.write_line(f"FAILED control={result.control} host={result.host} {result.audit}")
+    path = config.getoption("--audit-report")
+    if path:
+        inventory = config.getoption("--inventory")
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(audit_report.markdown(_results, f"TOS audit report: {inventory}"))
+        terminalreporter.write_line(f"report: {path}")
 
 
 @pytest.fixture(scope="session")

@@ -122,9 +122,10 @@ def write_rate(host, slice_args: str, size_mb: int) -> float:
 @pytest.mark.alone
 @pytest.mark.control("tenant-disk")
 def test_disk_writer_is_held_to_its_bandwidth(target, host, pair):
-    """Sessions have no disk-backed writable path yet (root read-only, home in RAM until the
-    storage role), so the writer runs as a transient unit in the tenant's slice: the limit under
-    test is the slice's, which every process of the tenant shares."""
+    """The limit is set on the node's own disk, and a session's only writable paths are its tmpfs
+    and its home (a LUKS volume over NFS, which the limit does not reach yet: README, known
+    limits), so the writer runs as a transient unit in the tenant's slice: the limit under test is
+    the slice's, which every process of the tenant shares."""
     a, _ = pair
     limit = quotas_of(target, a).disk_write
     size_mb = max(8, 3 * limit // 2**20)  # about three seconds at the limit

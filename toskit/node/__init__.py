@@ -1,1 +1,2 @@
-"""Programs the roles install on nodes (not imported here): the session tool and the session image's agent."""
+"""Programs the roles install on nodes: the session tool (tosnode, bundled by roles/sessions.py) and the
+session image's programs. The roles read their constants; nothing here runs on the operator's machine."""

@@ -42,7 +42,7 @@ def volume_command(config: dict, args) -> str:
             s = sessions.volume(config, tenant_id).status()
             size = f"{s['size'] // 2**20}M" if s["exists"] else "-"
             version = f"v{s['key_version']}" if s["exists"] else "-"
-            lines.append(f"{tenant_id:14} {size:>8} {version:4} {'yes' if s['mounted'] else 'no':10} "
+            lines.append(f"{tenant_id:14} {size:>8} {version:4} {'yes' if s['open_here'] else 'no':10} "
                          f"{s['leased_by'] or '-'}")
         return "\n".join(lines)
     if not args.tenant:

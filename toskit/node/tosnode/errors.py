@@ -1,4 +1,5 @@
-"""The one error type the node tool reports: a message that says what happened and what to do."""
+"""The node tool's errors: each a message that says what happened and what to do (NodeError), with
+Vault's two failures apart, as callers treat them differently (fail closed, or stop)."""
 
 
 class NodeError(Exception):

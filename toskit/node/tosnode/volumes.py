@@ -131,7 +131,7 @@ class Volume:
             "tenant": self.tenant, "exists": exists,
             "size": self.file.stat().st_size if exists else None,
             "key_version": wrapped_version(self.wrapped_key()["wrapped_key"]) if exists else None,
-            "open_here": self.is_open(), "mounted": self.is_mounted(),
+            "open_here": self.is_open(),
             "leased_by": lease["node"] if lease else None,
         }
 
