@@ -13,14 +13,12 @@ def test_down_then_up_keeps_the_hosts_and_vault():
     lab("up", timeout=1200)
     assert (CONFIG.state_dir / "vault" / "root-token").read_text() == token
     assert "openbao        active" in lab("status").stdout
-    # A rebooted node lost its Vault credential with its RAM: the deploy enrols it again (the
-    # only change), and the deploy after that has nothing left to do.
+    # A rebooted node lost its Vault credential with its RAM: the deploy enrols it again, the only
+    # change. (That an enrolled node's next deploy changes nothing, test_1 and test_2 show.)
     (hosts, changed, passed, failed), proc = cycle("sshd or runtime or test_quotas or credential or live_firewall")
     assert failed == 0, proc.stdout[-3000:]
     per_host = dict(re.findall(r"^  (\S+)\s+changed=(\d+)", proc.stdout, re.M))
     assert per_host == {h.name: "1" if h.group == "nodes" else "0" for h in CONFIG.hosts}, proc.stdout[-3000:]
-    (hosts, changed, passed, failed), proc = cycle("credential")
-    assert (changed, failed) == (0, 0), proc.stdout[-3000:]
 
 
 def test_down_leaves_nothing_running():
