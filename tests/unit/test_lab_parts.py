@@ -134,3 +134,16 @@ def test_prepared_images_are_cached_apart_by_group_and_packages(tmp_path, monkey
     bare, nodes = image.HostImage(config), image.HostImage(config, label="nodes", role_packages=("criu",))
     assert bare.dir != nodes.dir and nodes.dir.name.startswith("trixie-nodes-")
     assert image.HostImage(config, label="nodes", role_packages=("criu", "runc")).dir != nodes.dir
+
+
+def test_the_image_disables_only_the_profiles_that_confine_nothing(tmp_path):
+    from toskit.lab.image import disable_unconfined_profiles
+    profiles = tmp_path / "etc/apparmor.d"
+    (profiles / "abstractions").mkdir(parents=True)
+    (profiles / "discord").write_text('profile discord /usr/share/discord/Discord flags=(unconfined) {\n}\n')
+    (profiles / "usr.bin.man").write_text("/usr/bin/man {\n  #include <abstractions/base>\n}\n")
+    assert disable_unconfined_profiles(tmp_path) == ["discord"]
+    assert disable_unconfined_profiles(tmp_path) == ["discord"]  # a second run changes nothing
+    assert [p.name for p in (profiles / "disable").iterdir()] == ["discord"]
+    assert str((profiles / "disable/discord").readlink()) == "/etc/apparmor.d/discord"
+    assert disable_unconfined_profiles(tmp_path / "no-apparmor") == []
