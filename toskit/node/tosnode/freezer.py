@@ -8,53 +8,36 @@ stay stopped through the dump, through Docker's resume after it, until the conta
 so nothing runs between the checkpoint and the removal (or, on restore, until SIGCONT).
 """
 
-import http.client
-import json
 import os
 import signal
-import socket
 import time
 from pathlib import Path
 
-from . import sessions
+from . import dockerapi, sessions
 from .errors import NodeError
 
 FREEZE_TIMEOUT = 10
 
 
-class _DockerSocket(http.client.HTTPConnection):
-    def connect(self):
-        self.sock = socket.socket(socket.AF_UNIX)
-        self.sock.connect("/run/docker.sock")
-
-
-def docker_api(method: str, path: str):
-    """One call to the Docker API on its socket (no docker command start-up); its JSON, if any."""
-    connection = _DockerSocket("localhost", timeout=60)
-    try:
-        connection.request(method, path)
-        response = connection.getresponse()
-        body = response.read().decode(errors="replace")
-    finally:
-        connection.close()
-    if response.status >= 300:
-        raise NodeError(f"docker {method} {path} failed: {response.status} {body.strip()}")
-    return json.loads(body) if body.strip() else None
-
-
 def container_pid(tenant_id: str) -> int:
-    return int(docker_api("GET", f"/containers/{sessions.container_name(tenant_id)}/json")["State"]["Pid"])
+    found = dockerapi.container(sessions.container_name(tenant_id))
+    if found is None:
+        raise NodeError(f"{tenant_id}: no session container on this node")
+    return int(found["State"]["Pid"])
 
 
-def cgroup_of(tenant_id: str) -> Path:
-    line = Path(f"/proc/{container_pid(tenant_id)}/cgroup").read_text()
+def cgroup_of(tenant_id: str, pid: int | None = None) -> Path:
+    line = Path(f"/proc/{pid or container_pid(tenant_id)}/cgroup").read_text()
     return Path("/sys/fs/cgroup" + line.split(":", 2)[2].strip())
 
 
 def state(tenant_id: str) -> str | None:
     """Docker's state of the session's container, except that a frozen one is 'paused'."""
-    current = sessions.state(tenant_id)
-    if current == "running" and (cgroup_of(tenant_id) / "cgroup.freeze").read_text().strip() == "1":
+    found = dockerapi.container(sessions.container_name(tenant_id))
+    if found is None:
+        return None
+    current = found["State"]["Status"]
+    if current == "running" and (cgroup_of(tenant_id, found["State"]["Pid"]) / "cgroup.freeze").read_text().strip() == "1":
         return "paused"
     return current
 
@@ -75,7 +58,7 @@ def freeze(tenant_id: str) -> float:
 def thaw(tenant_id: str) -> None:
     """Undoes a freeze, a SIGSTOP hold and a `docker pause`, whichever holds the session."""
     if sessions.state(tenant_id) == "paused":
-        docker_api("POST", f"/containers/{sessions.container_name(tenant_id)}/unpause")
+        dockerapi.call("POST", f"/containers/{sessions.container_name(tenant_id)}/unpause")
     cgroup = cgroup_of(tenant_id)
     (cgroup / "cgroup.freeze").write_text("0")
     signal_all(cgroup, signal.SIGCONT)
@@ -87,7 +70,7 @@ def hold_for_checkpoint(tenant_id: str) -> Path:
     cgroup = cgroup_of(tenant_id)
     signal_all(cgroup, signal.SIGSTOP)
     if sessions.state(tenant_id) == "paused":  # paused with `docker pause`: Docker must thaw it
-        docker_api("POST", f"/containers/{sessions.container_name(tenant_id)}/unpause")
+        dockerapi.call("POST", f"/containers/{sessions.container_name(tenant_id)}/unpause")
     (cgroup / "cgroup.freeze").write_text("0")
     return cgroup
 

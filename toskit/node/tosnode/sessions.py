@@ -5,6 +5,7 @@ import json
 import subprocess
 import time
 
+from . import dockerapi
 from .errors import NodeError
 from .volumes import NodeConfig, Volume
 
@@ -38,8 +39,9 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def state(tenant_id: str) -> str | None:
-    proc = docker("inspect", "-f", "{{.State.Status}}", container_name(tenant_id), check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else None
+    """Docker's status of the session's container (running, paused, exited, ...), None if none."""
+    found = dockerapi.container(container_name(tenant_id))
+    return found["State"]["Status"] if found else None
 
 
 def run_argv(config: dict, t: dict, home: str) -> list:
