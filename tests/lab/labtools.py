@@ -1,7 +1,7 @@
 """Helpers of the lab tests: drive the lab, the deploy and the audits as a user would, from this machine.
 
 The lab test files run in name order against one real lab: test_1 boots and deploys it, the
-later ones build on that state, test_9 shuts it down. `.ci/run` installs what they need.
+later ones build on that state, test_9 reboots a node and shuts the lab down. `.ci/run` installs what they need.
 """
 
 import json
