@@ -67,14 +67,15 @@ def import_command(image: SessionImage) -> str:
 
 
 def tool_bundle() -> bytes:
-    """tos-session as one executable zip (zipapp): a shebang, then tosnode/ and a __main__.
+    """tos-session as one executable zip (zipapp): a shebang, then tosnode/ and a __main__
+    (toskit/node/launcher.py: root's calls run from bytecode kept once per version).
 
     One file to upload and compare instead of one per module; built with fixed timestamps and
     order, so the same sources always give the same bytes (and the deploy stays a no-op)."""
     buffer = io.BytesIO()
     buffer.write(b"#!/usr/bin/python3\n")
     with zipfile.ZipFile(buffer, "a", zipfile.ZIP_DEFLATED) as bundle:
-        entries = [("__main__.py", b"import sys\nfrom tosnode.cli import main\nsys.exit(main())\n")]
+        entries = [("__main__.py", (NODE_PROGRAMS / "launcher.py").read_bytes())]
         entries += [(f"tosnode/{p.name}", p.read_bytes()) for p in sorted((NODE_PROGRAMS / "tosnode").glob("*.py"))]
         for name, data in entries:
             info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))

@@ -37,15 +37,8 @@ def test_unknown_tenant_is_named(config):
         tool.tenant(config, "zeta")
 
 
-def test_tool_is_one_reproducible_executable_zip(tmp_path):
-    import subprocess
-    import sys
-
+def test_tool_is_one_reproducible_executable_zip():
     from roles.sessions import tool_bundle
     bundle = tool_bundle()
     assert bundle == tool_bundle() and bundle.startswith(b"#!/usr/bin/python3\n")
-    tool = tmp_path / "tos-session"
-    tool.write_bytes(bundle)
-    help_text = subprocess.run([sys.executable, str(tool), "--help"], capture_output=True, text=True, check=True).stdout
-    assert "volume open TENANT" in help_text and "vault-enrol" in help_text
-    assert "hibernate TENANT" in help_text and "restore TENANT" in help_text
+    # That it runs: test_tool_launcher.py.
