@@ -141,9 +141,10 @@ def test_the_image_disables_only_the_profiles_that_confine_nothing(tmp_path):
     profiles = tmp_path / "etc/apparmor.d"
     (profiles / "abstractions").mkdir(parents=True)
     (profiles / "discord").write_text('profile discord /usr/share/discord/Discord flags=(unconfined) {\n}\n')
-    (profiles / "usr.bin.man").write_text("/usr/bin/man {\n  #include <abstractions/base>\n}\n")
-    assert disable_unconfined_profiles(tmp_path) == ["discord"]
-    assert disable_unconfined_profiles(tmp_path) == ["discord"]  # a second run changes nothing
-    assert [p.name for p in (profiles / "disable").iterdir()] == ["discord"]
+    (profiles / "Xorg").write_text("profile Xorg /usr/bin/Xorg flags=(attach_disconnected, complain) {\n}\n")
+    (profiles / "usr.bin.man").write_text("/usr/bin/man flags=(attach_disconnected) {\n  #include <abstractions/base>\n}\n")
+    assert disable_unconfined_profiles(tmp_path) == ["Xorg", "discord"]
+    assert disable_unconfined_profiles(tmp_path) == ["Xorg", "discord"]  # a second run changes nothing
+    assert sorted(p.name for p in (profiles / "disable").iterdir()) == ["Xorg", "discord"]
     assert str((profiles / "disable/discord").readlink()) == "/etc/apparmor.d/discord"
     assert disable_unconfined_profiles(tmp_path / "no-apparmor") == []

@@ -11,6 +11,7 @@ Images are cached by a hash of their recipe and rebuilt only when the recipe cha
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -24,6 +25,8 @@ GUEST_FILES = Path(__file__).parent / "guest"
 RECIPE_VERSION = 2
 PACKAGES = ["systemd-sysv", "udev", "dbus", "kmod", "openssh-server", "linux-image-amd64"]
 DISK_SIZE = "12G"
+# A profile whose flags make it confine nothing (`flags=(unconfined)`, `flags=(complain, ...)`).
+CONFINES_NOTHING = re.compile(r"\bflags=\([^)]*\b(unconfined|complain)\b")
 KERNEL_CMDLINE = ("root=/dev/vda rw console=ttyS0 net.ifnames=0 "
                   "systemd.unified_cgroup_hierarchy=1 systemd.show_status=false")
 
@@ -156,17 +159,17 @@ class HostImage:
 
 
 def disable_unconfined_profiles(rootfs: Path) -> list:
-    """Disables the AppArmor profiles that confine nothing (`flags=(unconfined)`), the way
-    apparmor's own docs do (a link in /etc/apparmor.d/disable). trixie ships ~90 of them, for
+    """Disables the AppArmor profiles that confine nothing (flags unconfined or complain), the way
+    apparmor's own docs do (a link in /etc/apparmor.d/disable). trixie ships ~100 of them, for
     desktop programs no lab host runs; compiling them at every boot took apparmor.service ~60 s
-    under TCG. Profiles that confine (and Docker's docker-default, loaded by dockerd) stay."""
+    under TCG. Profiles that enforce (chronyd's; Docker's docker-default, loaded by dockerd) stay."""
     profiles = rootfs / "etc/apparmor.d"
     disabled = []
     if not profiles.is_dir():
         return disabled
     (profiles / "disable").mkdir(exist_ok=True)
     for profile in sorted(p for p in profiles.iterdir() if p.is_file()):
-        if "flags=(unconfined)" in profile.read_text(errors="replace"):
+        if CONFINES_NOTHING.search(profile.read_text(errors="replace")):
             link = profiles / "disable" / profile.name
             if not link.is_symlink():
                 link.symlink_to(f"/etc/apparmor.d/{profile.name}")
