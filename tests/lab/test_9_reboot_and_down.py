@@ -21,13 +21,15 @@ def boot_id(host: str) -> str | None:
 
 
 def reboot(host: str, timeout: float = 1200) -> None:
-    """Reboots the guest from inside (qemu keeps running) and waits until it answers with a new boot."""
+    """Reboots the guest from inside (qemu keeps running) and waits until it answers with a new
+    boot and Docker is up (~25 s after sshd under TCG)."""
     before = boot_id(host)
     on(host, "systemd-run --on-active=1 systemctl reboot")  # returns before the connection drops
     deadline = time.monotonic() + timeout
     while (now := boot_id(host)) in (None, before):
         assert time.monotonic() < deadline, f"{host} did not come back within {timeout} s"
         time.sleep(5)
+    on(host, "timeout 600 sh -c 'until systemctl -q is-active docker.service; do sleep 1; done'", timeout=660)
 
 
 def active_since(host: str, unit: str) -> int:
