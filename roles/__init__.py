@@ -4,6 +4,8 @@ roles before a deploy contacts any of them."""
 
 import sys
 
+from toskit.defaults import ALL_DEFAULTS
+
 from . import base, hibernation, quotas, runtime, sessions, storage, storage_server, tenant_network, vault
 
 # Which roles run on which inventory group, in order (after base, which every host gets).
@@ -31,6 +33,8 @@ ROLES_BY_GROUP = {
 ROLE_DEPLOYS = [role for members in ROLES_BY_GROUP.values() for role in members]
 # The role modules (each with its Data schema and DEFAULTS), base first, in the same order.
 ROLES = list(dict.fromkeys([base, *(sys.modules[role.__module__] for role in ROLE_DEPLOYS)]))
+for _role in ROLES:  # the one table of defaults every role's deploy reads (toskit/defaults.py)
+    ALL_DEFAULTS.update(_role.DEFAULTS)
 
 
 def roles_of(groups) -> list:
@@ -68,7 +72,7 @@ def packages_of(deploys: list, data) -> list:
         key = getattr(module, "PACKAGES_KEY", None)
         if key:
             value = data.get(key)
-            wanted += module.DEFAULTS[key] if value is None else value
+            wanted += ALL_DEFAULTS[key] if value is None else value
     return wanted
 
 

@@ -14,6 +14,7 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from toskit import operations
+from toskit.defaults import ALL_DEFAULTS
 from toskit.schema import RoleData
 from toskit.schema.errors import raise_all
 from toskit.schema.model import refuse_key
@@ -103,7 +104,7 @@ SSHD_CONFIG = "/etc/ssh/sshd_config"
 DEBIAN_SSHD_CONFIG = "/usr/share/openssh/sshd_config"  # shipped by openssh-server, known good
 
 
-@deploy("TOS base", data_defaults=DEFAULTS)
+@deploy("TOS base", data_defaults=ALL_DEFAULTS)
 def base():
     """Installs the packages of the host's other roles too, in the same apt transaction."""
     from roles import all_packages_of, host_problems  # the package imports this module first

@@ -16,8 +16,8 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from roles.runtime import DEFAULTS as RUNTIME_DEFAULTS
 from toskit import operations
+from toskit.defaults import ALL_DEFAULTS
 from toskit.facts import HeldPackages, TmpfsMounted
 from toskit.schema import RoleData
 from toskit.schema.model import refuse_key
@@ -72,9 +72,8 @@ def _template(name: str, dest: str, mode: str = "644", src: str | None = None, *
                                dest=dest, mode=mode, **values)
 
 
-# The runtime's keys this role reads: the mapped root uid, and the experimental switch.
-@deploy("TOS hibernation", data_defaults={**{key: RUNTIME_DEFAULTS[key] for key in (
-    "docker_subid_start", "docker_experimental")}, **DEFAULTS})
+# Reads the runtime's docker_subid_start (the mapped root uid) besides its own keys.
+@deploy("TOS hibernation", data_defaults=ALL_DEFAULTS)
 def hibernation():
     Data.check(host.name, host.data)
     apt.packages(name="Install CRIU", packages=host.data.hibernation_packages, no_recommends=True)

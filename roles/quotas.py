@@ -13,25 +13,11 @@ from toskit import operations
 from toskit.facts import CgroupLimits, ContainerDisk
 from toskit.schema.types import DevicePath, NonEmpty, Optional
 from toskit.templating import TEMPLATES
-from toskit.tenants import QuotaValues, Tenants, TenantsData, parse_tenants
+from toskit.defaults import ALL_DEFAULTS
+from toskit.tenants import TenantsData, tenants_of
 
 
-class Data(TenantsData):  # its check that each volume holds the tenant's memory comes with it
-    # The tenants whose sessions this node may run: [{"id": "acme", "quotas": {...}}, ...].
-    # An id is 2-24 characters, a-z then a-z/0-9; it names the tenant's slice and network.
-    # Per tenant: 'quotas' (any of those below), 'enabled' (False: locked out of its volume),
-    # 'hibernate_after' (else session_hibernate_after).
-    tenants: Tenants = []
-    # Quotas of a tenant that sets none of its own. Sizes need a unit (K, M, G, T).
-    tenant_quota_defaults: QuotaValues = {
-        "cpu": 1,              # CPU cores (0.5 = half a core)
-        "memory": "1G",        # RAM; the kernel OOM-kills inside the tenant's slice past it
-        "swap": 0,             # swap on top of memory (0: none; hibernation replaces swap)
-        "pids": 512,           # processes and threads
-        "disk_read": "50M",    # bytes per second read from the container disk
-        "disk_write": "50M",   # bytes per second written to the container disk
-        "volume_size": "2G",   # size of the tenant's encrypted volume (storage role), in 4K steps
-    }
+class Data(TenantsData):  # `tenants` and `tenant_quota_defaults` (toskit/tenants.py), checked here
     # Disks the IO limits apply to; None: the disk holding /var/lib (found on the host).
     tenant_io_devices: Optional[NonEmpty(DevicePath)] = None
 
@@ -39,11 +25,7 @@ class Data(TenantsData):  # its check that each volume holds the tenant's memory
 DEFAULTS = Data.defaults()
 
 
-def tenants_of(name: str, data) -> list:
-    return parse_tenants(name, data.tenants, data.tenant_quota_defaults)
-
-
-@deploy("TOS quotas", data_defaults=DEFAULTS)
+@deploy("TOS quotas", data_defaults=ALL_DEFAULTS)
 def quotas():
     Data.check(host.name, host.data)
     tenants = tenants_of(host.name, host.data)

@@ -15,6 +15,7 @@ from pyinfra.operations import apt, files, server, systemd
 from pyinfra.operations.util import any_changed
 
 from toskit import operations
+from toskit.defaults import ALL_DEFAULTS
 from toskit.schema import RoleData
 from toskit.schema.model import refuse_key
 from toskit.schema.types import AccountName, LogSize, NonEmpty, PackageName, Switch, including, whole
@@ -94,7 +95,7 @@ AUDIT_BOOT_WATCHES = [
 AUDIT_WATCHES = AUDIT_BOOT_WATCHES + AUDIT_RUNTIME_WATCHES
 
 
-@deploy("TOS runtime", data_defaults=DEFAULTS)
+@deploy("TOS runtime", data_defaults=ALL_DEFAULTS)
 def runtime():
     Data.check(host.name, host.data)
     apt.packages(name="Install Docker, AppArmor and auditd", packages=host.data.docker_packages,

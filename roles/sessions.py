@@ -15,15 +15,13 @@ from pyinfra.api import deploy
 from pyinfra.facts.docker import DockerImage
 from pyinfra.operations import apt, files, server
 
-from roles.hibernation import DEFAULTS as HIBERNATION_DEFAULTS
-from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
-from roles.quotas import tenants_of
 from toskit import operations
+from toskit.defaults import ALL_DEFAULTS
 from toskit.schema import RoleData
 from toskit.schema.net import MirrorUrl
 from toskit.schema.types import Literal, NonEmpty, Optional, PackageName
 from toskit.session_image import NODE_PROGRAMS, Recipe, SessionImage, ensure_built
-from toskit.tenants import parse_duration
+from toskit.tenants import parse_duration, tenants_of
 
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
 PACKAGES_KEY = "session_tool_packages"
@@ -93,8 +91,8 @@ def tenants_json(tenants: list, image: str, hibernate_after: int) -> str:
         for t in tenants]}, indent=2, sort_keys=True) + "\n"
 
 
-# The session tool needs the tenants, whose defaults the quotas and hibernation roles own.
-@deploy("TOS sessions", data_defaults={**QUOTA_DEFAULTS, **HIBERNATION_DEFAULTS, **DEFAULTS})
+# The session tool needs the tenants and session_hibernate_after (the hibernation role's).
+@deploy("TOS sessions", data_defaults=ALL_DEFAULTS)
 def sessions():
     Data.check(host.name, host.data)
     image = session_image(host.data)

@@ -12,11 +12,8 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, systemd
 from pyinfra.operations.util import any_changed
 
-from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
-from roles.quotas import tenants_of
-from roles.runtime import DEFAULTS as RUNTIME_DEFAULTS
-from roles.storage_server import DEFAULTS as SERVER_DEFAULTS
 from toskit import operations
+from toskit.defaults import ALL_DEFAULTS
 from toskit.facts import VolumeSizes
 from toskit.node.tosnode.volumes import unit_name
 from toskit.schema import DataError, RoleData
@@ -24,6 +21,7 @@ from toskit.schema.net import Address
 from toskit.schema.types import MountOption, NonEmpty, Optional, OwnedPath, PackageName, excluding, including
 from toskit.session_image import SESSION_UID
 from toskit.templating import TEMPLATES
+from toskit.tenants import tenants_of
 
 
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
@@ -61,7 +59,7 @@ def nfs_source(data) -> str:
             raise DataError(host.name, "storage_nfs_server", None, "is unset and the inventory has no "
                             "`storage` group", "set storage_nfs_server to the NFS server's address")
         server = servers[0].data.cluster_ip
-        path = servers[0].data.get("storage_export_path") or SERVER_DEFAULTS["storage_export_path"]
+        path = servers[0].data.get("storage_export_path") or ALL_DEFAULTS["storage_export_path"]
     return f"[{server}]:{path}" if ":" in server else f"{server}:{path}"
 
 
@@ -82,7 +80,7 @@ def check_volume_sizes(tenants, sizes: dict) -> None:
                                      f"volumes never shrink", f"set it to at least {existing // 2**20}M")
 
 
-@deploy("TOS storage", data_defaults={**QUOTA_DEFAULTS, **RUNTIME_DEFAULTS, **SERVER_DEFAULTS, **DEFAULTS})
+@deploy("TOS storage", data_defaults=ALL_DEFAULTS)
 def storage():
     Data.check(host.name, host.data)
     data = host.data

@@ -12,6 +12,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
 
 from toskit import operations
+from toskit.defaults import ALL_DEFAULTS
 from toskit.schema import DataError, RoleData
 from toskit.schema.net import HostAddress, network_of
 from toskit.schema.types import AccountName, NonEmpty, Optional, OwnedPath, PackageName, whole
@@ -47,7 +48,7 @@ def export_clients(configured, node_addresses: list) -> list:
     return [network_of(address) for address in addresses]
 
 
-@deploy("TOS storage server", data_defaults=DEFAULTS)
+@deploy("TOS storage server", data_defaults=ALL_DEFAULTS)
 def storage_server():
     Data.check(host.name, host.data)
     data = host.data

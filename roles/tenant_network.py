@@ -20,14 +20,14 @@ from pyinfra import host, inventory
 from pyinfra.api import OperationError, deploy, operation
 from pyinfra.operations import systemd
 
-from roles.quotas import tenants_of
 from toskit import operations
+from toskit.defaults import ALL_DEFAULTS
 from toskit.facts import DockerNetworks, FirewallState
 from toskit.schema import DataError, RoleData
 from toskit.schema.net import Network, network_of
 from toskit.schema.types import Items, NonEmpty, PackageName
 from toskit.templating import TEMPLATES
-from toskit.tenants import Egress
+from toskit.tenants import Egress, tenants_of
 
 FIREWALL_TABLE = "tos_tenants"
 FIREWALL_FILE = "/etc/tos/tenant-firewall.nft"
@@ -67,7 +67,7 @@ def forbidden_networks(site: list, host_addresses: list) -> tuple[list, list]:
                  for version in (4, 6))
 
 
-@deploy("TOS tenant firewall", data_defaults=DEFAULTS)
+@deploy("TOS tenant firewall", data_defaults=ALL_DEFAULTS)
 def tenant_firewall():
     data = Data.check(host.name, host.data)
     tenants = tenants_of(host.name, host.data)
@@ -92,7 +92,7 @@ def tenant_firewall():
                     service=FIREWALL_UNIT, reloaded=True, _if=lambda: drifted or rules.did_change())
 
 
-@deploy("TOS tenant networks", data_defaults=DEFAULTS)
+@deploy("TOS tenant networks", data_defaults=ALL_DEFAULTS)
 def tenant_networks():
     tenants = tenants_of(host.name, host.data)
     wanted = {t.network: {"bridge": t.bridge, "icc": "false", "label": t.id} for t in tenants}

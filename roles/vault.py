@@ -14,13 +14,13 @@ from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, python
 
-from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
-from roles.quotas import tenants_of
 from toskit import operations
+from toskit.defaults import ALL_DEFAULTS
 from toskit.facts import VaultLogin
 from toskit.schema import DataError, RoleData
 from toskit.schema.net import HttpsUrl, OneHostNetwork, network_of
 from toskit.schema.types import DurationText, LocalPath, MountName, Optional
+from toskit.tenants import tenants_of
 
 # toskit.vault (hvac, hence ssl) is imported inside the functions: pyinfra's CLI must patch ssl
 # for gevent before anything imports it, and `roles` is imported early by toskit.check and tests.
@@ -83,7 +83,7 @@ def enrol(state, host, settings, node: str) -> None:
         raise VaultError(f"{node}: enrolment failed: {output.stderr}")
 
 
-@deploy("TOS vault", data_defaults={**QUOTA_DEFAULTS, **DEFAULTS})
+@deploy("TOS vault", data_defaults=ALL_DEFAULTS)
 def vault():
     from toskit.vault import VaultError, VaultSettings, drift
     Data.check(host.name, host.data)

@@ -10,7 +10,8 @@ Every problem of the run is reported at once.
 import sys
 from pathlib import Path
 
-from roles import ROLES, ROLES_BY_GROUP, host_problems
+from roles import ROLES_BY_GROUP, host_problems
+from toskit.defaults import ALL_DEFAULTS
 from toskit.inventory import GROUP_DATA, PROJECT_ROOT, load_inventory, raw_groups, written_twice
 from toskit.schema import DataError
 from toskit.schema.errors import raise_all
@@ -20,10 +21,8 @@ LAB_INVENTORY = "lab"  # inventories/lab.py, written by `lab up`: group_data/lab
 
 
 def role_defaults() -> dict:
-    defaults = {}
-    for role in ROLES:
-        defaults.update(role.DEFAULTS)
-    return defaults
+    """Every key's default (a copy of the one table the roles' deploys read)."""
+    return dict(ALL_DEFAULTS)
 
 
 class DataView:

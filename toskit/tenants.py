@@ -135,9 +135,23 @@ Tenants = Annotated[list[TenantEntry], Strict(), AfterValidator(unique_ids)]
 
 
 class TenantsData(RoleData):
-    """The tenants and their default quotas (the quotas role's schema declares them with defaults)."""
-    tenants: Tenants
-    tenant_quota_defaults: QuotaValues
+    """The tenants and their default quotas: data every node role reads (the quotas role's schema
+    includes these keys, so `toskit.check` validates them with its other keys)."""
+    # The tenants whose sessions this node may run: [{"id": "acme", "quotas": {...}}, ...].
+    # An id is 2-24 characters, a-z then a-z/0-9; it names the tenant's slice and network.
+    # Per tenant: 'quotas' (any of those below), 'enabled' (False: locked out of its volume),
+    # 'hibernate_after' (else session_hibernate_after).
+    tenants: Tenants = []
+    # Quotas of a tenant that sets none of its own. Sizes need a unit (K, M, G, T).
+    tenant_quota_defaults: QuotaValues = {
+        "cpu": 1,              # CPU cores (0.5 = half a core)
+        "memory": "1G",        # RAM; the kernel OOM-kills inside the tenant's slice past it
+        "swap": 0,             # swap on top of memory (0: none; hibernation replaces swap)
+        "pids": 512,           # processes and threads
+        "disk_read": "50M",    # bytes per second read from the container disk
+        "disk_write": "50M",   # bytes per second written to the container disk
+        "volume_size": "2G",   # size of the tenant's encrypted volume (storage role), in 4K steps
+    }
 
     @model_validator(mode="after")
     def _volumes_hold_memory(self):
@@ -166,6 +180,11 @@ def parse_tenants(host: str, tenants, quota_defaults) -> list:
     return [Tenant(entry.id, Quotas(**quotas), entry.enabled, entry.hibernate_after,
                    None if entry.egress is None else tuple(entry.egress))
             for entry, quotas in zip(parsed.tenants, merged_quotas(parsed.tenants, parsed.tenant_quota_defaults))]
+
+
+def tenants_of(name: str, data) -> list:
+    """The host's tenants (its `tenants` and `tenant_quota_defaults`), validated, quotas filled in."""
+    return parse_tenants(name, data.tenants, data.tenant_quota_defaults)
 
 
 def parse_duration(host: str, key: str, value) -> int:

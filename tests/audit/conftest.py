@@ -25,7 +25,7 @@ _patch_all, gevent.monkey.patch_all = gevent.monkey.patch_all, lambda *args, **k
 import pyinfra_cli  # noqa: E402,F401
 gevent.monkey.patch_all = _patch_all
 
-from roles.quotas import tenants_of
+from toskit.tenants import tenants_of
 from toskit import audit, audit_report
 from toskit.check import DataView, role_defaults
 from toskit.inventory import load_inventory

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from roles.quotas import cgroup_path, tenants_of
+from roles.quotas import cgroup_path
+from toskit.tenants import tenants_of
 from toskit.check import DataView
 
 pytestmark = pytest.mark.groups("nodes")

@@ -95,3 +95,22 @@ def test_role_keys_never_shadow_pyinfra_connection_keys_or_each_other():
     keys = [key for role in ROLES for key in role.DEFAULTS]
     assert not [key for key in keys if key.startswith(("ssh_", "_"))]
     assert len(keys) == len(set(keys))
+
+
+def test_roles_stand_alone_and_read_one_table_of_defaults():
+    # No role imports another (a key another role owns comes from the shared table), and every
+    # role's deploy gets that table, so no role can miss a default it reads (as tenant_network
+    # once missed the tenants').
+    import ast
+    from pathlib import Path
+
+    from roles import ROLE_DEPLOYS
+    from roles.base import base
+    from toskit.defaults import ALL_DEFAULTS
+    for path in Path("roles").glob("*.py"):
+        imported = {node.module for node in ast.walk(ast.parse(path.read_text()))
+                    if isinstance(node, ast.ImportFrom) and node.module}
+        assert not {m for m in imported if m.startswith("roles.")}, path
+    for role in [base, *ROLE_DEPLOYS]:
+        assert role._inner.deploy_data is ALL_DEFAULTS, role.__name__
+    assert {"tenants", "tenant_quota_defaults", "docker_subid_start", "session_hibernate_after"} <= set(ALL_DEFAULTS)

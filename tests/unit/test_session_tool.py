@@ -4,7 +4,7 @@ import pytest
 
 from roles.sessions import tenants_json
 from toskit.tenants import parse_tenants
-from roles.quotas import DEFAULTS as QUOTA_DEFAULTS
+from toskit.defaults import ALL_DEFAULTS
 
 from toskit.node.tosnode import sessions as tool
 from toskit.node.tosnode.errors import NodeError
@@ -13,7 +13,7 @@ from toskit.node.tosnode.errors import NodeError
 @pytest.fixture
 def config():
     import json
-    tenants = parse_tenants("n1", [{"id": "acme"}, {"id": "beta"}], QUOTA_DEFAULTS["tenant_quota_defaults"])
+    tenants = parse_tenants("n1", [{"id": "acme"}, {"id": "beta"}], ALL_DEFAULTS["tenant_quota_defaults"])
     return json.loads(tenants_json(tenants, "tos-session:abc", 1800))
 
 
