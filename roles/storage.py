@@ -15,7 +15,6 @@ from pyinfra.operations.util import any_changed
 from toskit import operations
 from toskit.defaults import ALL_DEFAULTS
 from toskit.facts import VolumeSizes
-from toskit.node.tosnode.volumes import unit_name
 from toskit.schema import DataError, RoleData
 from toskit.schema.net import Address
 from toskit.schema.types import MountOption, NonEmpty, Optional, OwnedPath, PackageName, excluding, including
@@ -63,10 +62,18 @@ def nfs_source(data) -> str:
     return f"[{server}]:{path}" if ":" in server else f"{server}:{path}"
 
 
+def mount_unit(path: str) -> str:
+    """systemd's name for the mount unit of a path (`systemd-escape --path --suffix=mount`), for the
+    paths the schema allows (letters, digits and . _ - :): '/' becomes '-', a '-' and a leading '.'
+    are escaped."""
+    name = path.strip("/").replace("-", "\\x2d").replace("/", "-")
+    return ("\\x2e" + name[1:] if name.startswith(".") else name) + ".mount"
+
+
 def node_json(data) -> str:
     return json.dumps({
-        "node": host.name, "share": data.storage_mount_path, "mount_root": data.storage_volume_root,
-        "session_uid": data.docker_subid_start + SESSION_UID,
+        "node": host.name, "share": data.storage_mount_path, "share_unit": mount_unit(data.storage_mount_path),
+        "mount_root": data.storage_volume_root, "session_uid": data.docker_subid_start + SESSION_UID,
     }, indent=2, sort_keys=True) + "\n"
 
 
@@ -88,7 +95,7 @@ def storage():
     check_volume_sizes(tenants, host.get_fact(VolumeSizes, path=data.storage_mount_path) or {})
     apt.packages(name="Install the NFS client, cryptsetup and mkfs.ext4", packages=data.storage_packages,
                  no_recommends=True)
-    unit = unit_name(data.storage_mount_path)
+    unit = mount_unit(data.storage_mount_path)
     source = nfs_source(data)
     units = [operations.template(name=f"Share unit {name}", src=str(TEMPLATES / f"tos-share.{kind}.j2"),
                                  dest=f"/etc/systemd/system/{name}", mode="644", source=source)

@@ -78,3 +78,16 @@ def test_drift_is_found_in_any_limit():
 def test_quotas_data_is_checked():
     with pytest.raises(DataError, match="tenant_io_devices"):
         quotas.Data.check("n1", {**quotas.DEFAULTS, "tenant_io_devices": ["vda; reboot"]})
+
+
+@pytest.mark.parametrize("path", ["/var/lib/tos/share", "/srv/tos-volumes/share", "/.tos/a.b:c_d", "/mnt/x-y-z/"])
+def test_the_share_unit_is_named_as_systemd_names_it(path):
+    import shutil
+    import subprocess
+
+    from roles.storage import mount_unit
+    if not shutil.which("systemd-escape"):
+        pytest.skip("systemd-escape is not installed")
+    expected = subprocess.run(["systemd-escape", "--path", "--suffix=mount", path], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    assert mount_unit(path) == expected

@@ -35,6 +35,7 @@ KEY_BYTES = 64
 class NodeConfig:
     node: str
     share: Path              # where the NFS export is mounted
+    share_unit: str          # its systemd mount unit (named by the deploy)
     mount_root: Path         # where opened volumes are mounted (tmpfs: only mount points)
     session_uid: int         # host uid of the session user (userns-remapped)
     vault: VaultConfig
@@ -50,7 +51,9 @@ class NodeConfig:
             except FileNotFoundError:
                 raise NodeError(f"{etc}/{name} is missing: this node's storage is not set up; run the deploy") from None
         node = raw["node.json"]
-        return cls(node["node"], Path(node["share"]), Path(node["mount_root"]), node["session_uid"],
+        # share_unit: a node.json written before it was added names no unit; the next deploy does.
+        return cls(node["node"], Path(node["share"]), node.get("share_unit", "the share's mount unit"),
+                   Path(node["mount_root"]), node["session_uid"],
                    VaultConfig.from_dict(raw["vault.json"]))
 
 
@@ -139,7 +142,7 @@ class Volume:
     def _require_share(self) -> None:
         if not os.path.ismount(self.config.share):
             raise NodeError(f"the volume share is not mounted at {self.config.share}: "
-                            f"check the storage host and `systemctl status {unit_name(self.config.share)}`")
+                            f"check the storage host and `systemctl status {self.config.share_unit}`")
 
     @contextmanager
     def _locked(self):
@@ -259,7 +262,3 @@ class Volume:
                 raise NodeError(f"rewrapped key of {self.tenant} does not match the old one; kept the old")
             replace_file(self.keyfile, (json.dumps({**record, "wrapped_key": new, "rewrapped": now()}, indent=2) + "\n").encode())
         return f"{self.tenant}: volume key rewrapped with transit key version {version} (v{wrapped_version(old)} before)"
-
-
-def unit_name(path: Path) -> str:
-    return str(path).strip("/").replace("-", "\\x2d").replace("/", "-") + ".mount"
