@@ -114,7 +114,7 @@ def sessions():
         tenants_of(host.name, host.data), image.tag,
         parse_duration(host.name, "session_hibernate_after", host.data.session_hibernate_after))),
                    dest="/etc/tos/tenants.json", mode="644")
-    files.directory(name="No loose copy of tos-session's library (it is inside the tool)",
+    files.directory(name="No copy of tos-session's library from before it was one file",
                     path="/usr/local/lib/tos/tosnode", present=False)
     operations.put(name="Install tos-session", src=io.BytesIO(tool_bundle()), dest="/usr/local/sbin/tos-session",
                    mode="755")

@@ -72,3 +72,20 @@ def test_a_dockerd_that_does_not_answer_is_an_error_not_no_container(tmp_path, m
     monkeypatch.setattr(dockerapi, "SOCKET", str(tmp_path / "absent.sock"))
     with pytest.raises(NodeError, match=r"dockerd does not answer .*systemctl status docker"):
         dockerapi.container("tos-session-acme")
+
+
+def test_a_name_is_one_path_segment(dockerd):
+    assert dockerapi.container("tos session/acme") is None  # asked for as one (unknown) name, not refused
+
+
+def test_the_session_state_comes_from_the_api_and_a_frozen_cgroup_makes_it_paused(dockerd, tmp_path, monkeypatch):
+    from toskit.node.tosnode import freezer, sessions
+    assert (sessions.state("acme"), sessions.state("beta")) == ("running", None)
+    cgroup = tmp_path / "cgroup"
+    cgroup.mkdir()
+    seen = []
+    monkeypatch.setattr(freezer, "cgroup_of", lambda tenant, pid=None: seen.append(pid) or cgroup)
+    (cgroup / "cgroup.freeze").write_text("0\n")
+    assert freezer.state("acme") == "running" and seen == [4242]  # the pid from the same answer
+    (cgroup / "cgroup.freeze").write_text("1\n")
+    assert freezer.state("acme") == "paused" and freezer.state("beta") is None

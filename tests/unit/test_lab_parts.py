@@ -142,6 +142,7 @@ def test_the_image_disables_only_the_profiles_that_confine_nothing(tmp_path):
     (profiles / "abstractions").mkdir(parents=True)
     (profiles / "discord").write_text('profile discord /usr/share/discord/Discord flags=(unconfined) {\n}\n')
     (profiles / "Xorg").write_text("profile Xorg /usr/bin/Xorg flags=(attach_disconnected, complain) {\n}\n")
+    (profiles / "runc").write_text("profile runc /usr/sbin/runc flags=(unconfined) {\n}\n")
     (profiles / "usr.bin.man").write_text("/usr/bin/man flags=(attach_disconnected) {\n  #include <abstractions/base>\n}\n")
     assert disable_unconfined_profiles(tmp_path) == ["Xorg", "discord"]
     assert disable_unconfined_profiles(tmp_path) == ["Xorg", "discord"]  # a second run changes nothing

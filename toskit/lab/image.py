@@ -27,6 +27,9 @@ PACKAGES = ["systemd-sysv", "udev", "dbus", "kmod", "openssh-server", "linux-ima
 DISK_SIZE = "12G"
 # A profile whose flags make it confine nothing (`flags=(unconfined)`, `flags=(complain, ...)`).
 CONFINES_NOTHING = re.compile(r"\bflags=\([^)]*\b(unconfined|complain)\b")
+# Kept although unconfined: they give the container runtimes the label production nodes run them
+# under (docker-default's rules name the peer `runc`), on the path the hibernation tests take.
+RUNTIME_PROFILES = {"runc", "crun"}
 KERNEL_CMDLINE = ("root=/dev/vda rw console=ttyS0 net.ifnames=0 "
                   "systemd.unified_cgroup_hierarchy=1 systemd.show_status=false")
 
@@ -169,7 +172,7 @@ def disable_unconfined_profiles(rootfs: Path) -> list:
         return disabled
     (profiles / "disable").mkdir(exist_ok=True)
     for profile in sorted(p for p in profiles.iterdir() if p.is_file()):
-        if CONFINES_NOTHING.search(profile.read_text(errors="replace")):
+        if profile.name not in RUNTIME_PROFILES and CONFINES_NOTHING.search(profile.read_text(errors="replace")):
             link = profiles / "disable" / profile.name
             if not link.is_symlink():
                 link.symlink_to(f"/etc/apparmor.d/{profile.name}")

@@ -5,6 +5,7 @@ Go program's start-up (1-1.5 s per call under the lab's emulation; the idle poli
 import http.client
 import json
 import socket
+from urllib.parse import quote
 
 from .errors import NodeError
 
@@ -29,20 +30,23 @@ def call(method: str, path: str, timeout: float = 60):
         connection.request(method, path)
         response = connection.getresponse()
         body = response.read().decode(errors="replace")
-    except OSError as e:
-        raise NodeError(f"dockerd does not answer on {SOCKET} ({e}); check `systemctl status docker`") from None
+    except (OSError, http.client.HTTPException) as e:
+        raise NodeError(f"dockerd does not answer on {SOCKET} ({e!r}); check `systemctl status docker`") from None
     finally:
         connection.close()
     if response.status == 404:
         raise NotFound(f"docker {method} {path}: {body.strip()}")
     if response.status >= 300:
         raise NodeError(f"docker {method} {path} failed: {response.status} {body.strip()}")
-    return json.loads(body) if body.strip() else None
+    try:
+        return json.loads(body) if body.strip() else None
+    except ValueError:
+        raise NodeError(f"docker {method} {path}: not JSON: {body[:200]!r}") from None
 
 
 def container(name: str) -> dict | None:
     """The container's inspect document, or None if there is no such container."""
     try:
-        return call("GET", f"/containers/{name}/json")
+        return call("GET", f"/containers/{quote(name, safe='')}/json")
     except NotFound:
         return None
