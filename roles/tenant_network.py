@@ -35,7 +35,7 @@ FIREWALL_UNIT = "tos-tenant-firewall.service"
 # What the unit loaded: the table listed without counters, and the rules file's sha256. The
 # deploy compares both with what is live and on disk.
 FIREWALL_LOADED = "/run/tos/tenant-firewall.loaded"
-# Never reachable from a session, whatever a tenant allows [TOS-NET-02].
+# Never reachable from a session, whatever a tenant allows [tos-net-02].
 ALWAYS_FORBIDDEN = ("127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "255.255.255.255/32",
                     "::1/128", "fe80::/10", "ff00::/8")
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
@@ -74,7 +74,7 @@ def tenant_firewall():
     v4, v6 = forbidden_networks(data.tenant_network_forbidden,
                                 [h.data.cluster_ip for h in inventory if h.data.get("cluster_ip")])
     rules = operations.template(
-        name="Tenant firewall: sessions reach their own network and their egress only [TOS-NET-01..04]",
+        name="Tenant firewall: sessions reach their own network and their egress only [tos-net-01..04]",
         src=TEMPLATES / "tenant-firewall.nft.j2", dest=FIREWALL_FILE, mode="600", validate="nft -c -f {path}",
         table=FIREWALL_TABLE, forbidden_v4=v4, forbidden_v6=v6, tenants=tenants,
         egress={t.id: t.egress if t.egress is not None else data.tenant_egress_default for t in tenants})

@@ -49,6 +49,10 @@ def pytest_generate_tests(metafunc):
     marker = metafunc.definition.get_closest_marker("groups")
     groups = set(marker.args) if marker else None
     selected = [t for t in _targets(metafunc.config) if groups is None or groups & set(t.groups)]
+    if "tenant" in metafunc.fixturenames:  # a case per declared tenant: one failure hides no other
+        cases = [(t, tenant) for t in selected for tenant in tenants_of(t.name, DataView(t.data))]
+        metafunc.parametrize("target,tenant", cases, ids=[f"{t.name}-{tenant.id}" for t, tenant in cases])
+        return
     metafunc.parametrize("target", selected, ids=[t.name for t in selected])
 
 

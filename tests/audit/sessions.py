@@ -1,6 +1,12 @@
-"""Helpers for audits that work inside tenants' live sessions (through docker on the node)."""
+"""Helpers for audits that work inside tenants' live sessions (through docker on the node), and
+where the kernel keeps a tenant's limits."""
 
 import json
+
+
+def tenant_cgroup(tenant) -> str:
+    """The tenant slice's cgroup: systemd nests slices by the dashes in their names."""
+    return f"/sys/fs/cgroup/tos.slice/tos-tenant.slice/tos-tenant-{tenant.id}.slice"
 
 
 def probe(host, tenant: str, *attacks: list) -> list:

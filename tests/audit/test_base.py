@@ -113,21 +113,25 @@ def test_ssh_folder_not_writable_by_others(host):
     assert d.mode & 0o022 == 0
 
 
+@pytest.mark.control("tos-base-01")
 def test_sshd_running_and_enabled(host):
     ssh = host.service("ssh")
     assert ssh.is_running and ssh.is_enabled
 
 
+@pytest.mark.control("tos-base-02")
 def test_hostname_is_the_inventory_name(target, host):
     assert host.check_output("hostname") == (target.data.get("hostname") or target.name)
 
 
+@pytest.mark.control("tos-base-03")
 def test_essential_packages_installed(target, host):
     wanted = [p.split("=")[0] for p in (*target.data["base_packages"], *target.data["base_extra_packages"])]
     missing = [p for p in wanted if not host.package(p).is_installed]
     assert not missing
 
 
+@pytest.mark.control("tos-base-04")
 def test_time_is_synchronized(target, host):
     """chrony runs and has synchronized to a configured source (or is itself the cluster's clock)."""
     chrony = host.service("chrony")

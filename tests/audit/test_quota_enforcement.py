@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from roles.quotas import cgroup_path
-from toskit.tenants import tenants_of
+from tests.audit.sessions import tenant_cgroup
 from toskit.check import DataView
+from toskit.tenants import tenants_of
 
 pytestmark = pytest.mark.groups("nodes")
 
@@ -28,11 +28,11 @@ def ticks(host, tenant: str) -> int:
 
 def slice_stat(host, tenant, target, name: str) -> dict:
     t = next(t for t in tenants_of(target.name, DataView(target.data)) if t.id == tenant)
-    text = host.file(f"{cgroup_path(t)}/{name}").content_string
+    text = host.file(f"{tenant_cgroup(t)}/{name}").content_string
     return {k: int(v) for k, v in (line.split() for line in text.splitlines())}
 
 
-@pytest.mark.control("tenant-memory")
+@pytest.mark.control("tos-quota-03")
 def test_memory_hog_is_oom_killed_inside_its_own_cgroup(target, host, pair):
     a, b = pair
     kills_before = slice_stat(host, a, target, "memory.events")["oom_kill"]
@@ -61,7 +61,7 @@ FORK_BOMB = ("python3 -c 'import os, time\n"
              "    os.waitpid(pid, 0)'")  # reaped here: zombies would hold the tenant at pids.max
 
 
-@pytest.mark.control("tenant-pids")
+@pytest.mark.control("tos-quota-04")
 def test_fork_bomb_stops_at_pids_max(target, host, pair):
     a, b = pair
     result = in_session(host, a, FORK_BOMB)
@@ -89,7 +89,7 @@ def wait_until_busy(host, target, tenants, seconds: float = 120) -> None:
 
 
 @pytest.mark.alone
-@pytest.mark.control("tenant-cpu")
+@pytest.mark.control("tos-quota-05")
 def test_cpu_hogs_get_their_quota_and_the_neighbour_keeps_its_share(target, host, pair):
     # Two busy processes each: more than either quota allows. They run until killed below.
     for tenant in pair:
@@ -121,7 +121,7 @@ def write_rate(host, slice_args: str, size_mb: int) -> float:
 
 
 @pytest.mark.alone
-@pytest.mark.control("tenant-disk")
+@pytest.mark.control("tos-quota-06")
 def test_disk_writer_is_held_to_its_bandwidth(target, host, pair):
     """The limit is set on the node's own disk, and a session's only writable paths are its tmpfs
     and its home (a LUKS volume over NFS, which the limit does not reach yet: README, known

@@ -27,29 +27,29 @@ def each(sessions, check):
 
 
 SETTINGS = [
-    ("CIS 5.1", "AppArmor profile", lambda c: c["AppArmorProfile"] == "docker-default"),
-    ("CIS 5.3", "all capabilities dropped, none added",
+    ("cis-docker-5.1", "AppArmor profile", lambda c: c["AppArmorProfile"] == "docker-default"),
+    ("cis-docker-5.3", "all capabilities dropped, none added",
      lambda c: c["HostConfig"]["CapDrop"] == ["ALL"] and not c["HostConfig"]["CapAdd"]),
-    ("CIS 5.4", "not privileged", lambda c: c["HostConfig"]["Privileged"] is False),
-    ("CIS 5.9", "own network, not the host's", lambda c: c["HostConfig"]["NetworkMode"] ==
+    ("cis-docker-5.4", "not privileged", lambda c: c["HostConfig"]["Privileged"] is False),
+    ("cis-docker-5.9", "own network, not the host's", lambda c: c["HostConfig"]["NetworkMode"] ==
      f"tos-tenant-{c['Config']['Labels']['tos.tenant']}"),
-    ("CIS 5.10", "memory limited", lambda c: c["HostConfig"]["Memory"] > 0),
-    ("CIS 5.11", "CPU limited", lambda c: c["HostConfig"]["NanoCpus"] > 0),
-    ("CIS 5.12", "read-only root filesystem", lambda c: c["HostConfig"]["ReadonlyRootfs"] is True),
-    ("CIS 5.15", "own PID namespace", lambda c: c["HostConfig"]["PidMode"] == ""),
-    ("CIS 5.16", "own IPC namespace", lambda c: c["HostConfig"]["IpcMode"] in ("private", "shareable")),
-    ("CIS 5.17", "no host devices", lambda c: not c["HostConfig"]["Devices"]),
-    ("CIS 5.20", "own UTS namespace", lambda c: c["HostConfig"]["UTSMode"] == ""),
-    ("CIS 5.21", "default seccomp profile", lambda c: not any(
+    ("cis-docker-5.10", "memory limited", lambda c: c["HostConfig"]["Memory"] > 0),
+    ("cis-docker-5.11", "CPU limited", lambda c: c["HostConfig"]["NanoCpus"] > 0),
+    ("cis-docker-5.12", "read-only root filesystem", lambda c: c["HostConfig"]["ReadonlyRootfs"] is True),
+    ("cis-docker-5.15", "own PID namespace", lambda c: c["HostConfig"]["PidMode"] == ""),
+    ("cis-docker-5.16", "own IPC namespace", lambda c: c["HostConfig"]["IpcMode"] in ("private", "shareable")),
+    ("cis-docker-5.17", "no host devices", lambda c: not c["HostConfig"]["Devices"]),
+    ("cis-docker-5.20", "own UTS namespace", lambda c: c["HostConfig"]["UTSMode"] == ""),
+    ("cis-docker-5.21", "default seccomp profile", lambda c: not any(
         opt.startswith("seccomp") and "unconfined" in opt for opt in c["HostConfig"]["SecurityOpt"] or [])),
-    ("CIS 5.24", "inside the tenant's slice", lambda c: c["HostConfig"]["CgroupParent"] ==
+    ("cis-docker-5.24", "inside the tenant's slice", lambda c: c["HostConfig"]["CgroupParent"] ==
      f"tos-tenant-{c['Config']['Labels']['tos.tenant']}.slice"),
-    ("CIS 5.25", "no new privileges", lambda c: "no-new-privileges" in (c["HostConfig"]["SecurityOpt"] or [])),
-    ("CIS 5.28", "PIDs limited", lambda c: (c["HostConfig"]["PidsLimit"] or 0) > 0),
-    ("CIS 5.30", "host user namespace not shared", lambda c: c["HostConfig"]["UsernsMode"] == ""),
-    ("CIS 5.31", "no docker socket mounted", lambda c: not any(
+    ("cis-docker-5.25", "no new privileges", lambda c: "no-new-privileges" in (c["HostConfig"]["SecurityOpt"] or [])),
+    ("cis-docker-5.28", "PIDs limited", lambda c: (c["HostConfig"]["PidsLimit"] or 0) > 0),
+    ("cis-docker-5.30", "host user namespace not shared", lambda c: c["HostConfig"]["UsernsMode"] == ""),
+    ("cis-docker-5.31", "no docker socket mounted", lambda c: not any(
         "docker.sock" in (m.get("Source") or "") for m in c["Mounts"])),
-    ("unprivileged user", "runs as the session user", lambda c: c["Config"]["User"] == "session"),
+    ("tos-session-02", "runs as the session user", lambda c: c["Config"]["User"] == "session"),
 ]
 
 
@@ -59,7 +59,7 @@ def test_running_sessions_keep_their_isolation_settings(sessions, control, what,
     assert each(sessions, check) == [], what
 
 
-@pytest.mark.control("CIS 5.5")
+@pytest.mark.control("cis-docker-5.5")
 def test_sessions_mount_no_host_directory_but_their_own_volume_home(sessions, target):
     """The one bind mount is the tenant's own opened volume, as the session's home; the rest is tmpfs."""
     root = target.data["storage_volume_root"]
@@ -70,7 +70,7 @@ def test_sessions_mount_no_host_directory_but_their_own_volume_home(sessions, ta
         assert all(m["Type"] in ("bind", "tmpfs") for m in c["Mounts"]), c["Name"]
 
 
-@pytest.mark.control("session-image")
+@pytest.mark.control("tos-session-01")
 def test_the_session_image_is_the_clusters_one_byte_for_byte(host):
     """Its tag names the sha256 of the tarball the deploy built, and Docker's record of the one
     layer it imported is that sha256: every node whose tag matches holds the same bytes."""

@@ -2,16 +2,15 @@
 session's data reaches only its encrypted volume (nowhere in plain on a node's or the storage
 host's disk)."""
 
+import ipaddress
 import secrets
 
 import pytest
 
-from roles.storage_server import export_clients
-
 
 # ---- the storage host
 @pytest.mark.groups("storage")
-@pytest.mark.control("storage-nfs-4.2-only")
+@pytest.mark.control("tos-storage-01")
 def test_nfs_server_speaks_v4_2_only(host):
     assert host.service("nfs-server").is_running
     versions = host.file("/proc/fs/nfsd/versions").content_string.split()
@@ -19,7 +18,7 @@ def test_nfs_server_speaks_v4_2_only(host):
 
 
 @pytest.mark.groups("storage")
-@pytest.mark.control("storage-export-least-privilege")
+@pytest.mark.control("tos-storage-02")
 def test_export_reaches_only_the_nodes_with_every_user_squashed(host, target, targets):
     path = target.data["storage_export_path"]
     clients = {}
@@ -28,8 +27,11 @@ def test_export_reaches_only_the_nodes_with_every_user_squashed(host, target, ta
         assert exported == path, line
         client, options = entry.split("(", 1)
         clients[client] = set(options.rstrip(")").split(","))
-    nodes = [t.data["cluster_ip"] for t in targets if "nodes" in t.groups]
-    assert set(clients) == set(export_clients(target.data["storage_export_clients"], nodes))
+    # Only the configured clients, else each node's own address (one address each: /32, /128).
+    wanted = target.data["storage_export_clients"]
+    if wanted is None:
+        wanted = [t.data["cluster_ip"] for t in targets if "nodes" in t.groups]
+    assert set(clients) == {str(ipaddress.ip_network(address)) for address in wanted}
     for options in clients.values():
         assert {"rw", "sync", "all_squash", "root_squash", "secure", "sec=sys", "no_subtree_check",
                 f"anonuid={target.data['storage_export_uid']}"} <= options
@@ -40,7 +42,7 @@ def test_export_reaches_only_the_nodes_with_every_user_squashed(host, target, ta
 
 # ---- the nodes
 @pytest.mark.groups("nodes")
-@pytest.mark.control("storage-share")
+@pytest.mark.control("tos-storage-03")
 def test_share_is_nfs_4_2_without_exec_suid_or_devices(host, target):
     share = target.data["storage_mount_path"]
     host.check_output(f"ls {share}/")  # mounted on first use
@@ -50,7 +52,7 @@ def test_share_is_nfs_4_2_without_exec_suid_or_devices(host, target):
 
 
 @pytest.mark.groups("nodes")
-@pytest.mark.control("vault-node-credential")
+@pytest.mark.control("tos-vault-01")
 def test_node_holds_its_vault_credential_in_ram_only(host):
     assert host.check_output("tos-session vault-check") == "ok"
     folder = host.file("/run/tos/vault")
@@ -62,7 +64,7 @@ def test_node_holds_its_vault_credential_in_ram_only(host):
 
 
 @pytest.mark.groups("nodes")
-@pytest.mark.control("storage-volume-encrypted")
+@pytest.mark.control("tos-storage-04")
 def test_session_home_is_the_tenants_luks2_volume_on_the_share(host, target, pair):
     tenant = pair[0]
     home = f"{target.data['storage_volume_root']}/{tenant}/home"
@@ -86,7 +88,7 @@ def found_in(host, files_command: str, *needles: str) -> set:
 
 
 @pytest.mark.groups("nodes")
-@pytest.mark.control("storage-nothing-in-plain")
+@pytest.mark.control("tos-storage-05")
 def test_data_written_in_a_session_is_nowhere_in_plain_on_the_node_or_the_storage_host(
         host, target, pair, host_named, targets):
     """A fresh marker goes into the session's home, a control marker onto the node's own disk (a

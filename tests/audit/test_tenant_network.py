@@ -24,9 +24,9 @@ REFUSED = "EHOSTUNREACH"  # what `reject with icmpx admin-prohibited` gives a co
 # A port nothing on the node listens on, for the audit's own listener (the node-itself control).
 CONTROL_PORT = 17022
 # (control, class of destination): one audit each; ids name no daemon, so `-k sshd` stays narrow.
-CLASSES = [("TOS-NET-01", "node-at-its-bridge-gateway"), ("TOS-NET-01", "node-at-its-cluster-address"),
-           ("TOS-NET-02", "vault"), ("TOS-NET-02", "nfs"), ("TOS-NET-02", "other-hosts"),
-           ("TOS-NET-02", "package-cache"), ("TOS-NET-03", "other-tenants-session")]
+CLASSES = [("tos-net-01", "node-at-its-bridge-gateway"), ("tos-net-01", "node-at-its-cluster-address"),
+           ("tos-net-02", "vault"), ("tos-net-02", "nfs"), ("tos-net-02", "other-hosts"),
+           ("tos-net-02", "package-cache"), ("tos-net-03", "other-tenants-session")]
 
 
 def rule_counters(host) -> Counter:
@@ -104,13 +104,14 @@ def test_a_session_reaches_no_part_of_the_infrastructure(attempts, control, kind
         assert result["outcome"] == REFUSED, (kind, address, port, result)
 
 
-@pytest.mark.control("TOS-NET-01..03")
-def test_each_refusal_was_the_firewalls_own(attempts):
-    """Each class's rule counted at least one packet per attempt (not a coincidence elsewhere)."""
-    control_of = {kind: control for control, kind in CLASSES}
-    tried = Counter(control_of[kind] for kind, *_ in attempts["cases"])
-    for control, count in tried.items():
-        assert attempts["moved"][control] >= count, (control, count, attempts["moved"])
+@pytest.mark.parametrize("control", sorted({c for c, _ in CLASSES}))
+def test_each_refusal_was_the_firewalls_own(attempts, control):
+    """The control's rule counted at least one packet per attempt (not a coincidence elsewhere)."""
+    control_of = {kind: c for c, kind in CLASSES}
+    tried = Counter(control_of[kind] for kind, *_ in attempts["cases"])[control]
+    if not tried:
+        pytest.skip(f"no {control} destination on this site")
+    assert attempts["moved"][control] >= tried, (control, tried, attempts["moved"])
 
 
 def _egress_of(target, tenant_id: str) -> list:
@@ -118,7 +119,7 @@ def _egress_of(target, tenant_id: str) -> list:
     return entry["egress"] if entry.get("egress") is not None else target.data.get("tenant_egress_default") or []
 
 
-@pytest.mark.control("TOS-NET-04")
+@pytest.mark.control("tos-net-04")
 def test_a_destination_is_reached_only_by_the_tenant_whose_egress_allows_it(target, host, pair):
     a, b = pair
     allowed = [rule for rule in _egress_of(target, b) if rule.get("ports") and rule.get("protocol", "tcp") == "tcp"]
@@ -130,10 +131,10 @@ def test_a_destination_is_reached_only_by_the_tenant_whose_egress_allows_it(targ
     [by_a] = probe(host, a, ["connect", address, str(port)])
     moved = rule_counters(host) - before
     assert by_b["outcome"] == "allowed" and by_b["banner"], f"control: B's egress reaches {address}:{port}: {by_b}"
-    assert by_a["outcome"] == REFUSED and moved["TOS-NET-04"] >= 1, (by_a, moved)
+    assert by_a["outcome"] == REFUSED and moved["tos-net-04"] >= 1, (by_a, moved)
 
 
-@pytest.mark.control("TOS-NET-05")
+@pytest.mark.control("tos-net-05")
 def test_the_live_firewall_is_what_was_loaded_and_loads_at_boot(host):
     assert host.service("tos-tenant-firewall.service").is_enabled
     assert host.run(f"nft --stateless list table {TABLE} | cmp -s - /run/tos/tenant-firewall.loaded.table").rc == 0
@@ -145,9 +146,8 @@ def test_the_live_firewall_is_what_was_loaded_and_loads_at_boot(host):
         assert re.search(rf"chain {chain} {{\s*type filter hook {chain} priority filter - 10; policy accept;", listing)
 
 
-@pytest.mark.control("CIS 2.2")
-def test_tenant_networks_keep_inter_container_traffic_off(target, host):
-    for entry in target.data["tenants"]:
-        network = json.loads(host.check_output(f"docker network inspect tos-tenant-{entry['id']}"))[0]
-        assert network["Options"].get("com.docker.network.bridge.enable_icc") == "false", entry["id"]
-        assert network["Options"].get("com.docker.network.bridge.name", "").startswith("tos"), entry["id"]
+@pytest.mark.control("cis-docker-2.2")
+def test_the_tenants_network_keeps_inter_container_traffic_off(host, tenant):
+    network = json.loads(host.check_output(f"docker network inspect tos-tenant-{tenant.id}"))[0]
+    assert network["Options"].get("com.docker.network.bridge.enable_icc") == "false"
+    assert network["Options"].get("com.docker.network.bridge.name", "").startswith("tos")

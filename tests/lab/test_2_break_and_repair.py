@@ -10,9 +10,9 @@ from labtools import CONFIG, audit_only, cycle, on
 
 # (control the audit must name, audit filter, how node2 is broken)
 BREAKAGES = [
-    ("CIS 2.9", "runtime", "sed -i '/userns-remap/d' /etc/docker/daemon.json && systemctl restart docker"),
-    ("tenant-quotas", "test_quotas", "systemctl set-property --runtime tos-tenant-acme.slice MemoryMax=infinity"),
-    ("TOS-NET-05", "live_firewall", "nft flush chain inet tos_tenants forward"),
+    ("cis-docker-2.9", "runtime", "sed -i '/userns-remap/d' /etc/docker/daemon.json && systemctl restart docker"),
+    ("tos-quota-01", "test_quotas", "systemctl set-property --runtime tos-tenant-acme.slice MemoryMax=infinity"),
+    ("tos-net-05", "live_firewall", "nft flush chain inet tos_tenants forward"),
     # Last, and a restart: `reload` returns before sshd, re-executing itself, listens again, and the
     # next connection was reset. ssh.service is Type=notify, so restart returns once sshd listens.
     ("sshd-27", "sshd",

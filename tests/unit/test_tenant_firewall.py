@@ -61,7 +61,7 @@ def test_reloading_replaces_the_table_instead_of_adding_to_it():
 
 def test_every_bridge_is_refused_the_node_and_what_its_tenant_did_not_allow():
     comments = [r.get("comment", "") for r in loaded_rules(rendered())]
-    for control in ("TOS-NET-01", "TOS-NET-02", "TOS-NET-03", "TOS-NET-04"):
+    for control in ("tos-net-01", "tos-net-02", "tos-net-03", "tos-net-04"):
         # docker0, br-* and tos*: a network made by hand is closed too.
         assert sum(c.startswith(control) for c in comments) >= 3, control
 
@@ -78,8 +78,8 @@ def test_only_the_tenant_whose_egress_allows_it_gets_an_accept():
 def test_egress_comes_after_the_refusals_it_cannot_override():
     comments = [r.get("comment", "") for r in loaded_rules(rendered())]
     first_accept = next(i for i, c in enumerate(comments) if "egress" in c)
-    last_forbidden = max(i for i, c in enumerate(comments) if c.startswith(("TOS-NET-02", "TOS-NET-03")))
-    assert last_forbidden < first_accept < comments.index(next(c for c in comments if c.startswith("TOS-NET-04")))
+    last_forbidden = max(i for i, c in enumerate(comments) if c.startswith(("tos-net-02", "tos-net-03")))
+    assert last_forbidden < first_accept < comments.index(next(c for c in comments if c.startswith("tos-net-04")))
 
 
 def test_overlapping_forbidden_networks_load_as_one_set_each():

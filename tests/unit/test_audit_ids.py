@@ -1,0 +1,59 @@
+"""Every audit carries a control id on one scheme, as dev-sec's baselines do: the CIS Docker
+Benchmark's number (cis-docker-5.3), dev-sec's SSH baseline id (sshd-27), else our own
+(tos-<area>-NN). Collected from the audits themselves against a small inventory (no host
+contacted); and no audit reads its expected values from the role it audits."""
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEME = re.compile(r"cis-docker-\d+(\.\d+)+|sshd-\d\d|tos-[a-z]+-\d\d")
+INVENTORY = """
+storage = [("storage", {"cluster_ip": "10.9.0.11"})]
+nodes = [("node1", {"cluster_ip": "10.9.0.21", "tenants": [{"id": "acme"}, {"id": "beta"}]})]
+"""
+COLLECT = """
+import json, sys
+import pytest
+from tests.audit.conftest import _control_of
+
+class Controls:
+    def pytest_collection_finish(self, session):
+        print("CONTROLS " + json.dumps({item.nodeid: _control_of(item) for item in session.items}))
+
+sys.exit(pytest.main(["-q", "--collect-only", "-p", "no:cacheprovider", "tests/audit",
+                      "--inventory=" + sys.argv[1]], plugins=[Controls()]))
+"""
+
+
+@pytest.fixture(scope="module")
+def controls(tmp_path_factory) -> dict:
+    inventory = tmp_path_factory.mktemp("inventory") / "audit_ids.py"
+    inventory.write_text(INVENTORY)
+    proc = subprocess.run([sys.executable, "-c", COLLECT, str(inventory)], cwd=ROOT, capture_output=True,
+                          text=True, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    line = next((l for l in proc.stdout.splitlines() if l.startswith("CONTROLS ")), None)
+    assert proc.returncode == 0 and line, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return json.loads(line.removeprefix("CONTROLS "))
+
+
+def test_the_audits_were_collected_for_every_host(controls):
+    assert len(controls) > 150
+    assert any("[node1" in nodeid for nodeid in controls) and any("[storage" in nodeid for nodeid in controls)
+
+
+def test_every_audit_has_a_control_id_on_the_one_scheme(controls):
+    assert [nodeid for nodeid, control in controls.items() if not control or not SCHEME.fullmatch(control)] == []
+
+
+def test_no_audit_reads_its_expected_values_from_a_role():
+    for path in (ROOT / "tests" / "audit").glob("*.py"):
+        modules = {node.module for node in ast.walk(ast.parse(path.read_text()))
+                   if isinstance(node, ast.ImportFrom) and node.module}
+        assert not {m for m in modules if m == "roles" or m.startswith("roles.")}, path.name
