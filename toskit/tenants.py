@@ -20,9 +20,12 @@ from .schema.net import Network
 from .schema.types import (Duration, Items, Literal, NonEmpty, Size, Switch, duration_seconds, number, refuse, size_bytes,
                            whole)
 
+# What names a tenant's slice, network and Vault transit key (the node tool has its own copy).
+TENANT_PREFIX = "tos-tenant-"
+
 TENANT_ID = r"[a-z][a-z0-9]{1,23}"
 MiB = 1024**2
-# Quotas every tenant gets unless it sets its own. Each is documented in roles/quotas.py.
+# Quotas every tenant gets unless it sets its own. Each is documented in TenantsData below.
 QUOTA_KEYS = ("cpu", "memory", "swap", "pids", "disk_read", "disk_write", "volume_size")
 
 
@@ -117,11 +120,11 @@ class Tenant:
 
     @property
     def slice(self) -> str:
-        return f"tos-tenant-{self.id}.slice"
+        return f"{TENANT_PREFIX}{self.id}.slice"
 
     @property
     def network(self) -> str:
-        return f"tos-tenant-{self.id}"
+        return f"{TENANT_PREFIX}{self.id}"
 
     @property
     def bridge(self) -> str:

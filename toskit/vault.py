@@ -20,8 +20,10 @@ import hvac.exceptions
 import requests
 
 from .schema import DataError
+from .schema.types import duration_seconds
+from .tenants import TENANT_PREFIX
 
-KEY_PREFIX = "tos-tenant-"
+KEY_PREFIX = TENANT_PREFIX  # a tenant's transit key: tos-tenant-<id>
 ROLE_PREFIX = "tos-node-"
 OPERATOR_POLICY = Path(__file__).resolve().parents[1] / "templates" / "vault" / "tos-operator.hcl"
 # pyinfra applies every node's changes at once (greenlets; gevent makes this lock cooperative):
@@ -161,10 +163,8 @@ def drift(settings: VaultSettings, client: hvac.Client, access: NodeAccess) -> l
 
 
 def _seconds(value) -> int:
-    if isinstance(value, int):
-        return value
-    units = {"s": 1, "m": 60, "h": 3600}
-    return int(value[:-1]) * units[value[-1]] if value[-1] in units else int(value)
+    """A TTL as Vault returns it (seconds) or as the data writes it ('720h')."""
+    return value if isinstance(value, int) else duration_seconds(value)
 
 
 def _role_matches(current: dict, wanted: dict) -> bool:

@@ -89,3 +89,7 @@ def test_the_session_state_comes_from_the_api_and_a_frozen_cgroup_makes_it_pause
     assert freezer.state("acme") == "running" and seen == [4242]  # the pid from the same answer
     (cgroup / "cgroup.freeze").write_text("1\n")
     assert freezer.state("acme") == "paused" and freezer.state("beta") is None
+    # `tos-session list` says so too, as `status` does.
+    from toskit.node.tosnode.cli import list_sessions
+    assert list_sessions({"tenants": [{"id": "acme"}, {"id": "beta"}]}).splitlines()[1:] == [
+        "acme           paused", "beta           -"]

@@ -145,3 +145,10 @@ def test_nodes_applied_at_the_same_time_share_the_transit_mount(tmp_path_factory
         assert all(drift(fresh, fresh.client(), access(node=f"node{n}")) == [] for n in range(8))
     finally:
         vault.stop()
+
+
+def test_the_node_names_a_tenants_transit_key_as_the_operator_does():
+    # The node tool is standard library only and keeps its own copy of the prefix.
+    from toskit.node.tosnode import vaultclient
+    from toskit.vault import KEY_PREFIX
+    assert vaultclient.KEY_PREFIX == KEY_PREFIX == "tos-tenant-"

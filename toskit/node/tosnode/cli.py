@@ -28,10 +28,18 @@ import argparse
 import json
 import sys
 
-from . import hibernation, policy, sessions
+from . import freezer, hibernation, policy, sessions
 from .errors import NodeError
 from .vaultclient import NodeVault
 from .volumes import NodeConfig
+
+
+def list_sessions(config: dict) -> str:
+    """Sessions on this node, as `status` shows them (a frozen one is paused)."""
+    lines = [f"{'TENANT':14} STATE"]
+    for t in config["tenants"]:
+        lines.append(f"{t['id']:14} {freezer.state(t['id']) or '-'}")
+    return "\n".join(lines)
 
 
 def volume_command(config: dict, args) -> str:
@@ -97,7 +105,7 @@ def main(argv=None) -> int:
         if args.command == "volume":
             print(volume_command(config, args))
         elif args.command == "list":
-            print(sessions.list_sessions(config))
+            print(list_sessions(config))
         elif args.command == "status":
             print(hibernation.status(config, args.tenant))
         elif args.command == "policy":

@@ -39,7 +39,8 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 
 def state(tenant_id: str) -> str | None:
-    """Docker's status of the session's container (running, paused, exited, ...), None if none."""
+    """Docker's status of the session's container (running, paused, exited, ...), None if none.
+    A session frozen by `tos-session pause` is still running to Docker: freezer.state tells it."""
     found = dockerapi.container(container_name(tenant_id))
     return found["State"]["Status"] if found else None
 
@@ -121,13 +122,6 @@ def close_volume(config: dict, tenant_id: str) -> str:
         raise NodeError(f"{tenant_id}: a session container uses the volume; `tos-session stop {tenant_id}` "
                         f"stops it and closes the volume")
     return volume(config, tenant_id).close()
-
-
-def list_sessions(config: dict) -> str:
-    lines = [f"{'TENANT':14} STATE"]
-    for t in config["tenants"]:
-        lines.append(f"{t['id']:14} {state(t['id']) or '-'}")
-    return "\n".join(lines)
 
 
 def exec_in(config: dict, tenant_id: str, command: list) -> int:
