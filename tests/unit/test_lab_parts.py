@@ -1,6 +1,7 @@
 import os
 import socket
 import stat
+from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -58,12 +59,23 @@ def test_preflight_refuses_non_root(monkeypatch, tmp_path):
         Lab(LabConfig(state_dir=tmp_path).with_hosts()).preflight()
 
 
-def test_preflight_names_missing_packages(monkeypatch, tmp_path):
+def test_preflight_installs_missing_packages_and_a_failure_names_them(monkeypatch, tmp_path):
+    from toskit.lab import hostpackages, procs
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(lab_module.shutil, "which", lambda tool: None if tool == "mmdebstrap" else "/x")
+    monkeypatch.setattr(hostpackages.shutil, "which", lambda tool: None if tool == "mmdebstrap" else "/x")
+    monkeypatch.setattr(hostpackages, "POLICY_RC", tmp_path / "policy-rc.d")
+    ran, said, real_run = [], [], procs.run
+
+    def apt_fails(argv, what, fix, **kwargs):  # apt-get as on a machine without a mirror
+        ran.append(argv)
+        assert (tmp_path / "policy-rc.d").read_text() == "#!/bin/sh\nexit 101\n"  # no service started
+        return real_run(["false"], what, fix)
+    monkeypatch.setattr(hostpackages.procs, "run", apt_fails)
     with pytest.raises(LabError) as err:
-        Lab(LabConfig(state_dir=tmp_path).with_hosts()).preflight()
+        Lab(LabConfig(state_dir=tmp_path).with_hosts(), log=said.append).preflight()
+    assert said == ["installing the host packages the lab needs: mmdebstrap"] and ran[0][:2] == ["apt-get", "update"]
     assert "mmdebstrap" in err.value.fix and "apt-get install" in err.value.fix
+    assert not (tmp_path / "policy-rc.d").exists()
 
 
 def test_preflight_names_a_taken_port(monkeypatch, tmp_path):
@@ -149,3 +161,19 @@ def test_the_image_disables_only_the_profiles_that_confine_nothing(tmp_path):
     assert sorted(p.name for p in (profiles / "disable").iterdir()) == ["Xorg", "discord"]
     assert str((profiles / "disable/discord").readlink()) == "/etc/apparmor.d/discord"
     assert disable_unconfined_profiles(tmp_path / "no-apparmor") == []
+
+
+def test_the_host_packages_are_one_list_that_ci_installs_too():
+    from toskit.lab import hostpackages
+    packages = hostpackages.wanted()
+    assert {"qemu-system-x86": "qemu-system-x86_64", "nftables": "nft"}.items() <= packages.items()
+    ci = (Path(__file__).resolve().parents[2] / ".ci" / "run").read_text()
+    assert "toskit/lab/host-packages" in ci and "qemu-system-x86" not in ci
+
+
+def test_lab_up_installs_only_what_is_missing(monkeypatch):
+    from toskit.lab import hostpackages
+    monkeypatch.setattr(hostpackages.shutil, "which", lambda command: None if command == "socat" else "/usr/bin/x")
+    assert hostpackages.missing() == ["socat"]
+    monkeypatch.setattr(hostpackages.shutil, "which", lambda command: "/usr/bin/x")
+    assert hostpackages.install_missing(log=pytest.fail) == []  # nothing to install: nothing run, nothing said

@@ -11,7 +11,7 @@ from toskit.inventory import load_inventory
 from toskit.check import DataView, check_targets, role_defaults
 from toskit.schema import DataError
 
-from . import inventory, keys, network, procs
+from . import hostpackages, inventory, keys, network, procs
 from .aptcache import AptCache
 from .config import LabConfig
 from .errors import LabError
@@ -19,11 +19,6 @@ from .image import HostImage
 from .vault import LabVault
 from .vm import Guest, probe_kvm
 
-HOST_TOOLS = {
-    "qemu-system-x86_64": "qemu-system-x86", "qemu-img": "qemu-utils", "mmdebstrap": "mmdebstrap",
-    "apt-cacher-ng": "apt-cacher-ng", "socat": "socat", "ssh": "openssh-client", "ip": "iproute2",
-    "mkfs.ext4": "e2fsprogs",
-}
 SHUTDOWN_TIMEOUT = 60
 
 
@@ -40,10 +35,7 @@ class Lab:
         if os.geteuid() != 0:
             raise LabError("the lab must run as root (it creates a network namespace, taps and VMs)",
                            "run it as root, e.g. `sudo make lab`")
-        missing = sorted({pkg for tool, pkg in HOST_TOOLS.items() if shutil.which(tool) is None})
-        if missing:
-            raise LabError(f"missing host tools (packages: {', '.join(missing)})",
-                           f"apt-get install --no-install-recommends {' '.join(missing)}")
+        hostpackages.install_missing(self.log)
         for path in (self.config.state_dir, self.config.cache_dir):
             probe = path
             while not probe.exists():
