@@ -30,7 +30,7 @@ def reboot(host: str, timeout: float = 1200) -> None:
     before = boot_id(host)
     on(host, "systemd-run --on-active=1 systemctl reboot")  # returns before the connection drops
     deadline = time.monotonic() + timeout
-    while (now := boot_id(host)) in (None, before):
+    while boot_id(host) in (None, before):
         assert time.monotonic() < deadline, f"{host} did not come back within {timeout} s"
         time.sleep(5)
     on(host, "timeout 600 sh -c 'until systemctl -q is-active docker.service; do sleep 1; done'", timeout=660)

@@ -28,7 +28,7 @@ import argparse
 import json
 import sys
 
-from . import freezer, hibernation, policy, sessions
+from . import checkpoints, freezer, hibernation, policy, restore, sessions
 from .errors import NodeError
 from .vaultclient import NodeVault
 from .volumes import NodeConfig
@@ -39,6 +39,29 @@ def list_sessions(config: dict) -> str:
     lines = [f"{'TENANT':14} STATE"]
     for t in config["tenants"]:
         lines.append(f"{t['id']:14} {freezer.state(t['id']) or '-'}")
+    return "\n".join(lines)
+
+
+def status(config: dict, tenant_id: str | None) -> str:
+    """Sessions here and hibernated ones: where each is, its volume, its checkpoint."""
+    ids = [tenant_id] if tenant_id else [t["id"] for t in config["tenants"]]
+    lines = [f"{'TENANT':14} {'HERE':8} {'VOLUME':10} {'STATE':14} CHECKPOINT"]
+    for tid in ids:
+        volume = sessions.volume(config, tid)
+        here = freezer.state(tid) or "-"
+        if volume.is_mounted():
+            state = checkpoints.read_state(volume.checkpoints)
+            where, what, cp = "open", state["state"], state.get("checkpoint") or "-"
+        else:
+            lease = volume.lease()
+            try:
+                marker = json.loads(hibernation.marker(volume).read_text())
+            except FileNotFoundError:
+                marker = None
+            where = f"on {lease['node']}" if lease else "closed"
+            what = "elsewhere" if lease else "hibernated" if marker else "stopped"
+            cp = f"{marker['checkpoint']} ({marker['bytes'] / 2**20:.1f} MiB, from {marker['node']})" if marker else "-"
+        lines.append(f"{tid:14} {here:8} {where:10} {what:14} {cp}")
     return "\n".join(lines)
 
 
@@ -107,13 +130,13 @@ def main(argv=None) -> int:
         elif args.command == "list":
             print(list_sessions(config))
         elif args.command == "status":
-            print(hibernation.status(config, args.tenant))
+            print(status(config, args.tenant))
         elif args.command == "policy":
             done, failed = policy.run(config)
             print("\n".join(done + failed) or "policy: nothing to do")
             return 1 if failed else 0
         elif args.command in ("start", "restore"):  # a hibernated session always comes back restored
-            print(hibernation.restore(config, args.tenant, take_over=getattr(args, "take_over", False)))
+            print(restore.restore(config, args.tenant, take_over=getattr(args, "take_over", False)))
         else:
             print({"stop": sessions.stop, "pause": hibernation.pause,
                    "resume": hibernation.resume, "hibernate": hibernation.hibernate}[args.command](config, args.tenant))
