@@ -177,6 +177,13 @@ def test_dockerd_own_writes_to_its_data_are_audited_as_the_data_says(target, aud
         assert rules.index(skip) < rules.index(f"-w {DOCKER_DATA} -p wa -k docker")
 
 
+@pytest.mark.control("tos-runtime-03")
+def test_no_one_but_root_may_use_the_docker_socket(host):
+    """No authorization plugin (CIS 2.12, a documented exception): only root drives Docker."""
+    members = host.check_output("getent group docker").split(":")[3]
+    assert members == "", f"members of the docker group (root on this node): {members}"
+
+
 @pytest.mark.control("tos-runtime-02")
 @pytest.mark.parametrize("name", ["docker", "auditd", "containerd"])
 def test_runtime_services_run(host, name):
