@@ -109,9 +109,9 @@ def _vault_answers(volume: Volume) -> None:
 def _earlier_checkpoint_ended(volume: Volume, tenant_id: str) -> None:
     """A hibernate killed mid-checkpoint (the state says `checkpointing`) leaves its request running
     in dockerd: containerd holds the task paused while runc and criu dump it and while it archives
-    the images, then resumes it. Its images and the container are touched only once that is over.
-    (Not seen: Docker's own copy into the volume after containerd resumed the task. The rerun then
-    discards those images and that request fails; it has nothing else to touch.)"""
+    the images, then resumes it; dockerd then unpacks that archive into the checkpoint folder (on
+    the volume) and deletes it. Its images and the container are touched only once all that is
+    over: a rerun that removed the folder while dockerd unpacked into it failed on the lab."""
     if not volume.is_mounted() or checkpoints.read_state(volume.checkpoints)["state"] != "checkpointing" \
             or sessions.state(tenant_id) is None:
         return
@@ -121,14 +121,35 @@ def _earlier_checkpoint_ended(volume: Volume, tenant_id: str) -> None:
         container = dockerapi.container(sessions.container_name(tenant_id))
         if container is None:
             return
-        if not container["State"]["Paused"] and not _runc_checkpointing(container["Id"]):
+        if not container["State"]["Paused"] and not _runc_checkpointing(container["Id"]) \
+                and not _checkpoint_in_containerd(container["Id"]):
             return
         if time.monotonic() > deadline:
             raise Deferred(f"{tenant_id}: an earlier, interrupted checkpoint of the session is still running "
-                           f"(or the container was paused with `docker pause`) after "
+                           f"(or the container was paused with `docker pause`, or containerd still holds a "
+                           f"checkpoint image of it: `ctr -n moby-100000.100000 images ls`) after "
                            f"{EARLIER_CHECKPOINT_TIMEOUT} s; nothing was changed; run `tos-session hibernate "
                            f"{tenant_id}` again later")
         time.sleep(0.5)
+
+
+def _namespaces() -> list:
+    """containerd's namespaces (Docker's is moby, or moby-<uid>.<gid> under userns-remap)."""
+    proc = subprocess.run(["ctr", "namespaces", "ls", "-q"], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise NodeError(f"containerd does not answer: {proc.stderr.strip()}; check `systemctl status containerd`")
+    return proc.stdout.split()
+
+
+def _checkpoint_in_containerd(container_id: str) -> bool:
+    """containerd keeps a checkpoint's archive as an image, containerd.io/checkpoint/<id>:<time>,
+    until dockerd has unpacked it into the checkpoint folder (then dockerd deletes it)."""
+    for namespace in _namespaces():
+        names = subprocess.run(["ctr", "-n", namespace, "images", "ls", "-q"], capture_output=True,
+                               text=True).stdout.split()
+        if any(name.startswith(f"containerd.io/checkpoint/{container_id}:") for name in names):
+            return True
+    return False
 
 
 def _runc_checkpointing(container_id: str) -> bool:
@@ -200,8 +221,7 @@ def _checkpoint(name: str, folder: Path, checkpoint: str) -> None:
         left = LEFTOVER.search(str(e))
         if not left:
             raise
-        for namespace in subprocess.run(["ctr", "namespaces", "ls", "-q"], capture_output=True,
-                                        text=True).stdout.split():
+        for namespace in _namespaces():
             subprocess.run(["ctr", "-n", namespace, "content", "rm", left[1]], capture_output=True)
         _discard_unfinished(folder)
         sessions.docker(*argv)
