@@ -1,5 +1,5 @@
 # Data for the `nodes` group: the hosts that run tenants' sessions.
-# Every key is documented in roles/runtime.py and roles/quotas.py (DEFAULTS).
+# Every key is documented where it is defined: the roles (DEFAULTS), and toskit/tenants.py for the tenants.
 
 # The tenants this site serves, each with quotas overriding tenant_quota_defaults, e.g.:
 # tenants = [

@@ -42,7 +42,7 @@ DEFAULTS = Data.defaults()
 
 
 def export_clients(configured, node_addresses: list) -> list:
-    """storage_export_clients if set, else the nodes' cluster addresses (shared with the audit),
+    """storage_export_clients if set, else the nodes' cluster addresses,
     each as the network of that one address: 10.0.0.5/32, fd00::5/128."""
     addresses = configured if configured is not None else node_addresses
     return [network_of(address) for address in addresses]

@@ -42,7 +42,7 @@ ALWAYS_FORBIDDEN = ("127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4", "255.255.255
 PACKAGES_KEY = "tenant_network_packages"
 
 
-class Data(RoleData):  # the tenants themselves: roles/quotas.py
+class Data(RoleData):  # the tenants themselves: toskit/tenants.py
     # Where sessions may connect beyond their own network, for tenants without an `egress` of
     # their own: [] is nothing. An entry: {"network": "203.0.113.0/24", "ports": [443]} (ports
     # None: all; "protocol": "tcp" (default) or "udp"). "0.0.0.0/0" with ports [443] is the web.

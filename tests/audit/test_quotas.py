@@ -33,12 +33,24 @@ def test_the_tenants_slice_is_active_with_its_limits_in_the_kernel(host, tenant)
     assert f"rbps={q.disk_read} wbps={q.disk_write}" in io_max, io_max
 
 
+@pytest.fixture
+def tenant_networks(target, host, request) -> dict:
+    """Every declared tenant's network as Docker has it (one inspect per host), by name."""
+    cache = request.config.__dict__.setdefault("_tos_tenant_networks", {})
+    if target.name not in cache:
+        names = [t.network for t in tenants_of(target.name, DataView(target.data))]
+        # A missing one fails its own tenant's case: docker prints the others and exits 1.
+        found = host.run(f"docker network inspect {' '.join(names)}").stdout.strip()
+        cache[target.name] = {n["Name"]: n for n in json.loads(found or "[]")}
+    return cache[target.name]
+
+
 @pytest.mark.control("tos-quota-02")
-def test_the_tenant_has_a_bridge_network_of_its_own(target, host, tenant):
-    network = json.loads(host.check_output(f"docker network inspect {tenant.network}"))[0]
+def test_the_tenant_has_a_bridge_network_of_its_own(tenant, tenant_networks):
+    assert tenant.network in tenant_networks, f"no docker network {tenant.network}"
+    network = tenant_networks[tenant.network]
     assert network["Driver"] == "bridge" and network["Labels"].get("tos.tenant") == tenant.id
-    others = [t for t in tenants_of(target.name, DataView(target.data)) if t.id != tenant.id]
     subnet = network["IPAM"]["Config"][0]["Subnet"]
-    for other in others:
-        theirs = json.loads(host.check_output(f"docker network inspect {other.network}"))[0]
-        assert theirs["IPAM"]["Config"][0]["Subnet"] != subnet, other.id
+    shared = [name for name, other in tenant_networks.items()
+              if name != tenant.network and other["IPAM"]["Config"][0]["Subnet"] == subnet]
+    assert shared == [], f"{tenant.network} shares its subnet {subnet} with {shared}"

@@ -21,7 +21,9 @@ def wanted() -> dict:
 
 
 def missing() -> list:
-    return sorted(package for package, command in wanted().items() if shutil.which(command) is None)
+    # sbin too: a root shell without it on PATH (`su` without `-`) still has the packages.
+    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
+    return sorted(package for package, command in wanted().items() if shutil.which(command, path=path) is None)
 
 
 @contextmanager

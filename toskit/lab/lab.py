@@ -30,7 +30,8 @@ class Lab:
         self.vault = LabVault(config)
         self.guests = [Guest(config, host) for host in config.hosts]
 
-    # ---- preflight: every check runs before the lab writes or starts anything
+    # ---- preflight: the host packages it lacks are installed (apt), then every check runs before
+    # the lab writes or starts anything
     def preflight(self) -> None:
         if os.geteuid() != 0:
             raise LabError("the lab must run as root (it creates a network namespace, taps and VMs)",

@@ -22,8 +22,8 @@ import zipfile
 # TOS_SESSION_CACHE moves it (the unit tests do; a node has no reason to).
 CACHE = os.environ.get("TOS_SESSION_CACHE", "/var/cache/tos-session")
 VERSION = re.compile(r"[0-9a-f]{16}")
-# An earlier version's folder (or a killed call's unpacking) is removed once this old: a call of
-# that version may still be importing from it (seconds, the first time, under emulation).
+# An earlier version's folder (or a killed call's unpacking) is removed once unused this long: a
+# call of that version may still be importing from it (seconds, the first time, under emulation).
 KEEP_SECONDS = 600
 
 
@@ -83,6 +83,8 @@ def unpacked(bundle_path: str, cache: str | None = None) -> str | None:
             except OSError:  # another call unpacked the same version first
                 shutil.rmtree(work, ignore_errors=True)
             _remove_stale(cache, version)
+        else:
+            os.utime(target)  # its age is the time since it was last used
         return target if _roots_alone(target) else None
     except (OSError, zipfile.BadZipFile):
         return None

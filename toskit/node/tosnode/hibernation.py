@@ -24,6 +24,7 @@ from .volumes import Volume, now
 
 STORAGE_TIMEOUT = 20  # seconds the share may take to take a small synced write
 EARLIER_CHECKPOINT_TIMEOUT = 600  # seconds an orphaned checkpoint (see below) may take to end
+UNPACK_QUIET = 120  # seconds without a write into unfinished images: no dockerd is unpacking them
 LEFTOVER = re.compile(r"content (sha256:[0-9a-f]{64}): already exists")
 
 
@@ -121,13 +122,18 @@ def _earlier_checkpoint_ended(volume: Volume, tenant_id: str) -> None:
         container = dockerapi.container(sessions.container_name(tenant_id))
         if container is None:
             return
-        if not container["State"]["Paused"] and not _runc_checkpointing(container["Id"]) \
-                and not _checkpoint_in_containerd(container["Id"]):
-            return
+        if not container["State"]["Paused"] and not _runc_checkpointing(container["Id"]):
+            images = _checkpoint_images(container["Id"])
+            if not images:
+                return
+            if time.time() - _last_write(volume.checkpoints) > UNPACK_QUIET:
+                # An orphan: the dockerd that was to unpack it is gone (restarted mid-request).
+                for namespace, name in images:
+                    subprocess.run(["ctr", "-n", namespace, "images", "rm", name], capture_output=True)
+                return
         if time.monotonic() > deadline:
             raise Deferred(f"{tenant_id}: an earlier, interrupted checkpoint of the session is still running "
-                           f"(or the container was paused with `docker pause`, or containerd still holds a "
-                           f"checkpoint image of it: `ctr -n moby-100000.100000 images ls`) after "
+                           f"(or the container was paused with `docker pause`) after "
                            f"{EARLIER_CHECKPOINT_TIMEOUT} s; nothing was changed; run `tos-session hibernate "
                            f"{tenant_id}` again later")
         time.sleep(0.5)
@@ -141,15 +147,28 @@ def _namespaces() -> list:
     return proc.stdout.split()
 
 
-def _checkpoint_in_containerd(container_id: str) -> bool:
-    """containerd keeps a checkpoint's archive as an image, containerd.io/checkpoint/<id>:<time>,
-    until dockerd has unpacked it into the checkpoint folder (then dockerd deletes it)."""
+def _checkpoint_images(container_id: str) -> list:
+    """(namespace, name) of the container's checkpoint archives in containerd: each is kept as an
+    image, containerd.io/checkpoint/<id>:<time>, until dockerd has unpacked it into the checkpoint
+    folder (then dockerd deletes it)."""
+    found = []
     for namespace in _namespaces():
         names = subprocess.run(["ctr", "-n", namespace, "images", "ls", "-q"], capture_output=True,
                                text=True).stdout.split()
-        if any(name.startswith(f"containerd.io/checkpoint/{container_id}:") for name in names):
-            return True
-    return False
+        found += [(namespace, n) for n in names if n.startswith(f"containerd.io/checkpoint/{container_id}:")]
+    return found
+
+
+def _unfinished(folder: Path) -> list:
+    """Images without a manifest: from a hibernation that never finished, never restored."""
+    return [images for images in folder.iterdir() if images.is_dir() and not images.name.startswith("failed-")
+            and not (folder / f"{images.name}.manifest.json").exists()]
+
+
+def _last_write(folder: Path) -> float:
+    """When anything was last written into unfinished images (0: there are none)."""
+    return max((path.stat().st_mtime for images in _unfinished(folder) for path in [images, *images.iterdir()]),
+               default=0.0)
 
 
 def _runc_checkpointing(container_id: str) -> bool:
@@ -228,11 +247,15 @@ def _checkpoint(name: str, folder: Path, checkpoint: str) -> None:
 
 
 def _discard_unfinished(folder: Path) -> None:
-    """Images without a manifest are from a hibernation that never finished: never restored."""
-    for images in folder.iterdir():
-        if images.is_dir() and not images.name.startswith("failed-") \
-                and not (folder / f"{images.name}.manifest.json").exists():
-            subprocess.run(["rm", "-rf", "--one-file-system", str(images)], check=True)
+    for images in _unfinished(folder):
+        for attempt in range(10):  # something may still be writing into it: rm again
+            removed = subprocess.run(["rm", "-rf", "--one-file-system", str(images)], capture_output=True, text=True)
+            if removed.returncode == 0:
+                break
+            time.sleep(1)
+        else:
+            raise Deferred(f"{folder.parent.name}: cannot remove the unfinished checkpoint {images.name} "
+                           f"({removed.stderr.strip()}); the session stays paused here; run `tos-session hibernate` again")
 
 
 def marker(volume: Volume) -> Path:
