@@ -62,7 +62,7 @@ def test_preflight_refuses_non_root(monkeypatch, tmp_path):
 def test_preflight_installs_missing_packages_and_a_failure_names_them(monkeypatch, tmp_path):
     from toskit.lab import hostpackages, procs
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(hostpackages.shutil, "which", lambda tool: None if tool == "mmdebstrap" else "/x")
+    monkeypatch.setattr(hostpackages.shutil, "which", lambda tool, **_: None if tool == "mmdebstrap" else "/x")
     monkeypatch.setattr(hostpackages, "POLICY_RC", tmp_path / "policy-rc.d")
     ran, said, real_run = [], [], procs.run
 
@@ -80,7 +80,7 @@ def test_preflight_installs_missing_packages_and_a_failure_names_them(monkeypatc
 
 def test_preflight_names_a_taken_port(monkeypatch, tmp_path):
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(lab_module.shutil, "which", lambda tool: "/x")
+    monkeypatch.setattr(lab_module.shutil, "which", lambda tool, **_: "/x")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
@@ -93,7 +93,7 @@ def test_preflight_names_a_taken_port(monkeypatch, tmp_path):
 
 def test_preflight_refuses_low_disk(monkeypatch, tmp_path):
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(lab_module.shutil, "which", lambda tool: "/x")
+    monkeypatch.setattr(lab_module.shutil, "which", lambda tool, **_: "/x")
     config = LabConfig(state_dir=tmp_path, cache_dir=tmp_path, min_free_gb=10**6).with_hosts()
     with pytest.raises(LabError, match="GB free"):
         Lab(config).preflight()
@@ -173,7 +173,7 @@ def test_the_host_packages_are_one_list_that_ci_installs_too():
 
 def test_lab_up_installs_only_what_is_missing(monkeypatch):
     from toskit.lab import hostpackages
-    monkeypatch.setattr(hostpackages.shutil, "which", lambda command: None if command == "socat" else "/usr/bin/x")
+    monkeypatch.setattr(hostpackages.shutil, "which", lambda command, **_: None if command == "socat" else "/usr/bin/x")
     assert hostpackages.missing() == ["socat"]
-    monkeypatch.setattr(hostpackages.shutil, "which", lambda command: "/usr/bin/x")
+    monkeypatch.setattr(hostpackages.shutil, "which", lambda command, **_: "/usr/bin/x")
     assert hostpackages.install_missing(log=pytest.fail) == []  # nothing to install: nothing run, nothing said
