@@ -1,11 +1,15 @@
 # Data for the lab's hosts only (the group pyinfra names after inventories/lab.py).
 # Small quotas, so the audits can fill them up on lab-sized guests; four tenants, so each node's
 # audits attack a pair of their own, both nodes at once (tests/audit/conftest.py: audit_pair).
+# The volume and network rates sit below what the lab's emulated guests reach (an encrypted
+# volume writes ~3-4 MiB/s and reads ~5-7; qemu's user network carries ~1-2 MiB/s), so the
+# audits see them bind.
 tenant_quota_defaults = {"cpu": 0.5, "memory": "256M", "swap": 0, "pids": 128, "disk_read": "20M",
-                         "disk_write": "10M", "volume_size": "256M"}
+                         "disk_write": "10M", "volume_read": "2M", "volume_write": "1M",
+                         "network_in": "256K", "network_out": "256K", "volume_size": "256M"}
 # Each node's audit pair (A, B) is (acme, beta) and (gamma, delta): B may reach the lab's stand-in
 # for an outside destination (qemu answers it: toskit/lab/config.py GUEST_OUTSIDE), A may not.
-site_lab_outside = [{"network": "10.0.2.200/32", "ports": [8080]}]
+site_lab_outside = [{"network": "10.0.2.200/32", "ports": [8080, 8081, 8082]}]
 tenants = [
     {"id": "acme"},
     {"id": "beta", "hibernate_after": "20s", "egress": site_lab_outside},  # 20s: the lab tests see the idle policy hibernate it

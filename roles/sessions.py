@@ -87,7 +87,8 @@ def tenants_json(tenants: list, image: str, hibernate_after: int) -> str:
     return json.dumps({"image": image, "tenants": [
         {"id": t.id, "slice": t.slice, "network": t.network, "cpu": t.quotas.cpu,
          "memory": t.quotas.memory, "swap": t.quotas.swap, "pids": t.quotas.pids,
-         "volume_size": t.quotas.volume_size, "hibernate_after": t.hibernate_after or hibernate_after}
+         "volume_size": t.quotas.volume_size, "volume_read": t.quotas.volume_read,
+         "volume_write": t.quotas.volume_write, "hibernate_after": t.hibernate_after or hibernate_after}
         for t in tenants]}, indent=2, sort_keys=True) + "\n"
 
 

@@ -25,8 +25,6 @@ TENANT_PREFIX = "tos-tenant-"
 
 TENANT_ID = r"[a-z][a-z0-9]{1,23}"
 MiB = 1024**2
-# Quotas every tenant gets unless it sets its own. Each is documented in TenantsData below.
-QUOTA_KEYS = ("cpu", "memory", "swap", "pids", "disk_read", "disk_write", "volume_size")
 
 
 def _tenant_id(value: str) -> str:
@@ -47,6 +45,7 @@ def _swap(value: Any) -> int:
 TenantId = Annotated[str, Strict(), AfterValidator(_tenant_id)]
 Memory = Size(64 * MiB, 4096)
 Rate = Size(MiB)
+NetworkRate = Size(64 * 1024)  # a policer below a few packets a second would stall TCP
 VolumeSize = Size(64 * MiB, 4096, 64 * 1024**4)  # whole 4 KiB LUKS sectors, at most 64T
 Swap = Annotated[int, BeforeValidator(_swap)]
 
@@ -59,6 +58,10 @@ class QuotaValues(BaseModel):
     pids: whole(16, 1_000_000)
     disk_read: Rate
     disk_write: Rate
+    volume_read: Rate
+    volume_write: Rate
+    network_in: NetworkRate
+    network_out: NetworkRate
     volume_size: VolumeSize
 
 
@@ -70,6 +73,10 @@ class QuotaOverrides(BaseModel):
     pids: Optional[whole(16, 1_000_000)] = None
     disk_read: Optional[Rate] = None
     disk_write: Optional[Rate] = None
+    volume_read: Optional[Rate] = None
+    volume_write: Optional[Rate] = None
+    network_in: Optional[NetworkRate] = None
+    network_out: Optional[NetworkRate] = None
     volume_size: Optional[VolumeSize] = None
 
 
@@ -107,6 +114,10 @@ class Quotas:
     pids: int           # processes and threads
     disk_read: int      # bytes per second from the node's container disk
     disk_write: int     # bytes per second to the node's container disk
+    volume_read: int    # bytes per second from the tenant's encrypted volume (its home)
+    volume_write: int   # bytes per second to the tenant's encrypted volume
+    network_in: int     # bytes per second into its sessions from beyond the node
+    network_out: int    # bytes per second out of its sessions to beyond the node
     volume_size: int    # bytes of the tenant's encrypted volume
 
 
@@ -153,6 +164,14 @@ class TenantsData(RoleData):
         "pids": 512,           # processes and threads
         "disk_read": "50M",    # bytes per second read from the container disk
         "disk_write": "50M",   # bytes per second written to the container disk
+        # Bytes per second the session reads from and writes to its home (the encrypted volume;
+        # this also bounds the tenant's NFS traffic to storage, which carries nothing else).
+        "volume_read": "50M",
+        "volume_write": "50M",
+        # Bytes per second into and out of a tenant's sessions on a node, to and from anything
+        # beyond the node (what its egress allows); at least 64K. Enforced by the tenant firewall.
+        "network_in": "50M",
+        "network_out": "50M",
         "volume_size": "2G",   # size of the tenant's encrypted volume (storage role), in 4K steps
     }
 

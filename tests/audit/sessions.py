@@ -3,10 +3,17 @@ where the kernel keeps a tenant's limits."""
 
 import json
 
+from toskit.check import DataView
+from toskit.tenants import tenants_of
+
 
 def tenant_cgroup(tenant) -> str:
+    return tenant_cgroup_of(tenant.id)
+
+
+def tenant_cgroup_of(tenant_id: str) -> str:
     """The tenant slice's cgroup: systemd nests slices by the dashes in their names."""
-    return f"/sys/fs/cgroup/tos.slice/tos-tenant.slice/tos-tenant-{tenant.id}.slice"
+    return f"/sys/fs/cgroup/tos.slice/tos-tenant.slice/tos-tenant-{tenant_id}.slice"
 
 
 def probe(host, tenant: str, *attacks: list) -> list:
@@ -22,3 +29,13 @@ def inspect(host, tenant: str) -> dict:
 
 def session_ip(host, tenant: str) -> str:
     return next(iter(inspect(host, tenant)["NetworkSettings"]["Networks"].values()))["IPAddress"]
+
+
+def quotas_of(target, tenant_id: str):
+    return next(t for t in tenants_of(target.name, DataView(target.data)) if t.id == tenant_id).quotas
+
+
+def egress_of(target, tenant_id: str) -> list:
+    """The tenant's egress as its data declares it (its own, else the site's default)."""
+    entry = next(t for t in target.data["tenants"] if t["id"] == tenant_id)
+    return entry["egress"] if entry.get("egress") is not None else target.data.get("tenant_egress_default") or []

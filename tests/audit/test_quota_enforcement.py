@@ -6,15 +6,11 @@ import time
 
 import pytest
 
-from tests.audit.sessions import tenant_cgroup
+from tests.audit.sessions import quotas_of, tenant_cgroup
 from toskit.check import DataView
 from toskit.tenants import tenants_of
 
 pytestmark = pytest.mark.groups("nodes")
-
-
-def quotas_of(target, tenant_id):
-    return next(t for t in tenants_of(target.name, DataView(target.data)) if t.id == tenant_id).quotas
 
 
 def in_session(host, tenant: str, command: str):
@@ -124,9 +120,9 @@ def write_rate(host, slice_args: str, size_mb: int) -> float:
 @pytest.mark.control("tos-quota-06")
 def test_disk_writer_is_held_to_its_bandwidth(target, host, pair):
     """The limit is set on the node's own disk, and a session's only writable paths are its tmpfs
-    and its home (a LUKS volume over NFS, which the limit does not reach yet: README, known
-    limits), so the writer runs as a transient unit in the tenant's slice: the limit under test is
-    the slice's, which every process of the tenant shares."""
+    and its home (the volume, with rates of its own: test_io_quotas.py), so the writer runs as a
+    transient unit in the tenant's slice: the limit under test is the slice's, which every process
+    of the tenant shares."""
     a, _ = pair
     limit = quotas_of(target, a).disk_write
     size_mb = max(8, 3 * limit // 2**20)  # about three seconds at the limit

@@ -16,7 +16,7 @@ from collections import Counter
 
 import pytest
 
-from tests.audit.sessions import inspect, probe, session_ip
+from tests.audit.sessions import egress_of, inspect, probe, session_ip
 
 pytestmark = pytest.mark.groups("nodes")
 TABLE = "inet tos_tenants"
@@ -114,16 +114,11 @@ def test_each_refusal_was_the_firewalls_own(attempts, control):
     assert attempts["moved"][control] >= tried, (control, tried, attempts["moved"])
 
 
-def _egress_of(target, tenant_id: str) -> list:
-    entry = next(t for t in target.data["tenants"] if t["id"] == tenant_id)
-    return entry["egress"] if entry.get("egress") is not None else target.data.get("tenant_egress_default") or []
-
-
 @pytest.mark.control("tos-net-04")
 def test_a_destination_is_reached_only_by_the_tenant_whose_egress_allows_it(target, host, pair):
     a, b = pair
-    allowed = [rule for rule in _egress_of(target, b) if rule.get("ports") and rule.get("protocol", "tcp") == "tcp"]
-    if not allowed or _egress_of(target, a):
+    allowed = [rule for rule in egress_of(target, b) if rule.get("ports") and rule.get("protocol", "tcp") == "tcp"]
+    if not allowed or egress_of(target, a):
         pytest.skip("needs tenant B with a TCP egress destination and tenant A with none (the lab's data)")
     address, port = allowed[0]["network"].split("/")[0], allowed[0]["ports"][0]
     before = rule_counters(host)

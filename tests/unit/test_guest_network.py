@@ -29,9 +29,11 @@ def test_user_network_is_restricted_and_forwards_only_to_loopback(guest):
     fwds = [p for p in parts if p.startswith(("hostfwd=", "guestfwd="))]
     assert fwds[0] == "hostfwd=tcp:127.0.0.1:22202-:22"
     # Guest-side forwards lead only to this machine's loopback (the package cache and Vault), or
-    # to qemu itself (the outside stand-in prints a banner: no connection at all).
+    # to commands qemu runs itself (the outside stand-in: a banner, a source of zeros, a sink), which
+    # connect nowhere.
     assert [f.split("-cmd:", 1)[1] for f in fwds[1:]] == [
-        "socat - TCP:127.0.0.1:23142", "socat - TCP:127.0.0.1:28200", "echo tos-outside"]
+        "socat - TCP:127.0.0.1:23142", "socat - TCP:127.0.0.1:28200", "echo tos-outside", "cat /dev/zero",
+        "sh -c 'cat >/dev/null'"]
     assert lab == "tap,id=lab,fd=7"
 
 

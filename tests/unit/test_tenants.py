@@ -5,8 +5,9 @@ import pytest
 from toskit.tenants import parse_tenants
 from toskit.schema import DataError
 
-DEFAULTS = {"cpu": 1, "memory": "1G", "swap": 0, "pids": 512, "disk_read": "50M",
-            "disk_write": "50M", "volume_size": "2G"}
+DEFAULTS = {"cpu": 1, "memory": "1G", "swap": 0, "pids": 512, "disk_read": "50M", "disk_write": "50M",
+            "volume_read": "50M", "volume_write": "50M", "network_in": "50M", "network_out": "50M",
+            "volume_size": "2G"}
 
 
 def test_defaults_fill_in_what_a_tenant_does_not_set():
@@ -31,6 +32,8 @@ def test_defaults_fill_in_what_a_tenant_does_not_set():
     ([{"id": "acme", "quotas": {"cpu": "2"}}], "tenants[0].quotas.cpu", "is not a number"),
     ([{"id": "acme", "quotas": {"pids": 3}}], "tenants[0].quotas.pids", "is not a whole number"),
     ([{"id": "acme", "quotas": {"disk_write": "10M/s"}}], "tenants[0].quotas.disk_write", "is not a size"),
+    ([{"id": "acme", "quotas": {"network_in": "32K"}}], "tenants[0].quotas.network_in", "below the minimum"),
+    ([{"id": "acme", "quotas": {"volume_read": 1048576}}], "tenants[0].quotas.volume_read", "is not a size"),
     ([{"id": "acme", "quotas": {"gpu": 1}}], "tenants[0].quotas.gpu", "is not a key tenants[0].quotas may have"),
     ([{"id": "acme", "name": "x"}], "tenants[0].name", "is not a key tenants[0] may have"),
     ([{"id": "acme", "hibernate_after": 30}], "tenants[0].hibernate_after", "is not a duration with a unit"),

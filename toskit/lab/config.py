@@ -21,6 +21,10 @@ GUEST_VAULT_PORT = 8200
 GUEST_OUTSIDE = "10.0.2.200"
 GUEST_OUTSIDE_PORT = 8080
 GUEST_OUTSIDE_BANNER = "tos-outside"
+# Two more ports of it for the network quota's audits: one streams zeros until the session hangs
+# up (a download), one swallows what it gets (an upload).
+GUEST_OUTSIDE_SOURCE_PORT = 8081
+GUEST_OUTSIDE_SINK_PORT = 8082
 
 
 @dataclass(frozen=True)

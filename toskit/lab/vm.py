@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import keys, network, procs
 from .config import (GUEST_APT_CACHE, GUEST_APT_CACHE_PORT, GUEST_OUTSIDE, GUEST_OUTSIDE_BANNER, GUEST_OUTSIDE_PORT,
+                     GUEST_OUTSIDE_SINK_PORT, GUEST_OUTSIDE_SOURCE_PORT,
                      GUEST_VAULT, GUEST_VAULT_PORT,
                      LabConfig, LabHost)
 from .errors import LabError
@@ -81,6 +82,8 @@ class Guest:
             f"guestfwd=tcp:{GUEST_APT_CACHE}:{GUEST_APT_CACHE_PORT}-cmd:socat - TCP:127.0.0.1:{cfg.apt_cache_port}",
             f"guestfwd=tcp:{GUEST_VAULT}:{GUEST_VAULT_PORT}-cmd:socat - TCP:127.0.0.1:{cfg.vault_port},,bind={self.host.vault_source_ip}",  # ",," is qemu for ","
             f"guestfwd=tcp:{GUEST_OUTSIDE}:{GUEST_OUTSIDE_PORT}-cmd:echo {GUEST_OUTSIDE_BANNER}",
+            f"guestfwd=tcp:{GUEST_OUTSIDE}:{GUEST_OUTSIDE_SOURCE_PORT}-cmd:cat /dev/zero",
+            f"guestfwd=tcp:{GUEST_OUTSIDE}:{GUEST_OUTSIDE_SINK_PORT}-cmd:sh -c 'cat >/dev/null'",
         ])
         accel_args = (["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else
                       # thread=single: multi-threaded TCG crashed a guest under load (lab-facts).
