@@ -31,7 +31,7 @@ import sys
 from . import checkpoints, freezer, hibernation, policy, restore, sessions
 from .errors import NodeError
 from .vaultclient import NodeVault
-from .volumes import NodeConfig
+from .nodeconfig import NodeConfig
 
 
 def list_sessions(config: dict) -> str:

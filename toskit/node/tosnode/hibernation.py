@@ -18,9 +18,9 @@ from pathlib import Path
 
 from . import checkpoints, dockerapi, freezer, sessions
 from .errors import NodeError
-from .files import replace_file
+from .files import now, replace_file
 from .vaultclient import NodeVault
-from .volumes import Volume, now
+from .volumes import Volume
 
 STORAGE_TIMEOUT = 20  # seconds the share may take to take a small synced write
 EARLIER_CHECKPOINT_TIMEOUT = 600  # seconds an orphaned checkpoint (see below) may take to end

@@ -7,7 +7,8 @@ import time
 
 from . import dockerapi
 from .errors import NodeError
-from .volumes import NodeConfig, Volume
+from .nodeconfig import NodeConfig
+from .volumes import Volume
 
 TENANTS_FILE = "/etc/tos/tenants.json"
 SESSION_USER = "session"

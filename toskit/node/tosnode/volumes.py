@@ -11,83 +11,20 @@ session user's host uid) and checkpoints/ (root only: the session must never tou
 Safety rules: a volume file is created under a temporary name and renamed only once formatted,
 so an existing <tenant>.luks is never formatted again; Vault is asked before anything is
 written, so when Vault is unreachable nothing changes; the key goes to cryptsetup on stdin.
+The cryptsetup, loop device and device-mapper steps are in luks.py.
 """
 
-import datetime
 import fcntl
 import json
 import os
-import re
-import subprocess
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NodeError
-from .files import replace_file
-from .vaultclient import NodeVault, VaultConfig, wrapped_version
-
-MAPPER_PREFIX = "tos-vol-"
-KEY_BYTES = 64
-
-
-@dataclass(frozen=True)
-class NodeConfig:
-    node: str
-    share: Path              # where the NFS export is mounted
-    share_unit: str          # its systemd mount unit (named by the deploy)
-    mount_root: Path         # where opened volumes are mounted (tmpfs: only mount points)
-    session_uid: int         # host uid of the session user (userns-remapped)
-    vault: VaultConfig
-
-    @classmethod
-    def load(cls, etc: str = "/etc/tos") -> "NodeConfig":
-        """node.json (storage role) and vault.json (vault role)."""
-        raw = {}
-        for name in ("node.json", "vault.json"):
-            try:
-                with open(f"{etc}/{name}") as f:
-                    raw[name] = json.load(f)
-            except FileNotFoundError:
-                raise NodeError(f"{etc}/{name} is missing: this node's storage is not set up; run the deploy") from None
-        node = raw["node.json"]
-        # share_unit: a node.json written before it was added names no unit; the next deploy does.
-        return cls(node["node"], Path(node["share"]), node.get("share_unit", "the share's mount unit"),
-                   Path(node["mount_root"]), node["session_uid"],
-                   VaultConfig.from_dict(raw["vault.json"]))
-
-
-def run(argv: list, what: str, stdin: bytes | None = None) -> str:
-    proc = subprocess.run(argv, input=stdin, capture_output=True)
-    if proc.returncode != 0:
-        raise NodeError(f"{what} failed: {proc.stderr.decode(errors='replace').strip()}")
-    return proc.stdout.decode()
-
-
-def unlock(file: Path, mapper: str, key: bytes, what: str) -> None:
-    """Opens the LUKS2 file as /dev/mapper/<mapper>, the key on stdin. The file goes through a
-    loop device with direct I/O: no second copy of the ciphertext in the node's page cache, and
-    nothing dirty left in the NFS client when the volume closes. No dm-crypt work queues: less
-    CPU per byte (what bounds throughput under emulation, and costs a little everywhere)."""
-    loop = run(["losetup", "--find", "--show", "--direct-io=on", str(file)], f"attaching {what}").strip()
-    try:
-        run(["cryptsetup", "open", "--type", "luks2", "--key-file=-", f"--keyfile-size={KEY_BYTES}",
-             "--perf-no_read_workqueue", "--perf-no_write_workqueue", loop, mapper], f"unlocking {what}", stdin=key)
-    except NodeError:
-        run(["losetup", "--detach", loop], f"detaching {what}")
-        raise
-
-
-def lock(mapper: str, what: str) -> None:
-    """Closes the mapping, then detaches the loop device under it."""
-    table = run(["dmsetup", "deps", "-o", "devname", mapper], f"finding the device under {what}")
-    run(["cryptsetup", "close", mapper], f"locking {what}")
-    for loop in re.findall(r"\((loop[0-9]+)\)", table):
-        run(["losetup", "--detach", f"/dev/{loop}"], f"detaching {what}")
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+from .files import now, replace_file
+from .luks import MAPPER_PREFIX, device, format_luks, lock, run, unlock
+from .nodeconfig import NodeConfig
+from .vaultclient import NodeVault, wrapped_version
 
 
 class Volume:
@@ -113,7 +50,7 @@ class Volume:
 
     # ---- state
     def is_open(self) -> bool:
-        return Path(f"/dev/mapper/{self.mapper}").exists()
+        return device(self.mapper).exists()
 
     def is_mounted(self) -> bool:
         return os.path.ismount(self.mountpoint)
@@ -201,15 +138,10 @@ class Volume:
         with open(pending, "wb") as f:
             f.truncate(self.size)
         mapper = self.mapper + "-new"
-        run(["cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2", "--cipher", "aes-xts-plain64",
-             "--key-size", "512", "--hash", "sha256", "--sector-size", "4096",
-             # The key is 512 random bits, not a passphrase: a slow KDF adds nothing but time.
-             "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000",
-             "--label", f"tos-{self.tenant}", "--key-file=-", f"--keyfile-size={KEY_BYTES}", str(pending)],
-            f"formatting volume {self.tenant}", stdin=key)
+        format_luks(pending, key, f"tos-{self.tenant}", f"volume {self.tenant}")
         unlock(pending, mapper, key, f"new volume {self.tenant}")
         try:
-            run(["mkfs.ext4", "-q", "-m", "0", "-L", f"tos-{self.tenant}", f"/dev/mapper/{mapper}"],
+            run(["mkfs.ext4", "-q", "-m", "0", "-L", f"tos-{self.tenant}", str(device(mapper))],
                 f"making ext4 in volume {self.tenant}")
         finally:
             lock(mapper, f"new volume {self.tenant}")
@@ -222,7 +154,7 @@ class Volume:
     def _mount(self) -> None:
         self.mountpoint.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.is_mounted():
-            run(["mount", "-t", "ext4", "-o", "nosuid,nodev", f"/dev/mapper/{self.mapper}", str(self.mountpoint)],
+            run(["mount", "-t", "ext4", "-o", "nosuid,nodev", str(device(self.mapper)), str(self.mountpoint)],
                 f"mounting volume {self.tenant}")
         self.home.mkdir(exist_ok=True)
         os.chown(self.home, self.config.session_uid, self.config.session_uid)

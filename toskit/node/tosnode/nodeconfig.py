@@ -1,0 +1,34 @@
+"""This node's configuration, as the deploy wrote it into /etc/tos."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import NodeError
+from .vaultclient import VaultConfig
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    node: str
+    share: Path              # where the NFS export is mounted
+    share_unit: str          # its systemd mount unit (named by the deploy)
+    mount_root: Path         # where opened volumes are mounted (tmpfs: only mount points)
+    session_uid: int         # host uid of the session user (userns-remapped)
+    vault: VaultConfig
+
+    @classmethod
+    def load(cls, etc: str = "/etc/tos") -> "NodeConfig":
+        """node.json (storage role) and vault.json (vault role)."""
+        raw = {}
+        for name in ("node.json", "vault.json"):
+            try:
+                with open(f"{etc}/{name}") as f:
+                    raw[name] = json.load(f)
+            except FileNotFoundError:
+                raise NodeError(f"{etc}/{name} is missing: this node's storage is not set up; run the deploy") from None
+        node = raw["node.json"]
+        # share_unit: a node.json written before it was added names no unit; the next deploy does.
+        return cls(node["node"], Path(node["share"]), node.get("share_unit", "the share's mount unit"),
+                   Path(node["mount_root"]), node["session_uid"],
+                   VaultConfig.from_dict(raw["vault.json"]))
