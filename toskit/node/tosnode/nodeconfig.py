@@ -10,7 +10,7 @@ from .vaultclient import VaultConfig
 
 @dataclass(frozen=True)
 class NodeConfig:
-    node: str
+    name: str                # this node (leases and checkpoint states name it)
     share: Path              # where the NFS export is mounted
     share_unit: str          # its systemd mount unit (named by the deploy)
     mount_root: Path         # where opened volumes are mounted (tmpfs: only mount points)
@@ -27,8 +27,8 @@ class NodeConfig:
                     raw[name] = json.load(f)
             except FileNotFoundError:
                 raise NodeError(f"{etc}/{name} is missing: this node's storage is not set up; run the deploy") from None
-        node = raw["node.json"]
+        node_json = raw["node.json"]
         # share_unit: a node.json written before it was added names no unit; the next deploy does.
-        return cls(node["node"], Path(node["share"]), node.get("share_unit", "the share's mount unit"),
-                   Path(node["mount_root"]), node["session_uid"],
+        return cls(node_json["node"], Path(node_json["share"]), node_json.get("share_unit", "the share's mount unit"),
+                   Path(node_json["mount_root"]), node_json["session_uid"],
                    VaultConfig.from_dict(raw["vault.json"]))

@@ -28,17 +28,17 @@ from .vaultclient import NodeVault, wrapped_version
 
 
 class Volume:
-    def __init__(self, config: NodeConfig, tenant: dict):
-        self.config = config
+    def __init__(self, node: NodeConfig, tenant: dict):
+        self.node = node
         self.tenant = tenant["id"]
         self.size = tenant["volume_size"]
-        share = config.share
+        share = node.share
         self.file = share / f"{self.tenant}.luks"
         self.keyfile = share / f"{self.tenant}.key.json"
         self.leasefile = share / f"{self.tenant}.lease"
         self.lockfile = share / f".{self.tenant}.lock"
         self.mapper = MAPPER_PREFIX + self.tenant
-        self.mountpoint = config.mount_root / self.tenant
+        self.mountpoint = node.mount_root / self.tenant
 
     @property
     def home(self) -> Path:
@@ -77,9 +77,9 @@ class Volume:
 
     # ---- guards
     def _require_share(self) -> None:
-        if not os.path.ismount(self.config.share):
-            raise NodeError(f"the volume share is not mounted at {self.config.share}: "
-                            f"check the storage host and `systemctl status {self.config.share_unit}`")
+        if not os.path.ismount(self.node.share):
+            raise NodeError(f"the volume share is not mounted at {self.node.share}: "
+                            f"check the storage host and `systemctl status {self.node.share_unit}`")
 
     @contextmanager
     def _locked(self):
@@ -93,7 +93,7 @@ class Volume:
 
     def _check_lease(self, take_over: bool) -> None:
         lease = self.lease()
-        if lease is None or lease["node"] == self.config.node or take_over:
+        if lease is None or lease["node"] == self.node.name or take_over:
             # Our own lease with nothing open here: this node restarted (or was rebuilt) while the
             # volume was open; nobody else can have it, so it is ours again.
             return
@@ -108,7 +108,7 @@ class Volume:
         self._require_share()
         with self._locked():
             self._check_lease(take_over)
-            with NodeVault(self.config.vault) as vault:  # fails closed before anything changes
+            with NodeVault(self.node.vault) as vault:  # fails closed before anything changes
                 if self.file.exists():
                     existing = self.file.stat().st_size
                     key = vault.unwrap_volume_key(self.tenant, self.wrapped_key()["wrapped_key"])
@@ -116,7 +116,7 @@ class Volume:
                 else:
                     key = self._create(vault)
                     created = True
-            self.leasefile.write_text(json.dumps({"node": self.config.node, "since": now()}) + "\n")
+            self.leasefile.write_text(json.dumps({"node": self.node.name, "since": now()}) + "\n")
             try:
                 if not self.is_open():
                     unlock(self.file, self.mapper, key, f"volume {self.tenant}")
@@ -145,7 +145,7 @@ class Volume:
                 f"making ext4 in volume {self.tenant}")
         finally:
             lock(mapper, f"new volume {self.tenant}")
-        record = {"tenant": self.tenant, "wrapped_key": wrapped, "created_by": self.config.node,
+        record = {"tenant": self.tenant, "wrapped_key": wrapped, "created_by": self.node.name,
                   "created": now(), "format": "luks2+ext4"}
         replace_file(self.keyfile, (json.dumps(record, indent=2) + "\n").encode())
         os.replace(pending, self.file)
@@ -157,7 +157,7 @@ class Volume:
             run(["mount", "-t", "ext4", "-o", "nosuid,nodev", str(device(self.mapper)), str(self.mountpoint)],
                 f"mounting volume {self.tenant}")
         self.home.mkdir(exist_ok=True)
-        os.chown(self.home, self.config.session_uid, self.config.session_uid)
+        os.chown(self.home, self.node.session_uid, self.node.session_uid)
         self.home.chmod(0o700)
         self.checkpoints.mkdir(mode=0o700, exist_ok=True)
 
@@ -167,13 +167,13 @@ class Volume:
         if self.is_open():
             lock(self.mapper, f"volume {self.tenant}")
         lease = self.lease()
-        if lease and lease["node"] == self.config.node:
+        if lease and lease["node"] == self.node.name:
             self.leasefile.unlink(missing_ok=True)
 
     def close(self) -> str:
         if not self.is_open() and not self.is_mounted():
             lease = self.lease()
-            if lease and lease["node"] == self.config.node:
+            if lease and lease["node"] == self.node.name:
                 self.leasefile.unlink(missing_ok=True)
             return f"{self.tenant}: volume not open here"
         run(["sync", "-f", str(self.mountpoint)], f"flushing volume {self.tenant}") if self.is_mounted() else None
@@ -185,7 +185,7 @@ class Volume:
         self._require_share()
         if not self.file.exists():
             raise NodeError(f"tenant {self.tenant} has no volume yet; nothing to rotate")
-        with self._locked(), NodeVault(self.config.vault) as vault:
+        with self._locked(), NodeVault(self.node.vault) as vault:
             record = self.wrapped_key()
             old = record["wrapped_key"]
             version = vault.rotate_tenant_key(self.tenant)
