@@ -20,15 +20,22 @@ class NodeConfig:
     @classmethod
     def load(cls, etc: str = "/etc/tos") -> "NodeConfig":
         """node.json (storage role) and vault.json (vault role)."""
-        raw = {}
-        for name in ("node.json", "vault.json"):
-            try:
-                with open(f"{etc}/{name}") as f:
-                    raw[name] = json.load(f)
-            except FileNotFoundError:
-                raise NodeError(f"{etc}/{name} is missing: this node's storage is not set up; run the deploy") from None
-        node_json = raw["node.json"]
+        node_json = _read(etc, "node.json", "storage")
+        vault_json = _read(etc, "vault.json", "storage")
         # share_unit: a node.json written before it was added names no unit; the next deploy does.
         return cls(node_json["node"], Path(node_json["share"]), node_json.get("share_unit", "the share's mount unit"),
-                   Path(node_json["mount_root"]), node_json["session_uid"],
-                   VaultConfig.from_dict(raw["vault.json"]))
+                   Path(node_json["mount_root"]), node_json["session_uid"], VaultConfig.from_dict(vault_json))
+
+
+def criu_staged(etc: str = "/etc/tos") -> Path:
+    """Where the CRIU hook records the images containerd unpacked for a restore: hibernation.json
+    (hibernation role, which renders the same path into the hook)."""
+    return Path(_read(etc, "hibernation.json", "hibernation")["criu_staged"])
+
+
+def _read(etc: str, name: str, what: str) -> dict:
+    try:
+        with open(f"{etc}/{name}") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise NodeError(f"{etc}/{name} is missing: this node's {what} is not set up; run the deploy") from None

@@ -17,9 +17,9 @@ from pathlib import Path
 from . import checkpoints, freezer, sessions
 from .errors import NodeError
 from .hibernation import log, marker
+from .nodeconfig import criu_staged
 from .volumes import Volume
 
-STAGED = Path("/run/tos/criu-staged")  # the restore hook's records of containerd's unpacked images
 SCOPE = re.compile(rb"docker-([0-9a-f]{64})\.scope")
 
 
@@ -44,6 +44,7 @@ def restore(tenants_file: dict, tenant_id: str, take_over: bool = False) -> str:
         return _cold_start(tenants_file, volume, tenant_id,
                            f"its last hibernation, on {state['node']}, never finished", opened)
     checkpoint = state["checkpoint"]
+    staged = criu_staged()  # before any attempt: a node not set up for restores stops here, checkpoint untouched
     versions = checkpoints.runtime_versions()
     why_not = checkpoints.verify(volume.checkpoints, checkpoint, tenants_file["image"], versions)
     # A safety net, not the fix: a second attempt before the cold start that loses the live state.
@@ -54,7 +55,7 @@ def restore(tenants_file: dict, tenant_id: str, take_over: bool = False) -> str:
     for attempt in (1, 2) if why_not is None else ():
         started = time.monotonic()
         try:
-            _restore_into_new_container(tenants_file, t, volume, checkpoint)
+            _restore_into_new_container(tenants_file, t, volume, checkpoint, staged)
         except (NodeError, subprocess.CalledProcessError, OSError) as e:
             sessions.docker("rm", "--force", name, check=False)
             why_not = f"criu could not restore it ({str(e).strip().splitlines()[-1][:300]})"
@@ -112,7 +113,7 @@ def _docker_root() -> Path:
     return Path(sessions.docker("info", "-f", "{{.DockerRootDir}}").stdout.strip())
 
 
-def _restore_into_new_container(tenants_file: dict, t: dict, volume: Volume, checkpoint: str) -> None:
+def _restore_into_new_container(tenants_file: dict, t: dict, volume: Volume, checkpoint: str, staged: Path) -> None:
     """docker create with the session's own flags, then start it from the checkpoint. Docker 26
     restores only from the container's own checkpoints folder: the images are bind-mounted there
     (read-only) from the volume, so no copy of the session's memory lands on this node's disk."""
@@ -133,8 +134,8 @@ def _restore_into_new_container(tenants_file: dict, t: dict, volume: Volume, che
         recorded = (target / "cgroup.img").read_bytes()
         old = SCOPE.search(recorded)
         if old and old[1].decode() != container_id:
-            STAGED.mkdir(mode=0o700, parents=True, exist_ok=True)
-            patched = STAGED / f"{container_id}.cgroup.img"
+            staged.mkdir(mode=0o700, parents=True, exist_ok=True)
+            patched = staged / f"{container_id}.cgroup.img"
             patched.write_bytes(recorded.replace(old[1], container_id.encode()))
             subprocess.run(["mount", "--bind", str(patched), str(target / "cgroup.img")], check=True)
             mounts.insert(0, target / "cgroup.img")
@@ -142,10 +143,10 @@ def _restore_into_new_container(tenants_file: dict, t: dict, volume: Volume, che
     finally:
         for mount in mounts:
             subprocess.run(["umount", str(mount)], capture_output=True)
-        (STAGED / f"{container_id}.cgroup.img").unlink(missing_ok=True)
+        (staged / f"{container_id}.cgroup.img").unlink(missing_ok=True)
         if target.is_dir():
             target.rmdir()
-        _remove_staged_copy(container_id)
+        _remove_staged_copy(staged, container_id)
     # The hook pointed criu at this container's own cgroup (see tos-criu-hook): make sure.
     cgroup = freezer.cgroup_of(t["id"])
     if cgroup.name != f"docker-{container_id}.scope":
@@ -153,13 +154,14 @@ def _restore_into_new_container(tenants_file: dict, t: dict, volume: Volume, che
     freezer.signal_all(cgroup, signal.SIGCONT)  # checkpointed stopped (see freezer): carry on
 
 
-def _remove_staged_copy(container_id: str) -> None:
-    """containerd unpacks the images for criu and never removes them: that copy (in RAM) goes now."""
-    record = STAGED / container_id
+def _remove_staged_copy(staged: Path, container_id: str) -> None:
+    """containerd unpacks the images for criu and never removes them: that copy (in RAM) goes now
+    (the CRIU hook recorded where, in `staged`)."""
+    record = staged / container_id
     try:
-        staged = Path(record.read_text().strip())
+        images = Path(record.read_text().strip())
     except FileNotFoundError:
         return
-    if staged.name.startswith("ctrd-checkpoint"):
-        subprocess.run(["rm", "-rf", "--one-file-system", str(staged)], check=False)
+    if images.name.startswith("ctrd-checkpoint"):
+        subprocess.run(["rm", "-rf", "--one-file-system", str(images)], check=False)
     record.unlink()
