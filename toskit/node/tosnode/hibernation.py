@@ -16,7 +16,7 @@ import syslog
 import time
 from pathlib import Path
 
-from . import checkpoints, dockerapi, freezer, sessions
+from . import checkpoints, freezer, sessions
 from .errors import NodeError
 from .files import now, replace_file
 from .vaultclient import NodeVault
@@ -119,7 +119,7 @@ def _earlier_checkpoint_ended(volume: Volume, tenant_id: str) -> None:
     deadline = time.monotonic() + EARLIER_CHECKPOINT_TIMEOUT
     while True:
         # Fails closed: a dockerd that does not answer (an error) stops the hibernation here.
-        container = dockerapi.container(sessions.container_name(tenant_id))
+        container = sessions.container(tenant_id)
         if container is None:
             return
         if not container["State"]["Paused"] and not _runc_checkpointing(container["Id"]):

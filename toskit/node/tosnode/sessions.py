@@ -33,6 +33,11 @@ def container_name(tenant_id: str) -> str:
     return f"tos-session-{tenant_id}"
 
 
+def container(tenant_id: str) -> dict | None:
+    """The session container's inspect document (dockerapi.container), None if there is none."""
+    return dockerapi.container(container_name(tenant_id))
+
+
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     proc = subprocess.run(["docker", *args], capture_output=True, text=True)
     if check and proc.returncode != 0:
@@ -43,7 +48,7 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 def state(tenant_id: str) -> str | None:
     """Docker's status of the session's container (running, paused, exited, ...), None if none.
     A session frozen by `tos-session pause` is still running to Docker: freezer.state tells it."""
-    found = dockerapi.container(container_name(tenant_id))
+    found = container(tenant_id)
     return found["State"]["Status"] if found else None
 
 
