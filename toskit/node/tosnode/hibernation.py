@@ -24,7 +24,7 @@ from .volumes import Volume
 
 STORAGE_TIMEOUT = 20  # seconds the share may take to take a small synced write
 EARLIER_CHECKPOINT_TIMEOUT = 600  # seconds an orphaned checkpoint (see below) may take to end
-UNPACK_QUIET = 120  # seconds without a write into unfinished images: no dockerd is unpacking them
+UNPACK_QUIET = 120  # seconds an image in sight and its folder unwritten: no dockerd is unpacking it
 LEFTOVER = re.compile(r"content (sha256:[0-9a-f]{64}): already exists")
 
 
@@ -112,22 +112,28 @@ def _earlier_checkpoint_ended(volume: Volume, tenant_id: str) -> None:
     in dockerd: containerd holds the task paused while runc and criu dump it and while it archives
     the images, then resumes it; dockerd then unpacks that archive into the checkpoint folder (on
     the volume) and deletes it. Its images and the container are touched only once all that is
-    over: a rerun that removed the folder while dockerd unpacked into it failed on the lab."""
+    over: a rerun that removed the folder while dockerd unpacked into it failed on the lab. Images
+    that no dockerd will unpack (`_orphaned`) are removed."""
     if not volume.is_mounted() or checkpoints.read_state(volume.checkpoints)["state"] != "checkpointing" \
             or sessions.state(tenant_id) is None:
         return
     deadline = time.monotonic() + EARLIER_CHECKPOINT_TIMEOUT
+    first_seen = {}  # image: when this run first saw it, with no checkpoint under way since
     while True:
         # Fails closed: a dockerd that does not answer (an error) stops the hibernation here.
         container = sessions.container(tenant_id)
         if container is None:
             return
-        if not container["State"]["Paused"] and not _runc_checkpointing(container["Id"]):
+        if container["State"]["Paused"] or _runc_checkpointing(container["Id"]):
+            first_seen = {}
+        else:
             images = _checkpoint_images(container["Id"])
             if not images:
                 return
-            if time.time() - _last_write(volume.checkpoints) > UNPACK_QUIET:
-                # An orphan: the dockerd that was to unpack it is gone (restarted mid-request).
+            looked = time.monotonic()
+            first_seen = {image: first_seen.get(image, looked) for image in images}
+            if _orphaned(first_seen, looked, volume.checkpoints):
+                # The dockerd that was to unpack them is gone (restarted mid-request).
                 for namespace, name in images:
                     subprocess.run(["ctr", "-n", namespace, "images", "rm", name], capture_output=True)
                 return
@@ -137,6 +143,14 @@ def _earlier_checkpoint_ended(volume: Volume, tenant_id: str) -> None:
                            f"{EARLIER_CHECKPOINT_TIMEOUT} s; nothing was changed; run `tos-session hibernate "
                            f"{tenant_id}` again later")
         time.sleep(0.5)
+
+
+def _orphaned(first_seen: dict, looked: float, folder: Path) -> bool:
+    """Every image in sight for UNPACK_QUIET, and nothing written into unfinished images for as
+    long. The folder's age alone says nothing: dockerd makes it when the request starts, so after a
+    dump longer than that, images would look orphaned in the moment before dockerd unpacks them."""
+    return all(looked - seen >= UNPACK_QUIET for seen in first_seen.values()) \
+        and time.time() - _last_write(folder) > UNPACK_QUIET
 
 
 def _namespaces() -> list:
