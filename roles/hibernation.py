@@ -10,6 +10,9 @@ The runtime's versions are held (apt-mark hold) at the set the lab tests proved;
 when they drift from `hibernation_tested_versions`.
 """
 
+import json
+from io import StringIO
+
 from pydantic import model_validator
 from pyinfra import host
 from pyinfra.api import deploy
@@ -64,12 +67,22 @@ CRIU_HOOK = "/usr/local/sbin/tos-criu-hook"
 CRIU_LOG = "/var/log/tos-criu.log"
 CONTENT_STORE = "/var/lib/containerd/io.containerd.content.v1.content"
 CONTENT_STORE_UNIT = "var-lib-containerd-io.containerd.content.v1.content.mount"
+# What the CRIU hook and tos-session must agree on, defined here only: rendered into the hook, and
+# written to /etc/tos/hibernation.json for tos-session (which imports nothing of the operator's side).
+SHARED_WITH_TOOL = {
+    "criu_staged": "/run/tos/criu-staged",  # the hook's records of the images containerd unpacked for a restore
+}
 
 
 def _template(name: str, dest: str, mode: str = "644", src: str | None = None, **values):
     src = src or dest.rsplit("/", 1)[1]
     return operations.template(name=name, src=str(TEMPLATES / "hibernation" / f"{src}.j2"),
                                dest=dest, mode=mode, **values)
+
+
+def hibernation_json() -> str:
+    """/etc/tos/hibernation.json: what tos-session shares with the CRIU hook."""
+    return json.dumps(SHARED_WITH_TOOL, indent=2, sort_keys=True) + "\n"
 
 
 # Reads the runtime's docker_subid_start (the mapped root uid) besides its own keys.
@@ -87,7 +100,9 @@ def hibernation():
     files.directory(name="/etc/criu", path="/etc/criu", user="root", group="root", mode="755")
     _template("criu options for runc: log file, action script", CRIU_CONFIG, log_file=CRIU_LOG, hook=CRIU_HOOK)
     _template("CRIU action script: images readable by criu's root task before and after its maps", CRIU_HOOK,
-              mode="755")
+              mode="755", **SHARED_WITH_TOOL)
+    operations.put(name="Hibernation settings of tos-session", src=StringIO(hibernation_json()),
+                   dest="/etc/tos/hibernation.json", mode="644")
 
     # Tenant memory passes through here during checkpoint and restore: RAM, not the node's disk.
     # (/tmp, where containerd unpacks a restore, is a tmpfs on Debian 13; the audit checks it.)

@@ -9,6 +9,7 @@ the lab (tests/lab, bench/restore_race_bench.py)."""
 import ctypes
 import errno
 import os
+import runpy
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from pathlib import Path
 import jinja2
 import pytest
 
+from roles.hibernation import SHARED_WITH_TOOL, hibernation_json
+from toskit.node.tosnode import nodeconfig
 from toskit.templating import TEMPLATES
 
 MAPPED_ROOT = 100000
@@ -27,7 +30,8 @@ as_root = pytest.mark.skipif(os.geteuid() != 0, reason="chown and id maps need r
 def hook(tmp_path):
     template = (TEMPLATES / "hibernation" / "tos-criu-hook.j2").read_text()
     script = tmp_path / "tos-criu-hook"
-    script.write_text(jinja2.Template(template).render(host={"data": {"docker_subid_start": MAPPED_ROOT}}))
+    script.write_text(jinja2.Template(template).render(host={"data": {"docker_subid_start": MAPPED_ROOT}},
+                                                       **SHARED_WITH_TOOL))
     return script
 
 
@@ -141,3 +145,9 @@ def test_pre_restore_refuses_outside_a_container(hook, tmp_path):
     # fails, which makes criu stop rather than restore blind.
     proc = run(hook, "pre-restore", staged(tmp_path, "ctrd-checkpoint123"))
     assert proc.returncode == 1 and "not in a container's scope" in proc.stderr
+
+
+def test_the_hook_records_the_staged_images_where_tos_session_looks_for_them(hook, tmp_path):
+    # The hook as the role renders it, and tos-session reading the file the role writes for it.
+    (tmp_path / "hibernation.json").write_text(hibernation_json())
+    assert runpy.run_path(str(hook))["STAGED"] == nodeconfig.criu_staged(str(tmp_path))

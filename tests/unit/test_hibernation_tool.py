@@ -1,15 +1,25 @@
 """tos-session hibernate, run again after one was killed mid-checkpoint, waits for the request the
 killed one left running in dockerd; here: that such a request (runc checkpoint of the container) is
-seen, and only for its own container. (The whole kill-and-rerun is proved on the lab, test_4.)"""
+seen, and only for its own container, and that a checkpoint image is removed as an orphan (of a
+restarted dockerd) only once this run has seen it for UNPACK_QUIET with its folder unwritten as
+long, dockerd's time and files played by fakes. (The whole kill-and-rerun is proved on the lab, test_4.)"""
 
+import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
-from toskit.node.tosnode.hibernation import _runc_checkpointing
+import pytest
+
+from toskit.node.tosnode import hibernation
+from toskit.node.tosnode.hibernation import UNPACK_QUIET, _runc_checkpointing
 
 CONTAINER = "ab" * 32
+IMAGE = ("moby", f"containerd.io/checkpoint/{CONTAINER}:1700000000")
+WALL = 1_700_000_000.0  # the wall clock at the fake's monotonic 0
 
 
 def test_a_running_runc_checkpoint_of_the_container_is_seen_and_no_other():
@@ -30,8 +40,6 @@ def test_a_running_runc_checkpoint_of_the_container_is_seen_and_no_other():
 
 
 def test_unfinished_images_are_told_apart_and_their_last_write_is_known(tmp_path):
-    import os
-
     from toskit.node.tosnode.hibernation import _discard_unfinished, _last_write, _unfinished
     assert _last_write(tmp_path) == 0.0
     done, unfinished, failed = (tmp_path / n for n in ("hib-1", "hib-2", "failed-hib-0"))
@@ -45,3 +53,93 @@ def test_unfinished_images_are_told_apart_and_their_last_write_is_known(tmp_path
     assert _unfinished(tmp_path) == [unfinished] and _last_write(tmp_path) == 2000
     _discard_unfinished(tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["failed-hib-0", "hib-1", "hib-1.manifest.json"]
+
+
+class Dockerd:
+    """The clock (monotonic from 0, and the wall clock), containerd's checkpoint images of the
+    session and the images folder on the volume; sleeping runs what dockerd does meanwhile."""
+
+    def __init__(self, folder: Path):
+        self.now, self.folder, self.paused = 0.0, folder, False
+        self.images, self.removed, self.plan = [], [], []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return WALL + self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        for step in [s for s in self.plan if s[0] <= self.now]:
+            self.plan.remove(step)
+            step[1]()
+
+    def at(self, when: float, action) -> None:
+        self.plan.append((when, action))
+
+    def write(self, when: float) -> None:
+        """dockerd writes into the unfinished images (it makes their folder when the request starts)."""
+        images = self.folder / "hib-2"
+        images.mkdir(exist_ok=True)
+        (images / "pages-1.img").write_bytes(b"x")
+        for path in (images / "pages-1.img", images):
+            os.utime(path, (WALL + when, WALL + when))
+
+    def ctr(self, argv: list, **kwargs) -> None:
+        assert argv[:2] == ["ctr", "-n"] and argv[3:5] == ["images", "rm"]
+        self.removed.append((self.now, argv[-1]))
+        self.images.remove((argv[2], argv[-1]))
+
+
+@pytest.fixture
+def dockerd(monkeypatch, tmp_path):
+    fake = Dockerd(tmp_path)
+    (tmp_path / "state.json").write_text(json.dumps({"state": "checkpointing"}))
+    monkeypatch.setattr(hibernation, "time", fake)
+    monkeypatch.setattr(hibernation, "subprocess", SimpleNamespace(run=fake.ctr))
+    monkeypatch.setattr(hibernation.sessions, "container", lambda tenant_id: {
+        "Id": CONTAINER, "State": {"Status": "running", "Paused": fake.paused}})
+    monkeypatch.setattr(hibernation, "_runc_checkpointing", lambda container_id: False)
+    monkeypatch.setattr(hibernation, "_checkpoint_images", lambda container_id: list(fake.images))
+    return fake
+
+
+def wait_for_earlier_checkpoint(dockerd: Dockerd) -> None:
+    volume = SimpleNamespace(checkpoints=dockerd.folder, is_mounted=lambda: True)
+    hibernation._earlier_checkpoint_ended(volume, "acme")
+
+
+def test_after_a_long_dump_the_image_dockerd_is_about_to_unpack_is_no_orphan(dockerd):
+    # The request started 300 s ago (dockerd made the folder then); the dump is over, the image
+    # archived; dockerd unpacks it a second later, then deletes it.
+    dockerd.write(-300)
+    dockerd.images.append(IMAGE)
+    dockerd.at(1, lambda: dockerd.write(1))
+    dockerd.at(30, dockerd.images.clear)
+    wait_for_earlier_checkpoint(dockerd)
+    assert dockerd.removed == [] and dockerd.now == 30
+
+
+def test_an_image_no_dockerd_unpacks_is_removed_once_seen_for_the_quiet_time(dockerd):
+    dockerd.write(-300)
+    dockerd.images.append(IMAGE)
+    wait_for_earlier_checkpoint(dockerd)
+    assert dockerd.removed == [(UNPACK_QUIET, IMAGE[1])]
+
+
+def test_a_write_into_the_folder_holds_the_removal_off_for_the_quiet_time(dockerd):
+    dockerd.write(-300)
+    dockerd.images.append(IMAGE)
+    dockerd.at(100, lambda: dockerd.write(100))
+    wait_for_earlier_checkpoint(dockerd)
+    assert dockerd.removed == [(100 + UNPACK_QUIET + 0.5, IMAGE[1])]  # the first look after 220 s
+
+
+def test_the_quiet_time_counts_from_the_last_checkpoint_seen_under_way(dockerd):
+    dockerd.write(-300)
+    dockerd.images.append(IMAGE)
+    dockerd.at(100, lambda: setattr(dockerd, "paused", True))  # another checkpoint: containerd pauses it
+    dockerd.at(110, lambda: setattr(dockerd, "paused", False))
+    wait_for_earlier_checkpoint(dockerd)
+    assert dockerd.removed == [(110 + UNPACK_QUIET, IMAGE[1])]

@@ -15,7 +15,7 @@ def node(monkeypatch, tmp_path):
     monkeypatch.setattr(policy.freezer, "state", lambda tid: world["state"])
     monkeypatch.setattr(hibernation, "clients", lambda tid: world["clients"])
     for action in ("pause", "resume", "hibernate"):
-        monkeypatch.setattr(hibernation, action, lambda config, tid, a=action: world["calls"].append(a) or a)
+        monkeypatch.setattr(hibernation, action, lambda tenants_file, tid, a=action: world["calls"].append(a) or a)
     return world
 
 

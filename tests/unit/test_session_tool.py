@@ -11,14 +11,14 @@ from toskit.node.tosnode.errors import NodeError
 
 
 @pytest.fixture
-def config():
+def tenants_file():
     import json
     tenants = parse_tenants("n1", [{"id": "acme"}, {"id": "beta"}], ALL_DEFAULTS["tenant_quota_defaults"])
     return json.loads(tenants_json(tenants, "tos-session:abc", 1800))
 
 
-def test_session_runs_with_every_isolation_flag(config):
-    argv = tool.run_argv(config, config["tenants"][0], "/run/tos/volumes/acme/home")
+def test_session_runs_with_every_isolation_flag(tenants_file):
+    argv = tool.run_argv(tenants_file, tenants_file["tenants"][0], "/run/tos/volumes/acme/home")
     pairs = {(a, b) for a, b in zip(argv, argv[1:])}
     assert {("--cgroup-parent", "tos-tenant-acme.slice"), ("--network", "tos-tenant-acme"),
             ("--cap-drop", "ALL"), ("--security-opt", "no-new-privileges"), ("--user", "session")} <= pairs
@@ -32,9 +32,9 @@ def test_session_runs_with_every_isolation_flag(config):
     assert "host" not in argv and not any("docker.sock" in a for a in argv)
 
 
-def test_unknown_tenant_is_named(config):
+def test_unknown_tenant_is_named(tenants_file):
     with pytest.raises(NodeError, match="unknown tenant 'zeta'.*known: acme, beta"):
-        tool.tenant(config, "zeta")
+        tool.tenant(tenants_file, "zeta")
 
 
 def test_tool_is_one_reproducible_executable_zip():

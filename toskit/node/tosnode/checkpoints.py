@@ -14,8 +14,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from .files import replace_file
-from .volumes import now
+from .files import now, replace_file
 
 # criu's own files without which no restore can start.
 REQUIRED_IMAGES = ("inventory.img", "pstree.img")

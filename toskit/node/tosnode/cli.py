@@ -31,23 +31,23 @@ import sys
 from . import checkpoints, freezer, hibernation, policy, restore, sessions
 from .errors import NodeError
 from .vaultclient import NodeVault
-from .volumes import NodeConfig
+from .nodeconfig import NodeConfig
 
 
-def list_sessions(config: dict) -> str:
+def list_sessions(tenants_file: dict) -> str:
     """Sessions on this node, as `status` shows them (a frozen one is paused)."""
     lines = [f"{'TENANT':14} STATE"]
-    for t in config["tenants"]:
+    for t in tenants_file["tenants"]:
         lines.append(f"{t['id']:14} {freezer.state(t['id']) or '-'}")
     return "\n".join(lines)
 
 
-def status(config: dict, tenant_id: str | None) -> str:
+def status(tenants_file: dict, tenant_id: str | None) -> str:
     """Sessions here and hibernated ones: where each is, its volume, its checkpoint."""
-    ids = [tenant_id] if tenant_id else [t["id"] for t in config["tenants"]]
+    ids = [tenant_id] if tenant_id else [t["id"] for t in tenants_file["tenants"]]
     lines = [f"{'TENANT':14} {'HERE':8} {'VOLUME':10} {'STATE':14} CHECKPOINT"]
     for tid in ids:
-        volume = sessions.volume(config, tid)
+        volume = sessions.volume(tenants_file, tid)
         here = freezer.state(tid) or "-"
         if volume.is_mounted():
             state = checkpoints.read_state(volume.checkpoints)
@@ -65,12 +65,12 @@ def status(config: dict, tenant_id: str | None) -> str:
     return "\n".join(lines)
 
 
-def volume_command(config: dict, args) -> str:
+def volume_command(tenants_file: dict, args) -> str:
     if args.action == "status":
-        ids = [args.tenant] if args.tenant else [t["id"] for t in config["tenants"]]
+        ids = [args.tenant] if args.tenant else [t["id"] for t in tenants_file["tenants"]]
         lines = [f"{'TENANT':14} {'SIZE':>8} KEY  OPEN-HERE  LEASED-BY"]
         for tenant_id in ids:
-            s = sessions.volume(config, tenant_id).status()
+            s = sessions.volume(tenants_file, tenant_id).status()
             size = f"{s['size'] // 2**20}M" if s["exists"] else "-"
             version = f"v{s['key_version']}" if s["exists"] else "-"
             lines.append(f"{tenant_id:14} {size:>8} {version:4} {'yes' if s['open_here'] else 'no':10} "
@@ -79,10 +79,10 @@ def volume_command(config: dict, args) -> str:
     if not args.tenant:
         raise NodeError(f"volume {args.action} needs a TENANT")
     if args.action == "open":
-        return sessions.volume(config, args.tenant).open(take_over=args.take_over)
+        return sessions.volume(tenants_file, args.tenant).open(take_over=args.take_over)
     if args.action == "close":
-        return sessions.close_volume(config, args.tenant)
-    return sessions.volume(config, args.tenant).rotate()
+        return sessions.close_volume(tenants_file, args.tenant)
+    return sessions.volume(tenants_file, args.tenant).rotate()
 
 
 def vault_check() -> str:
@@ -120,26 +120,27 @@ def main(argv=None) -> int:
             NodeVault(NodeConfig.load().vault).enrol()
             print("enrolled: this node's secret_id is in /run/tos/vault (RAM only)")
             return 0
-        config = sessions.load_config()
+        tenants_file = sessions.load_tenants_file()
         if args.command == "exec":
             if not args.cmd:
                 parser.error("exec needs a command")
-            return sessions.exec_in(config, args.tenant, args.cmd)
+            return sessions.exec_in(tenants_file, args.tenant, args.cmd)
         if args.command == "volume":
-            print(volume_command(config, args))
+            print(volume_command(tenants_file, args))
         elif args.command == "list":
-            print(list_sessions(config))
+            print(list_sessions(tenants_file))
         elif args.command == "status":
-            print(status(config, args.tenant))
+            print(status(tenants_file, args.tenant))
         elif args.command == "policy":
-            done, failed = policy.run(config)
+            done, failed = policy.run(tenants_file)
             print("\n".join(done + failed) or "policy: nothing to do")
             return 1 if failed else 0
         elif args.command in ("start", "restore"):  # a hibernated session always comes back restored
-            print(restore.restore(config, args.tenant, take_over=getattr(args, "take_over", False)))
+            print(restore.restore(tenants_file, args.tenant, take_over=getattr(args, "take_over", False)))
         else:
-            print({"stop": sessions.stop, "pause": hibernation.pause,
-                   "resume": hibernation.resume, "hibernate": hibernation.hibernate}[args.command](config, args.tenant))
+            tenant_command = {"stop": sessions.stop, "pause": hibernation.pause, "resume": hibernation.resume,
+                              "hibernate": hibernation.hibernate}[args.command]
+            print(tenant_command(tenants_file, args.tenant))
         return 0
     except hibernation.Deferred as e:
         print(f"tos-session: {e}", file=sys.stderr)

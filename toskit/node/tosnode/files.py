@@ -1,8 +1,13 @@
-"""Whole-file writes for the node tool."""
+"""Whole-file writes for the node tool, and the time stamp the records it writes carry."""
 
+import datetime
 import os
 import socket
 from pathlib import Path
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
 
 
 def replace_file(path: Path, data: bytes, mode: int = 0o644) -> None:

@@ -20,7 +20,7 @@ FREEZE_TIMEOUT = 10
 
 
 def container_pid(tenant_id: str) -> int:
-    found = dockerapi.container(sessions.container_name(tenant_id))
+    found = sessions.container(tenant_id)
     if found is None:
         raise NodeError(f"{tenant_id}: no session container on this node")
     return int(found["State"]["Pid"])
@@ -33,7 +33,7 @@ def cgroup_of(tenant_id: str, pid: int | None = None) -> Path:
 
 def state(tenant_id: str) -> str | None:
     """Docker's state of the session's container, except that a frozen one is 'paused'."""
-    found = dockerapi.container(sessions.container_name(tenant_id))
+    found = sessions.container(tenant_id)
     if found is None:
         return None
     current = found["State"]["Status"]
@@ -57,8 +57,7 @@ def freeze(tenant_id: str) -> float:
 
 def thaw(tenant_id: str) -> None:
     """Undoes a freeze, a SIGSTOP hold and a `docker pause`, whichever holds the session."""
-    if sessions.state(tenant_id) == "paused":
-        dockerapi.call("POST", f"/containers/{sessions.container_name(tenant_id)}/unpause")
+    _undo_docker_pause(tenant_id)
     cgroup = cgroup_of(tenant_id)
     (cgroup / "cgroup.freeze").write_text("0")
     signal_all(cgroup, signal.SIGCONT)
@@ -69,10 +68,15 @@ def hold_for_checkpoint(tenant_id: str) -> Path:
     thaws, before they run anything. Returns the cgroup, to undo it with `release`."""
     cgroup = cgroup_of(tenant_id)
     signal_all(cgroup, signal.SIGSTOP)
-    if sessions.state(tenant_id) == "paused":  # paused with `docker pause`: Docker must thaw it
-        dockerapi.call("POST", f"/containers/{sessions.container_name(tenant_id)}/unpause")
+    _undo_docker_pause(tenant_id)
     (cgroup / "cgroup.freeze").write_text("0")
     return cgroup
+
+
+def _undo_docker_pause(tenant_id: str) -> None:
+    """A `docker pause` is undone through Docker: thawed behind its back, Docker would still say paused."""
+    if sessions.state(tenant_id) == "paused":
+        dockerapi.call("POST", f"/containers/{sessions.container_name(tenant_id)}/unpause")
 
 
 def release(cgroup: Path) -> None:

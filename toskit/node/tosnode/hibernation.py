@@ -16,15 +16,15 @@ import syslog
 import time
 from pathlib import Path
 
-from . import checkpoints, dockerapi, freezer, sessions
+from . import checkpoints, freezer, sessions
 from .errors import NodeError
-from .files import replace_file
+from .files import now, replace_file
 from .vaultclient import NodeVault
-from .volumes import Volume, now
+from .volumes import Volume
 
 STORAGE_TIMEOUT = 20  # seconds the share may take to take a small synced write
 EARLIER_CHECKPOINT_TIMEOUT = 600  # seconds an orphaned checkpoint (see below) may take to end
-UNPACK_QUIET = 120  # seconds without a write into unfinished images: no dockerd is unpacking them
+UNPACK_QUIET = 120  # seconds an image in sight and its folder unwritten: no dockerd is unpacking it
 LEFTOVER = re.compile(r"content (sha256:[0-9a-f]{64}): already exists")
 
 
@@ -48,8 +48,8 @@ def clients(tenant_id: str) -> int:
     return len(proc.stdout.splitlines())
 
 
-def pause(config: dict, tenant_id: str) -> str:
-    sessions.tenant(config, tenant_id)
+def pause(tenants_file: dict, tenant_id: str) -> str:
+    sessions.tenant(tenants_file, tenant_id)
     current = freezer.state(tenant_id)
     if current == "paused":
         return f"{tenant_id}: already paused"
@@ -58,8 +58,8 @@ def pause(config: dict, tenant_id: str) -> str:
     return f"{tenant_id}: paused in {freezer.freeze(tenant_id):.3f} s"
 
 
-def resume(config: dict, tenant_id: str) -> str:
-    sessions.tenant(config, tenant_id)
+def resume(tenants_file: dict, tenant_id: str) -> str:
+    sessions.tenant(tenants_file, tenant_id)
     current = freezer.state(tenant_id)
     if current not in ("running", "paused"):
         raise NodeError(f"{tenant_id}: no session on this node"
@@ -71,7 +71,7 @@ def resume(config: dict, tenant_id: str) -> str:
 def _storage_answers(volume: Volume) -> None:
     """A small synced write to the share, under a deadline (the mount is `hard`: a dead storage
     host would otherwise hang the step). The probe is killable; nothing else waits on it."""
-    probe = volume.config.share / f".{volume.tenant}.probe-{volume.config.node}"
+    probe = volume.node.share / f".{volume.tenant}.probe-{volume.node.name}"
     try:
         subprocess.run(["dd", f"of={probe}", "conv=fsync", "status=none"], input=b"probe\n",
                        timeout=STORAGE_TIMEOUT, check=True, capture_output=True)
@@ -99,7 +99,7 @@ def _vault_answers(volume: Volume) -> None:
     """A hibernated session can only come back through Vault: while this node cannot log in, the
     paused session here is the only copy that can run, so it is kept."""
     try:
-        with NodeVault(volume.config.vault):
+        with NodeVault(volume.node.vault):
             pass
     except NodeError as e:
         raise Deferred(f"{volume.tenant}: {e}; the session stays paused here (a hibernated session "
@@ -112,22 +112,28 @@ def _earlier_checkpoint_ended(volume: Volume, tenant_id: str) -> None:
     in dockerd: containerd holds the task paused while runc and criu dump it and while it archives
     the images, then resumes it; dockerd then unpacks that archive into the checkpoint folder (on
     the volume) and deletes it. Its images and the container are touched only once all that is
-    over: a rerun that removed the folder while dockerd unpacked into it failed on the lab."""
+    over: a rerun that removed the folder while dockerd unpacked into it failed on the lab. Images
+    that no dockerd will unpack (`_orphaned`) are removed."""
     if not volume.is_mounted() or checkpoints.read_state(volume.checkpoints)["state"] != "checkpointing" \
             or sessions.state(tenant_id) is None:
         return
     deadline = time.monotonic() + EARLIER_CHECKPOINT_TIMEOUT
+    first_seen = {}  # image: when this run first saw it, with no checkpoint under way since
     while True:
         # Fails closed: a dockerd that does not answer (an error) stops the hibernation here.
-        container = dockerapi.container(sessions.container_name(tenant_id))
+        container = sessions.container(tenant_id)
         if container is None:
             return
-        if not container["State"]["Paused"] and not _runc_checkpointing(container["Id"]):
+        if container["State"]["Paused"] or _runc_checkpointing(container["Id"]):
+            first_seen = {}
+        else:
             images = _checkpoint_images(container["Id"])
             if not images:
                 return
-            if time.time() - _last_write(volume.checkpoints) > UNPACK_QUIET:
-                # An orphan: the dockerd that was to unpack it is gone (restarted mid-request).
+            looked = time.monotonic()
+            first_seen = {image: first_seen.get(image, looked) for image in images}
+            if _orphaned(first_seen, looked, volume.checkpoints):
+                # The dockerd that was to unpack them is gone (restarted mid-request).
                 for namespace, name in images:
                     subprocess.run(["ctr", "-n", namespace, "images", "rm", name], capture_output=True)
                 return
@@ -137,6 +143,14 @@ def _earlier_checkpoint_ended(volume: Volume, tenant_id: str) -> None:
                            f"{EARLIER_CHECKPOINT_TIMEOUT} s; nothing was changed; run `tos-session hibernate "
                            f"{tenant_id}` again later")
         time.sleep(0.5)
+
+
+def _orphaned(first_seen: dict, looked: float, folder: Path) -> bool:
+    """Every image in sight for UNPACK_QUIET, and nothing written into unfinished images for as
+    long. The folder's age alone says nothing: dockerd makes it when the request starts, so after a
+    dump longer than that, images would look orphaned in the moment before dockerd unpacks them."""
+    return all(looked - seen >= UNPACK_QUIET for seen in first_seen.values()) \
+        and time.time() - _last_write(folder) > UNPACK_QUIET
 
 
 def _namespaces() -> list:
@@ -182,8 +196,8 @@ def _runc_checkpointing(container_id: str) -> bool:
     return False
 
 
-def hibernate(config: dict, tenant_id: str) -> str:
-    volume = sessions.volume(config, tenant_id)
+def hibernate(tenants_file: dict, tenant_id: str) -> str:
+    volume = sessions.volume(tenants_file, tenant_id)
     name = sessions.container_name(tenant_id)
     _earlier_checkpoint_ended(volume, tenant_id)
     current = freezer.state(tenant_id)
@@ -207,7 +221,7 @@ def hibernate(config: dict, tenant_id: str) -> str:
     _room_for_checkpoint(volume, freezer.cgroup_of(tenant_id))
 
     checkpoint = "hib-" + now().replace(":", "").replace("+0000", "Z").replace("-", "")
-    checkpoints.write_state(folder, volume.config.node, "checkpointing", checkpoint)
+    checkpoints.write_state(folder, volume.node.name, "checkpointing", checkpoint)
     _discard_unfinished(folder)
     started = time.monotonic()
     cgroup = freezer.hold_for_checkpoint(tenant_id)
@@ -215,13 +229,13 @@ def hibernate(config: dict, tenant_id: str) -> str:
         # --leave-running: the (stopped) processes stay until the images are verified on storage.
         _checkpoint(name, folder, checkpoint)
         dumped = time.monotonic() - started
-        manifest = checkpoints.seal(folder, checkpoint, config["image"], checkpoints.runtime_versions())
+        manifest = checkpoints.seal(folder, checkpoint, tenants_file["image"], checkpoints.runtime_versions())
     except (NodeError, OSError, ValueError) as e:
         freezer.release(cgroup)
         raise Deferred(f"{tenant_id}: checkpoint {checkpoint} failed or could not be verified ({e}); the "
                        f"session stays paused here; run `tos-session hibernate {tenant_id}` again") from None
-    checkpoints.write_state(folder, volume.config.node, "checkpointed", checkpoint)
-    replace_file(marker(volume), (json.dumps({"checkpoint": checkpoint, "node": volume.config.node,
+    checkpoints.write_state(folder, volume.node.name, "checkpointed", checkpoint)
+    replace_file(marker(volume), (json.dumps({"checkpoint": checkpoint, "node": volume.node.name,
                                                 "since": now(), "bytes": manifest["bytes"]}) + "\n").encode())
     # The checkpoint is on storage and verified: now the live copy may go, and its memory with it.
     sessions.docker("rm", "--force", name)
@@ -261,4 +275,4 @@ def _discard_unfinished(folder: Path) -> None:
 def marker(volume: Volume) -> Path:
     """<tenant>.hibernated beside the volume: that it is hibernated, and since when (no tenant data),
     so `status` can tell without opening the volume."""
-    return volume.config.share / f"{volume.tenant}.hibernated"
+    return volume.node.share / f"{volume.tenant}.hibernated"

@@ -30,7 +30,7 @@ def _mark_idle(tenant_id: str, since: float | None) -> None:
         path.write_text(json.dumps({"since": since}) + "\n")
 
 
-def step(config: dict, t: dict, now: float) -> str | None:
+def step(tenants_file: dict, t: dict, now: float) -> str | None:
     """One session's policy decision; returns what it did, or None."""
     tenant_id = t["id"]
     state = freezer.state(tenant_id)
@@ -39,26 +39,26 @@ def step(config: dict, t: dict, now: float) -> str | None:
         return None
     if hibernation.clients(tenant_id):
         _mark_idle(tenant_id, None)
-        return hibernation.resume(config, tenant_id) + " (a client connected)" if state == "paused" else None
+        return hibernation.resume(tenants_file, tenant_id) + " (a client connected)" if state == "paused" else None
     since = _idle_since(tenant_id)
     if since is None:
         _mark_idle(tenant_id, now)
-        return hibernation.pause(config, tenant_id) + " (no client)" if state == "running" else None
+        return hibernation.pause(tenants_file, tenant_id) + " (no client)" if state == "running" else None
     if now - since < t["hibernate_after"]:
         if state == "running":  # resumed by hand, still without a client
-            return hibernation.pause(config, tenant_id) + " (no client)"
+            return hibernation.pause(tenants_file, tenant_id) + " (no client)"
         return None
-    result = hibernation.hibernate(config, tenant_id)
+    result = hibernation.hibernate(tenants_file, tenant_id)
     _mark_idle(tenant_id, None)
     return result + f" (no client for {int(now - since)} s)"
 
 
-def run(config: dict) -> tuple[list, list]:
+def run(tenants_file: dict) -> tuple[list, list]:
     """Applies the policy to every session on this node: (what was done, what failed)."""
     done, failed = [], []
-    for t in config["tenants"]:
+    for t in tenants_file["tenants"]:
         try:
-            result = step(config, t, time.time())
+            result = step(tenants_file, t, time.time())
         except NodeError as e:
             failed.append(hibernation.log(f"policy: {e}"))
         else:

@@ -17,19 +17,19 @@ from pathlib import Path
 from . import checkpoints, freezer, sessions
 from .errors import NodeError
 from .hibernation import log, marker
+from .nodeconfig import criu_staged
 from .volumes import Volume
 
-STAGED = Path("/run/tos/criu-staged")  # the restore hook's records of containerd's unpacked images
 SCOPE = re.compile(rb"docker-([0-9a-f]{64})\.scope")
 
 
-def restore(config: dict, tenant_id: str, take_over: bool = False) -> str:
+def restore(tenants_file: dict, tenant_id: str, take_over: bool = False) -> str:
     """Brings the tenant's session up on this node: from its checkpoint if it hibernated, else
     (first login, or after a stop) fresh. `tos-session start` is this too."""
-    t = sessions.tenant(config, tenant_id)
+    t = sessions.tenant(tenants_file, tenant_id)
     name = sessions.container_name(tenant_id)
     current = freezer.state(tenant_id)
-    volume = sessions.volume(config, tenant_id)
+    volume = sessions.volume(tenants_file, tenant_id)
     if current in ("running", "paused"):
         if volume.is_mounted():
             _settle(volume)
@@ -39,13 +39,14 @@ def restore(config: dict, tenant_id: str, take_over: bool = False) -> str:
     opened = volume.open(take_over=take_over)  # Vault and the lease: fails closed, nothing changed
     state = checkpoints.read_state(volume.checkpoints)
     if state["state"] == "running":  # never hibernated, or stopped: an ordinary start
-        return sessions.start(config, tenant_id)
+        return sessions.start(tenants_file, tenant_id)
     if state["state"] != "checkpointed":
-        return _cold_start(config, volume, tenant_id,
+        return _cold_start(tenants_file, volume, tenant_id,
                            f"its last hibernation, on {state['node']}, never finished", opened)
     checkpoint = state["checkpoint"]
+    staged = criu_staged()  # before any attempt: a node not set up for restores stops here, checkpoint untouched
     versions = checkpoints.runtime_versions()
-    why_not = checkpoints.verify(volume.checkpoints, checkpoint, config["image"], versions)
+    why_not = checkpoints.verify(volume.checkpoints, checkpoint, tenants_file["image"], versions)
     # A safety net, not the fix: a second attempt before the cold start that loses the live state.
     # (First restores on fresh nodes failed at random until the restore hook's image ownership
     # served criu's root task before and after its user namespace maps; see tos-criu-hook.) A
@@ -54,7 +55,7 @@ def restore(config: dict, tenant_id: str, take_over: bool = False) -> str:
     for attempt in (1, 2) if why_not is None else ():
         started = time.monotonic()
         try:
-            _restore_into_new_container(config, t, volume, checkpoint)
+            _restore_into_new_container(tenants_file, t, volume, checkpoint, staged)
         except (NodeError, subprocess.CalledProcessError, OSError) as e:
             sessions.docker("rm", "--force", name, check=False)
             why_not = f"criu could not restore it ({str(e).strip().splitlines()[-1][:300]})"
@@ -65,7 +66,7 @@ def restore(config: dict, tenant_id: str, take_over: bool = False) -> str:
                        + (f" (attempt {attempt})" if failures else ""))
             return "\n".join([opened, *failures, done])
     _keep_aside(volume.checkpoints, checkpoint)
-    return _cold_start(config, volume, tenant_id, f"checkpoint {checkpoint} not restorable: {why_not}",
+    return _cold_start(tenants_file, volume, tenant_id, f"checkpoint {checkpoint} not restorable: {why_not}",
                        "\n".join([opened, *failures]))
 
 
@@ -75,8 +76,8 @@ def _settle(volume: Volume) -> None:
     if state["state"] == "checkpointed":
         for leftover in (volume.checkpoints / state["checkpoint"], volume.checkpoints / f"{state['checkpoint']}.manifest.json"):
             subprocess.run(["rm", "-rf", "--one-file-system", str(leftover)], check=True)
-    if state["state"] != "running" or state.get("node") != volume.config.node:
-        checkpoints.write_state(volume.checkpoints, volume.config.node, "running")
+    if state["state"] != "running" or state.get("node") != volume.node.name:
+        checkpoints.write_state(volume.checkpoints, volume.node.name, "running")
     marker(volume).unlink(missing_ok=True)
 
 
@@ -91,10 +92,10 @@ def _keep_aside(folder: Path, checkpoint: str) -> None:
             os.replace(source, folder / f"failed-{checkpoint}{suffix}")
 
 
-def _cold_start(config: dict, volume: Volume, tenant_id: str, reason: str, opened: str) -> str:
-    checkpoints.write_state(volume.checkpoints, volume.config.node, "running")
+def _cold_start(tenants_file: dict, volume: Volume, tenant_id: str, reason: str, opened: str) -> str:
+    checkpoints.write_state(volume.checkpoints, volume.node.name, "running")
     marker(volume).unlink(missing_ok=True)
-    started = sessions.start(config, tenant_id)
+    started = sessions.start(tenants_file, tenant_id)
     path = saved_path(volume)
     return log(f"{opened}\n{tenant_id}: COLD START ({reason}); live state is lost, the saved path stack "
                f"is back: {path}\n{started.splitlines()[-1]}")
@@ -112,11 +113,11 @@ def _docker_root() -> Path:
     return Path(sessions.docker("info", "-f", "{{.DockerRootDir}}").stdout.strip())
 
 
-def _restore_into_new_container(config: dict, t: dict, volume: Volume, checkpoint: str) -> None:
+def _restore_into_new_container(tenants_file: dict, t: dict, volume: Volume, checkpoint: str, staged: Path) -> None:
     """docker create with the session's own flags, then start it from the checkpoint. Docker 26
     restores only from the container's own checkpoints folder: the images are bind-mounted there
     (read-only) from the volume, so no copy of the session's memory lands on this node's disk."""
-    argv = sessions.run_argv(config, t, str(volume.home))
+    argv = sessions.run_argv(tenants_file, t, str(volume.home))
     argv = ["create", *[a for a in argv[1:] if a != "--detach"]]
     container_id = sessions.docker(*argv).stdout.strip()
     target = _docker_root() / "containers" / container_id / "checkpoints" / checkpoint
@@ -133,8 +134,8 @@ def _restore_into_new_container(config: dict, t: dict, volume: Volume, checkpoin
         recorded = (target / "cgroup.img").read_bytes()
         old = SCOPE.search(recorded)
         if old and old[1].decode() != container_id:
-            STAGED.mkdir(mode=0o700, parents=True, exist_ok=True)
-            patched = STAGED / f"{container_id}.cgroup.img"
+            staged.mkdir(mode=0o700, parents=True, exist_ok=True)
+            patched = staged / f"{container_id}.cgroup.img"
             patched.write_bytes(recorded.replace(old[1], container_id.encode()))
             subprocess.run(["mount", "--bind", str(patched), str(target / "cgroup.img")], check=True)
             mounts.insert(0, target / "cgroup.img")
@@ -142,10 +143,10 @@ def _restore_into_new_container(config: dict, t: dict, volume: Volume, checkpoin
     finally:
         for mount in mounts:
             subprocess.run(["umount", str(mount)], capture_output=True)
-        (STAGED / f"{container_id}.cgroup.img").unlink(missing_ok=True)
+        (staged / f"{container_id}.cgroup.img").unlink(missing_ok=True)
         if target.is_dir():
             target.rmdir()
-        _remove_staged_copy(container_id)
+        _remove_staged_copy(staged, container_id)
     # The hook pointed criu at this container's own cgroup (see tos-criu-hook): make sure.
     cgroup = freezer.cgroup_of(t["id"])
     if cgroup.name != f"docker-{container_id}.scope":
@@ -153,13 +154,14 @@ def _restore_into_new_container(config: dict, t: dict, volume: Volume, checkpoin
     freezer.signal_all(cgroup, signal.SIGCONT)  # checkpointed stopped (see freezer): carry on
 
 
-def _remove_staged_copy(container_id: str) -> None:
-    """containerd unpacks the images for criu and never removes them: that copy (in RAM) goes now."""
-    record = STAGED / container_id
+def _remove_staged_copy(staged: Path, container_id: str) -> None:
+    """containerd unpacks the images for criu and never removes them: that copy (in RAM) goes now
+    (the CRIU hook recorded where, in `staged`)."""
+    record = staged / container_id
     try:
-        staged = Path(record.read_text().strip())
+        images = Path(record.read_text().strip())
     except FileNotFoundError:
         return
-    if staged.name.startswith("ctrd-checkpoint"):
-        subprocess.run(["rm", "-rf", "--one-file-system", str(staged)], check=False)
+    if images.name.startswith("ctrd-checkpoint"):
+        subprocess.run(["rm", "-rf", "--one-file-system", str(images)], check=False)
     record.unlink()

@@ -7,28 +7,35 @@ import time
 
 from . import dockerapi
 from .errors import NodeError
-from .volumes import NodeConfig, Volume
+from .nodeconfig import NodeConfig
+from .volumes import Volume
 
-TENANTS_FILE = "/etc/tos/tenants.json"
+TENANTS_JSON = "/etc/tos/tenants.json"
 SESSION_USER = "session"
 
 
-def load_config() -> dict:
-    with open(TENANTS_FILE) as f:
+def load_tenants_file() -> dict:
+    """tenants.json as the deploy wrote it (roles/sessions.py): the session image and the tenants."""
+    with open(TENANTS_JSON) as f:
         return json.load(f)
 
 
-def tenant(config: dict, tenant_id: str) -> dict:
-    for t in config["tenants"]:
+def tenant(tenants_file: dict, tenant_id: str) -> dict:
+    for t in tenants_file["tenants"]:
         if t["id"] == tenant_id:
             return t
-    known = ", ".join(t["id"] for t in config["tenants"]) or "none"
+    known = ", ".join(t["id"] for t in tenants_file["tenants"]) or "none"
     raise NodeError(f"unknown tenant {tenant_id!r} on this node (known: {known}); "
                        f"declare it in group_data and deploy")
 
 
 def container_name(tenant_id: str) -> str:
     return f"tos-session-{tenant_id}"
+
+
+def container(tenant_id: str) -> dict | None:
+    """The session container's inspect document (dockerapi.container), None if there is none."""
+    return dockerapi.container(container_name(tenant_id))
 
 
 def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -41,11 +48,11 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 def state(tenant_id: str) -> str | None:
     """Docker's status of the session's container (running, paused, exited, ...), None if none.
     A session frozen by `tos-session pause` is still running to Docker: freezer.state tells it."""
-    found = dockerapi.container(container_name(tenant_id))
+    found = container(tenant_id)
     return found["State"]["Status"] if found else None
 
 
-def run_argv(config: dict, t: dict, home: str) -> list:
+def run_argv(tenants_file: dict, t: dict, home: str) -> list:
     """Every isolation flag, each for a reason (CIS Docker v1.6.0 section 5 in brackets)."""
     return [
         "run", "--detach", "--name", container_name(t["id"]),
@@ -64,7 +71,7 @@ def run_argv(config: dict, t: dict, home: str) -> list:
         "--cpus", str(t["cpu"]),                    # [5.11]
         "--restart", "no",
         "--user", SESSION_USER,                     # unprivileged inside the container too
-        config["image"], "/usr/local/bin/tos-session-agent", "--tenant", t["id"],
+        tenants_file["image"], "/usr/local/bin/tos-session-agent", "--tenant", t["id"],
     ]
 
 
@@ -77,12 +84,12 @@ def has_checkpoints(tenant_id: str) -> bool:
     return len(proc.stdout.strip().splitlines()) > 1  # a header line, then one line per checkpoint
 
 
-def volume(config: dict, tenant_id: str) -> Volume:
-    return Volume(NodeConfig.load(), tenant(config, tenant_id))
+def volume(tenants_file: dict, tenant_id: str) -> Volume:
+    return Volume(NodeConfig.load(), tenant(tenants_file, tenant_id))
 
 
-def start(config: dict, tenant_id: str) -> str:
-    t = tenant(config, tenant_id)
+def start(tenants_file: dict, tenant_id: str) -> str:
+    t = tenant(tenants_file, tenant_id)
     current = state(tenant_id)
     if current == "running":
         return f"{tenant_id}: already running"
@@ -92,12 +99,12 @@ def start(config: dict, tenant_id: str) -> str:
     if current is not None and has_checkpoints(tenant_id):
         raise NodeError(f"{tenant_id}: a {current} session container with state exists; "
                         f"restore it, or run `tos-session stop {tenant_id}` to discard it")
-    home = volume(config, tenant_id)
+    home = volume(tenants_file, tenant_id)
     opened = home.open()  # Vault unreachable or the volume busy elsewhere: no session, nothing changed
     if current is not None:
         docker("rm", container_name(tenant_id))
     try:
-        docker(*run_argv(config, t, str(home.home)))
+        docker(*run_argv(tenants_file, t, str(home.home)))
     except NodeError:
         home.close()
         raise
@@ -108,24 +115,24 @@ def start(config: dict, tenant_id: str) -> str:
     raise NodeError(f"{tenant_id}: the session agent did not come up (docker logs {container_name(tenant_id)})")
 
 
-def stop(config: dict, tenant_id: str) -> str:
+def stop(tenants_file: dict, tenant_id: str) -> str:
     """Stops the session, then closes its volume: no session left that needs it."""
-    home = volume(config, tenant_id)
+    home = volume(tenants_file, tenant_id)
     if state(tenant_id) is None:
         return f"{tenant_id}: no session\n{home.close()}"
     docker("rm", "--force", container_name(tenant_id))
     return f"{tenant_id}: stopped\n{home.close()}"
 
 
-def close_volume(config: dict, tenant_id: str) -> str:
+def close_volume(tenants_file: dict, tenant_id: str) -> str:
     if state(tenant_id) is not None:
         raise NodeError(f"{tenant_id}: a session container uses the volume; `tos-session stop {tenant_id}` "
                         f"stops it and closes the volume")
-    return volume(config, tenant_id).close()
+    return volume(tenants_file, tenant_id).close()
 
 
-def exec_in(config: dict, tenant_id: str, command: list) -> int:
-    tenant(config, tenant_id)
+def exec_in(tenants_file: dict, tenant_id: str, command: list) -> int:
+    tenant(tenants_file, tenant_id)
     if state(tenant_id) != "running":
         raise NodeError(f"{tenant_id}: no running session")
     return subprocess.run(["docker", "exec", "--user", SESSION_USER, container_name(tenant_id), *command]).returncode

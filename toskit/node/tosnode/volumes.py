@@ -11,103 +11,36 @@ session user's host uid) and checkpoints/ (root only: the session must never tou
 Safety rules: a volume file is created under a temporary name and renamed only once formatted,
 so an existing <tenant>.luks is never formatted again; Vault is asked before anything is
 written, so when Vault is unreachable nothing changes; the key goes to cryptsetup on stdin.
+The cryptsetup, loop device and device-mapper steps are in luks.py.
 """
 
-import datetime
 import fcntl
 import json
 import os
-import re
-import subprocess
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import NodeError
-from .files import replace_file
-from .vaultclient import NodeVault, VaultConfig, wrapped_version
-
-MAPPER_PREFIX = "tos-vol-"
-KEY_BYTES = 64
-
-
-@dataclass(frozen=True)
-class NodeConfig:
-    node: str
-    share: Path              # where the NFS export is mounted
-    share_unit: str          # its systemd mount unit (named by the deploy)
-    mount_root: Path         # where opened volumes are mounted (tmpfs: only mount points)
-    session_uid: int         # host uid of the session user (userns-remapped)
-    vault: VaultConfig
-
-    @classmethod
-    def load(cls, etc: str = "/etc/tos") -> "NodeConfig":
-        """node.json (storage role) and vault.json (vault role)."""
-        raw = {}
-        for name in ("node.json", "vault.json"):
-            try:
-                with open(f"{etc}/{name}") as f:
-                    raw[name] = json.load(f)
-            except FileNotFoundError:
-                raise NodeError(f"{etc}/{name} is missing: this node's storage is not set up; run the deploy") from None
-        node = raw["node.json"]
-        # share_unit: a node.json written before it was added names no unit; the next deploy does.
-        return cls(node["node"], Path(node["share"]), node.get("share_unit", "the share's mount unit"),
-                   Path(node["mount_root"]), node["session_uid"],
-                   VaultConfig.from_dict(raw["vault.json"]))
-
-
-def run(argv: list, what: str, stdin: bytes | None = None) -> str:
-    proc = subprocess.run(argv, input=stdin, capture_output=True)
-    if proc.returncode != 0:
-        raise NodeError(f"{what} failed: {proc.stderr.decode(errors='replace').strip()}")
-    return proc.stdout.decode()
-
-
-def unlock(file: Path, mapper: str, key: bytes, what: str) -> None:
-    """Opens the LUKS2 file as /dev/mapper/<mapper>, the key on stdin. The file goes through a
-    loop device with direct I/O: no second copy of the ciphertext in the node's page cache, and
-    nothing dirty left in the NFS client when the volume closes. No dm-crypt work queues: less
-    CPU per byte (what bounds throughput under emulation, and costs a little everywhere)."""
-    loop = run(["losetup", "--find", "--show", "--direct-io=on", str(file)], f"attaching {what}").strip()
-    try:
-        run(["cryptsetup", "open", "--type", "luks2", "--key-file=-", f"--keyfile-size={KEY_BYTES}",
-             "--perf-no_read_workqueue", "--perf-no_write_workqueue", loop, mapper], f"unlocking {what}", stdin=key)
-    except NodeError:
-        run(["losetup", "--detach", loop], f"detaching {what}")
-        raise
-
-
-def lock(mapper: str, what: str) -> None:
-    """Closes the mapping, then detaches the loop device under it."""
-    table = run(["dmsetup", "deps", "-o", "devname", mapper], f"finding the device under {what}")
-    run(["cryptsetup", "close", mapper], f"locking {what}")
-    for loop in re.findall(r"\((loop[0-9]+)\)", table):
-        run(["losetup", "--detach", f"/dev/{loop}"], f"detaching {what}")
-
-
-def volume_device(tenant_id: str) -> str:
-    return f"/dev/mapper/{MAPPER_PREFIX}{tenant_id}"
-
-
-def now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+from .files import now, replace_file
+from .luks import MAPPER_PREFIX, device, format_luks, lock, run, unlock
+from .nodeconfig import NodeConfig
+from .vaultclient import NodeVault, wrapped_version
 
 
 class Volume:
-    def __init__(self, config: NodeConfig, tenant: dict):
-        self.config = config
+    def __init__(self, node: NodeConfig, tenant: dict):
+        self.node = node
         self.tenant = tenant["id"]
         self.size = tenant["volume_size"]
         self.slice = tenant["slice"]
         self.rates = {"IOReadBandwidthMax": tenant["volume_read"], "IOWriteBandwidthMax": tenant["volume_write"]}
-        share = config.share
+        share = node.share
         self.file = share / f"{self.tenant}.luks"
         self.keyfile = share / f"{self.tenant}.key.json"
         self.leasefile = share / f"{self.tenant}.lease"
         self.lockfile = share / f".{self.tenant}.lock"
         self.mapper = MAPPER_PREFIX + self.tenant
-        self.mountpoint = config.mount_root / self.tenant
+        self.mountpoint = node.mount_root / self.tenant
 
     @property
     def home(self) -> Path:
@@ -119,7 +52,7 @@ class Volume:
 
     # ---- state
     def is_open(self) -> bool:
-        return Path(volume_device(self.tenant)).exists()
+        return device(self.mapper).exists()
 
     def is_mounted(self) -> bool:
         return os.path.ismount(self.mountpoint)
@@ -146,9 +79,9 @@ class Volume:
 
     # ---- guards
     def _require_share(self) -> None:
-        if not os.path.ismount(self.config.share):
-            raise NodeError(f"the volume share is not mounted at {self.config.share}: "
-                            f"check the storage host and `systemctl status {self.config.share_unit}`")
+        if not os.path.ismount(self.node.share):
+            raise NodeError(f"the volume share is not mounted at {self.node.share}: "
+                            f"check the storage host and `systemctl status {self.node.share_unit}`")
 
     @contextmanager
     def _locked(self):
@@ -162,7 +95,7 @@ class Volume:
 
     def _check_lease(self, take_over: bool) -> None:
         lease = self.lease()
-        if lease is None or lease["node"] == self.config.node or take_over:
+        if lease is None or lease["node"] == self.node.name or take_over:
             # Our own lease with nothing open here: this node restarted (or was rebuilt) while the
             # volume was open; nobody else can have it, so it is ours again.
             return
@@ -178,7 +111,7 @@ class Volume:
         self._require_share()
         with self._locked():
             self._check_lease(take_over)
-            with NodeVault(self.config.vault) as vault:  # fails closed before anything changes
+            with NodeVault(self.node.vault) as vault:  # fails closed before anything changes
                 if self.file.exists():
                     existing = self.file.stat().st_size
                     key = vault.unwrap_volume_key(self.tenant, self.wrapped_key()["wrapped_key"])
@@ -186,7 +119,7 @@ class Volume:
                 else:
                     key = self._create(vault)
                     created = True
-            self.leasefile.write_text(json.dumps({"node": self.config.node, "since": now()}) + "\n")
+            self.leasefile.write_text(json.dumps({"node": self.node.name, "since": now()}) + "\n")
             try:
                 if not self.is_open():
                     unlock(self.file, self.mapper, key, f"volume {self.tenant}")
@@ -209,19 +142,14 @@ class Volume:
         with open(pending, "wb") as f:
             f.truncate(self.size)
         mapper = self.mapper + "-new"
-        run(["cryptsetup", "luksFormat", "--batch-mode", "--type", "luks2", "--cipher", "aes-xts-plain64",
-             "--key-size", "512", "--hash", "sha256", "--sector-size", "4096",
-             # The key is 512 random bits, not a passphrase: a slow KDF adds nothing but time.
-             "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", "1000",
-             "--label", f"tos-{self.tenant}", "--key-file=-", f"--keyfile-size={KEY_BYTES}", str(pending)],
-            f"formatting volume {self.tenant}", stdin=key)
+        format_luks(pending, key, f"tos-{self.tenant}", f"volume {self.tenant}")
         unlock(pending, mapper, key, f"new volume {self.tenant}")
         try:
-            run(["mkfs.ext4", "-q", "-m", "0", "-L", f"tos-{self.tenant}", f"/dev/mapper/{mapper}"],
+            run(["mkfs.ext4", "-q", "-m", "0", "-L", f"tos-{self.tenant}", str(device(mapper))],
                 f"making ext4 in volume {self.tenant}")
         finally:
             lock(mapper, f"new volume {self.tenant}")
-        record = {"tenant": self.tenant, "wrapped_key": wrapped, "created_by": self.config.node,
+        record = {"tenant": self.tenant, "wrapped_key": wrapped, "created_by": self.node.name,
                   "created": now(), "format": "luks2+ext4"}
         replace_file(self.keyfile, (json.dumps(record, indent=2) + "\n").encode())
         os.replace(pending, self.file)
@@ -233,18 +161,17 @@ class Volume:
         tenant's NFS traffic. Runtime only: the device exists until the volume closes. (Docker's
         --device-*-bps would do it per container, but Debian's docker 26.1 CLI drops them
         without a word: docker/cli#5321.)"""
-        device = volume_device(self.tenant)
         run(["systemctl", "set-property", "--runtime", self.slice,
-             *(f"{name}={device} {rate}" for name, rate in self.rates.items())],
+             *(f"{name}={device(self.mapper)} {rate}" for name, rate in self.rates.items())],
             f"limiting volume {self.tenant}'s rates")
 
     def _mount(self) -> None:
         self.mountpoint.mkdir(parents=True, exist_ok=True, mode=0o700)
         if not self.is_mounted():
-            run(["mount", "-t", "ext4", "-o", "nosuid,nodev", volume_device(self.tenant), str(self.mountpoint)],
+            run(["mount", "-t", "ext4", "-o", "nosuid,nodev", str(device(self.mapper)), str(self.mountpoint)],
                 f"mounting volume {self.tenant}")
         self.home.mkdir(exist_ok=True)
-        os.chown(self.home, self.config.session_uid, self.config.session_uid)
+        os.chown(self.home, self.node.session_uid, self.node.session_uid)
         self.home.chmod(0o700)
         self.checkpoints.mkdir(mode=0o700, exist_ok=True)
 
@@ -254,13 +181,13 @@ class Volume:
         if self.is_open():
             lock(self.mapper, f"volume {self.tenant}")
         lease = self.lease()
-        if lease and lease["node"] == self.config.node:
+        if lease and lease["node"] == self.node.name:
             self.leasefile.unlink(missing_ok=True)
 
     def close(self) -> str:
         if not self.is_open() and not self.is_mounted():
             lease = self.lease()
-            if lease and lease["node"] == self.config.node:
+            if lease and lease["node"] == self.node.name:
                 self.leasefile.unlink(missing_ok=True)
             return f"{self.tenant}: volume not open here"
         run(["sync", "-f", str(self.mountpoint)], f"flushing volume {self.tenant}") if self.is_mounted() else None
@@ -272,7 +199,7 @@ class Volume:
         self._require_share()
         if not self.file.exists():
             raise NodeError(f"tenant {self.tenant} has no volume yet; nothing to rotate")
-        with self._locked(), NodeVault(self.config.vault) as vault:
+        with self._locked(), NodeVault(self.node.vault) as vault:
             record = self.wrapped_key()
             old = record["wrapped_key"]
             version = vault.rotate_tenant_key(self.tenant)
