@@ -116,7 +116,9 @@ def test_each_refusal_was_the_firewalls_own(attempts, control):
 
 def _egress_of(target, tenant_id: str) -> list:
     entry = next(t for t in target.data["tenants"] if t["id"] == tenant_id)
-    return entry["egress"] if entry.get("egress") is not None else target.data.get("tenant_egress_default") or []
+    if entry.get("egress") is not None:
+        return entry["egress"]
+    return target.data.get("tenant_network_egress_default") or []
 
 
 @pytest.mark.control("tos-net-04")

@@ -113,4 +113,4 @@ def test_roles_stand_alone_and_read_one_table_of_defaults():
         assert not {m for m in imported if m.startswith("roles.")}, path
     for role in [base, *ROLE_DEPLOYS]:
         assert role._inner.deploy_data is ALL_DEFAULTS, role.__name__
-    assert {"tenants", "tenant_quota_defaults", "docker_subid_start", "session_hibernate_after"} <= set(ALL_DEFAULTS)
+    assert {"tenants", "tenant_quota_defaults", "docker_subid_start", "hibernation_after"} <= set(ALL_DEFAULTS)
