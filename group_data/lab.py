@@ -19,4 +19,4 @@ tenants = [
 
 # The idle policy's timer stays off in the lab: the audits drive sessions without a client, and
 # the policy would pause them under the audits' feet. test_4 runs its unit (the same command) itself.
-session_idle_policy = False
+hibernation_idle_policy = False

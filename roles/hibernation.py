@@ -35,10 +35,10 @@ class Data(RoleData):
     hibernation_packages: NonEmpty(PackageName) = ["criu"]
     # A session with no client is paused at once and hibernated after this long (per tenant:
     # 'hibernate_after' in its tenants entry). Units: s, m, h.
-    session_hibernate_after: DurationText() = "30m"
+    hibernation_after: DurationText() = "30m"
     # Switch: the idle policy (a systemd timer) on every node. Off, sessions are paused and
     # hibernated only by hand (`tos-session pause | hibernate`).
-    session_idle_policy: Switch = True
+    hibernation_idle_policy: Switch = True
     # How often the idle policy looks at the sessions.
     hibernation_policy_interval: DurationText(86400) = "30s"
     # Hold the runtime's packages (apt-mark hold): a checkpoint restores only with a compatible
@@ -120,6 +120,6 @@ def hibernation():
     service = _template("Idle policy service", "/etc/systemd/system/tos-session-policy.service")
     timer = _template("Idle policy timer", "/etc/systemd/system/tos-session-policy.timer")
     systemd.daemon_reload(name="Load the idle policy units", _if=any_changed(service, timer))
-    systemd.service(name=f"Idle policy timer {'on' if host.data.session_idle_policy else 'off'}",
-                    service="tos-session-policy.timer", running=host.data.session_idle_policy,
-                    enabled=host.data.session_idle_policy)
+    systemd.service(name=f"Idle policy timer {'on' if host.data.hibernation_idle_policy else 'off'}",
+                    service="tos-session-policy.timer", running=host.data.hibernation_idle_policy,
+                    enabled=host.data.hibernation_idle_policy)

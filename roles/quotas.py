@@ -19,7 +19,7 @@ from toskit.tenants import TenantsData, tenants_of
 
 class Data(TenantsData):  # `tenants` and `tenant_quota_defaults` (toskit/tenants.py), checked here
     # Disks the IO limits apply to; None: the disk holding /var/lib (found on the host).
-    tenant_io_devices: Optional[NonEmpty(DevicePath)] = None
+    quotas_io_devices: Optional[NonEmpty(DevicePath)] = None
 
 
 DEFAULTS = Data.defaults()
@@ -29,7 +29,7 @@ DEFAULTS = Data.defaults()
 def quotas():
     Data.check(host.name, host.data)
     tenants = tenants_of(host.name, host.data)
-    io_devices = host.data.tenant_io_devices or [host.get_fact(ContainerDisk)]
+    io_devices = host.data.quotas_io_devices or [host.get_fact(ContainerDisk)]
     unit_changes = []
     for tenant in host.loop(tenants):
         unit = f"/etc/systemd/system/{tenant.slice}"

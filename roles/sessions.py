@@ -92,7 +92,7 @@ def tenants_json(tenants: list, image: str, hibernate_after: int) -> str:
         for t in tenants]}, indent=2, sort_keys=True) + "\n"
 
 
-# The session tool needs the tenants and session_hibernate_after (the hibernation role's).
+# The session tool needs the tenants and hibernation_after (the hibernation role's).
 @deploy("TOS sessions", data_defaults=ALL_DEFAULTS)
 def sessions():
     Data.check(host.name, host.data)
@@ -113,7 +113,7 @@ def sessions():
     files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
     operations.put(name="Tenants the session tool may start", src=StringIO(tenants_json(
         tenants_of(host.name, host.data), image.tag,
-        parse_duration(host.name, "session_hibernate_after", host.data.session_hibernate_after))),
+        parse_duration(host.name, "hibernation_after", host.data.hibernation_after))),
                    dest="/etc/tos/tenants.json", mode="644")
     files.directory(name="No copy of tos-session's library from before it was one file",
                     path="/usr/local/lib/tos/tosnode", present=False)

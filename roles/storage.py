@@ -48,17 +48,18 @@ DEFAULTS = Data.defaults()
 
 
 def nfs_source(data) -> str:
-    """server:path of the export: storage_nfs_server with this host's storage_export_path, else the
-    storage host's own cluster_ip and export path (what it really exports). IPv6 in brackets."""
+    """server:path of the export: storage_nfs_server with this host's storage_server_export_path,
+    else the storage host's own cluster_ip and export path (what it really exports). IPv6 in
+    brackets."""
     if data.storage_nfs_server:
-        server, path = data.storage_nfs_server, data.storage_export_path
+        server, path = data.storage_nfs_server, data.storage_server_export_path
     else:
         servers = inventory.get_group("storage", [])
         if not servers:
             raise DataError(host.name, "storage_nfs_server", None, "is unset and the inventory has no "
                             "`storage` group", "set storage_nfs_server to the NFS server's address")
         server = servers[0].data.cluster_ip
-        path = servers[0].data.get("storage_export_path") or ALL_DEFAULTS["storage_export_path"]
+        path = servers[0].data.get("storage_server_export_path") or ALL_DEFAULTS["storage_server_export_path"]
     return f"[{server}]:{path}" if ":" in server else f"{server}:{path}"
 
 

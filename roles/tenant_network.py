@@ -46,7 +46,7 @@ class Data(RoleData):  # the tenants themselves: toskit/tenants.py
     # Where sessions may connect beyond their own network, for tenants without an `egress` of
     # their own: [] is nothing. An entry: {"network": "203.0.113.0/24", "ports": [443]} (ports
     # None: all; "protocol": "tcp" (default) or "udp"). "0.0.0.0/0" with ports [443] is the web.
-    tenant_egress_default: Items(Egress) = []
+    tenant_network_egress_default: Items(Egress) = []
     # Networks sessions never reach, on top of every inventory host's cluster_ip and the fixed
     # list above: the cluster network, Vault's and the package mirror's addresses, a cloud's
     # metadata service. Egress rules cannot open them.
@@ -77,7 +77,8 @@ def tenant_firewall():
         name="Tenant firewall: sessions reach their own network and their egress only [tos-net-01..04]",
         src=TEMPLATES / "tenant-firewall.nft.j2", dest=FIREWALL_FILE, mode="600", validate="nft -c -f {path}",
         table=FIREWALL_TABLE, forbidden_v4=v4, forbidden_v6=v6, tenants=tenants,
-        egress={t.id: t.egress if t.egress is not None else data.tenant_egress_default for t in tenants})
+        egress={t.id: t.egress if t.egress is not None else data.tenant_network_egress_default
+                for t in tenants})
     unit = operations.template(
         name="Tenant firewall unit: loaded at boot, before Docker", src=TEMPLATES / f"{FIREWALL_UNIT}.j2",
         dest=f"/etc/systemd/system/{FIREWALL_UNIT}", table=FIREWALL_TABLE, rules=FIREWALL_FILE,

@@ -93,8 +93,8 @@ class TenantEntry(BaseModel):
     id: TenantId
     quotas: Optional[QuotaOverrides] = None
     enabled: Switch = True  # False: Vault refuses its volume key to every node (vault role)
-    hibernate_after: Optional[Duration()] = None  # None: the site's session_hibernate_after
-    egress: Optional[Items(Egress)] = None  # None: the site's tenant_egress_default
+    hibernate_after: Optional[Duration()] = None  # None: the site's hibernation_after
+    egress: Optional[Items(Egress)] = None  # None: the site's tenant_network_egress_default
 
 
 def unique_ids(entries: list) -> list:
@@ -126,8 +126,8 @@ class Tenant:
     id: str
     quotas: Quotas
     enabled: bool = True
-    hibernate_after: int | None = None  # seconds; None: the site's session_hibernate_after
-    egress: tuple | None = None  # Egress entries; None: the site's tenant_egress_default
+    hibernate_after: int | None = None  # seconds; None: the site's hibernation_after
+    egress: tuple | None = None  # Egress entries; None: the site's tenant_network_egress_default
 
     @property
     def slice(self) -> str:
@@ -154,7 +154,7 @@ class TenantsData(RoleData):
     # The tenants whose sessions this node may run: [{"id": "acme", "quotas": {...}}, ...].
     # An id is 2-24 characters, a-z then a-z/0-9; it names the tenant's slice and network.
     # Per tenant: 'quotas' (any of those below), 'enabled' (False: locked out of its volume),
-    # 'hibernate_after' (else session_hibernate_after).
+    # 'hibernate_after' (else hibernation_after).
     tenants: Tenants = []
     # Quotas of a tenant that sets none of its own. Sizes need a unit (K, M, G, T).
     tenant_quota_defaults: QuotaValues = {

@@ -38,4 +38,4 @@ def quotas_of(target, tenant_id: str):
 def egress_of(target, tenant_id: str) -> list:
     """The tenant's egress as its data declares it (its own, else the site's default)."""
     entry = next(t for t in target.data["tenants"] if t["id"] == tenant_id)
-    return entry["egress"] if entry.get("egress") is not None else target.data.get("tenant_egress_default") or []
+    return entry["egress"] if entry.get("egress") is not None else target.data.get("tenant_network_egress_default") or []

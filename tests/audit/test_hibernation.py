@@ -60,7 +60,7 @@ def test_checkpoints_pass_through_ram_only(host):
 @pytest.mark.control("tos-hibernation-04")
 def test_the_idle_policy_timer_is_as_the_data_says(target, host):
     timer = host.service("tos-session-policy.timer")
-    wanted = target.data["session_idle_policy"]
+    wanted = target.data["hibernation_idle_policy"]
     assert (timer.is_enabled, timer.is_running) == (wanted, wanted)
     assert "ExecStart=/usr/local/sbin/tos-session policy" in \
         host.file("/etc/systemd/system/tos-session-policy.service").content_string

@@ -20,7 +20,7 @@ def test_nfs_server_speaks_v4_2_only(host):
 @pytest.mark.groups("storage")
 @pytest.mark.control("tos-storage-02")
 def test_export_reaches_only_the_nodes_with_every_user_squashed(host, target, targets):
-    path = target.data["storage_export_path"]
+    path = target.data["storage_server_export_path"]
     clients = {}
     for line in host.check_output("exportfs -s").splitlines():  # "path  client(options)", one per client
         exported, entry = line.split()
@@ -28,16 +28,16 @@ def test_export_reaches_only_the_nodes_with_every_user_squashed(host, target, ta
         client, options = entry.split("(", 1)
         clients[client] = set(options.rstrip(")").split(","))
     # Only the configured clients, else each node's own address (one address each: /32, /128).
-    wanted = target.data["storage_export_clients"]
+    wanted = target.data["storage_server_export_clients"]
     if wanted is None:
         wanted = [t.data["cluster_ip"] for t in targets if "nodes" in t.groups]
     assert set(clients) == {str(ipaddress.ip_network(address)) for address in wanted}
     for options in clients.values():
         assert {"rw", "sync", "all_squash", "root_squash", "secure", "sec=sys", "no_subtree_check",
-                f"anonuid={target.data['storage_export_uid']}"} <= options
+                f"anonuid={target.data['storage_server_export_uid']}"} <= options
         assert not options & {"no_root_squash", "insecure", "no_all_squash", "crossmnt", "nohide"}
     export = host.file(path)
-    assert (export.user, export.mode) == (target.data["storage_export_user"], 0o700)
+    assert (export.user, export.mode) == (target.data["storage_server_export_user"], 0o700)
 
 
 # ---- the nodes
@@ -109,7 +109,7 @@ def test_data_written_in_a_session_is_nowhere_in_plain_on_the_node_or_the_storag
         written_since = f"find / -xdev -type f -newer {stamp} -print0"
         assert found_in(host, written_since, marker, control) == {control}
         for storage, server in storage_hosts:
-            export = storage.data["storage_export_path"]
+            export = storage.data["storage_server_export_path"]
             # The write reached the storage host (as ciphertext), so the search below is not vacuous.
             # A marker made after the stamp can only be in a file written after it.
             assert server.check_output(f"find {export} -name {tenant}.luks -newer {stamp}")

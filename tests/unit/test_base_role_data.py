@@ -97,6 +97,41 @@ def test_role_keys_never_shadow_pyinfra_connection_keys_or_each_other():
     assert len(keys) == len(set(keys))
 
 
+# What a key's name starts with, by its owner: the role's own name, but for these. base is every
+# host's bundle of concerns (its packages, apt, time, sshd, the hostname), runtime is Docker, and
+# the tenants' keys (in the quotas role's schema) are the shared library's (toskit/tenants.py).
+OWNER_PREFIXES = {"base": ("base_", "apt_", "time_", "sshd_", "hostname"), "runtime": ("docker_",),
+                  "sessions": ("session_",), "tenants": ("tenants", "tenant_")}
+
+
+def key_owners() -> dict:
+    """Every key and its owner: a role's module name, or "tenants" for the shared library's."""
+    from roles import ROLES
+    from toskit.tenants import TenantsData
+    owners = {key: role.__name__.removeprefix("roles.") for role in ROLES for key in role.Data.model_fields}
+    return {**owners, **{key: "tenants" for key in TenantsData.model_fields}}
+
+
+def owner_named_by(key: str) -> str | None:
+    """The owner whose prefix is the longest one the key starts with (storage_server_ before
+    storage_, tenant_network_ before tenant_)."""
+    found = [(prefix, owner) for owner in set(key_owners().values())
+             for prefix in OWNER_PREFIXES.get(owner, (f"{owner}_",)) if key.startswith(prefix)]
+    return max(found, default=("", None), key=lambda pair: len(pair[0]))[1]
+
+
+def test_each_key_carries_its_owners_name():
+    # A reader finds a key's type, default and comment where its name points.
+    assert {key: owner for key, owner in key_owners().items() if owner_named_by(key) != owner} == {}
+
+
+def test_each_renamed_key_pointed_at_another_owner():
+    # What the renames of issue 14 fixed; the rule above would have refused every old name.
+    from toskit.schema.renamed import RENAMED_KEYS
+    owners = key_owners()
+    assert [old for old, new in RENAMED_KEYS.items() if owner_named_by(old) == owners[new]] == []
+
+
 def test_roles_stand_alone_and_read_one_table_of_defaults():
     # No role imports another (a key another role owns comes from the shared table), and every
     # role's deploy gets that table, so no role can miss a default it reads (as tenant_network
@@ -113,4 +148,4 @@ def test_roles_stand_alone_and_read_one_table_of_defaults():
         assert not {m for m in imported if m.startswith("roles.")}, path
     for role in [base, *ROLE_DEPLOYS]:
         assert role._inner.deploy_data is ALL_DEFAULTS, role.__name__
-    assert {"tenants", "tenant_quota_defaults", "docker_subid_start", "session_hibernate_after"} <= set(ALL_DEFAULTS)
+    assert {"tenants", "tenant_quota_defaults", "docker_subid_start", "hibernation_after"} <= set(ALL_DEFAULTS)

@@ -12,13 +12,14 @@ from hypothesis import strategies as st
 from roles import ROLES
 from toskit.check import check_inventory
 from toskit.schema import DataError, DataErrors
+from toskit.schema.renamed import RENAMED_KEYS
 from toskit.schema.types import MAX_SIZE, UNITS, size_bytes
 from toskit.tenants import TENANT_ID, parse_tenants
 
 # A valid value for each key whose default is None (nothing to mutate otherwise).
 SAMPLES = {
-    "hostname": "node1", "time_serve_network": "10.0.0.0/24", "tenant_io_devices": ["/dev/vda"],
-    "storage_nfs_server": "10.0.0.1", "storage_export_clients": ["10.0.0.2"],
+    "hostname": "node1", "time_serve_network": "10.0.0.0/24", "quotas_io_devices": ["/dev/vda"],
+    "storage_nfs_server": "10.0.0.1", "storage_server_export_clients": ["10.0.0.2"],
     "vault_addr": "https://vault.example.org:8200", "vault_operator_addr": "https://127.0.0.1:8200",
     "vault_ca_file": "/etc/tos/ca.pem", "vault_token_file": "~/.vault-token", "vault_node_cidr": "10.0.0.5/32",
     "session_image_proxy": "http://127.0.0.1:3142",
@@ -26,11 +27,11 @@ SAMPLES = {
     # ...and for empty lists.
     "base_extra_packages": ["vim"], "time_servers": ["10.0.0.1"], "sshd_allow_users": ["ops"],
     "tenants": [{"id": "acme"}],
-    "tenant_egress_default": [{"network": "203.0.113.0/24", "ports": [443]}],
+    "tenant_network_egress_default": [{"network": "203.0.113.0/24", "ports": [443]}],
     "tenant_network_forbidden": ["10.0.0.0/24"],
 }
 OPTIONAL_LISTS = {"base_extra_packages", "time_pools", "time_servers", "sshd_allow_users", "tenants",
-                  "tenant_egress_default", "tenant_network_forbidden"}
+                  "tenant_network_egress_default", "tenant_network_forbidden"}
 ROLE_OF = {key: role for role in ROLES for key in role.Data.model_fields}
 # Keys whose values are free text by design (a file on the operator's machine): no shape to break.
 FREE_TEXT = {"vault_ca_file", "vault_token_file"}
@@ -90,18 +91,18 @@ def test_every_class_of_bad_value_is_refused_for_every_key(key, value):
 SPECIFIC = [
     ("docker_userns_user", "root", "an account the system already uses"),
     ("docker_userns_user", "daemon", "an account the system already uses"),
-    ("storage_export_user", "root", "an account the system already uses"),
-    ("storage_export_user", "systemd-network", "an account the system already uses"),
+    ("storage_server_export_user", "root", "an account the system already uses"),
+    ("storage_server_export_user", "systemd-network", "an account the system already uses"),
     ("docker_subid_start", 1000, "is not a whole number from 100000"),
     ("docker_nofile_soft", 8192, "is above docker_nofile_hard"),
-    ("storage_export_path", "/srv/../etc", "no '..'"),
+    ("storage_server_export_path", "/srv/../etc", "no '..'"),
     ("storage_mount_path", "/var/lib/./tos", "no '..'"),
     ("storage_volume_root", "run/tos", "is not an absolute path"),
-    ("tenant_io_devices", ["/etc/passwd"], "is not a block device"),
-    ("tenant_io_devices", ["/dev/null"], "is not a block device"),
-    ("tenant_io_devices", [], "is empty"),
-    ("session_hibernate_after", "0s", "is zero"),
-    ("session_hibernate_after", "٣٠h", "is not a duration with a unit"),
+    ("quotas_io_devices", ["/etc/passwd"], "is not a block device"),
+    ("quotas_io_devices", ["/dev/null"], "is not a block device"),
+    ("quotas_io_devices", [], "is empty"),
+    ("hibernation_after", "0s", "is zero"),
+    ("hibernation_after", "٣٠h", "is not a duration with a unit"),
     ("hibernation_policy_interval", "2d", "is not a duration with a unit"),
     ("vault_secret_id_ttl", "0h", "is zero"),
     ("vault_secret_id_ttl", "٣٠h", "is not a duration"),
@@ -109,8 +110,8 @@ SPECIFIC = [
     ("vault_addr", "https://user:pw@vault.example.org", "has more than a scheme, host and port"),
     ("vault_node_cidr", "10.0.0.5/24", "no host bits set"),
     ("vault_node_cidr", "10.0.0.5", "is not a network in CIDR form"),
-    ("storage_export_clients", ["fd00::1/32"], "is not an IP address"),
-    ("storage_export_clients", [True], "is not a string"),
+    ("storage_server_export_clients", ["fd00::1/32"], "is not an IP address"),
+    ("storage_server_export_clients", [True], "is not a string"),
     ("time_servers", [True], "is not a string"),
     ("time_servers", ["1.2.3.999"], "is not an IP address"),
     ("sshd_listen_addresses", [], "is empty"),
@@ -118,7 +119,7 @@ SPECIFIC = [
     ("sshd_listen_addresses", ["0.0.0.0\n"], "is not an IP address"),
     # Found by a hostile pass: an IPv6 zone id carries any text into sshd_config, exports, chrony.
     ("sshd_listen_addresses", ["fe80::1%lo\nPasswordAuthentication yes"], "no zone ids"),
-    ("storage_export_clients", ["fd00::5%x *(rw,no_root_squash) y"], "no zone ids"),
+    ("storage_server_export_clients", ["fd00::5%x *(rw,no_root_squash) y"], "no zone ids"),
     ("time_servers", ["fe80::1%x\nallow all"], "is not an IP address or a hostname"),
     ("vault_node_cidr", ["fe80::1%x/128"], "is not a string"),
     ("vault_node_cidr", "fe80::1%x/128", "is not a network in CIDR form"),
@@ -126,10 +127,10 @@ SPECIFIC = [
     ("vault_node_cidr", "10.0.0.0/255.255.255.0", "is not a network in CIDR form"),
     ("time_serve_network", "0.0.0.0/0", "is not a private network"),
     ("sshd_listen_addresses", ["::"], "which sshd_address_family inet excludes"),
-    ("storage_export_path", "/etc", "is a system directory"),
+    ("storage_server_export_path", "/etc", "is a system directory"),
     ("storage_mount_path", "/usr", "is a system directory"),
     ("storage_volume_root", "/var/lib/docker", "is a system directory"),
-    ("storage_export_path", "/srv", "is a system directory"),
+    ("storage_server_export_path", "/srv", "is a system directory"),
     ("storage_nfs_options", ["vers=4.2", "proto=tcp"], "leaves out hard, nosuid, nodev, noexec"),
     ("storage_nfs_options", ["vers=4.2", "hard", "nosuid", "nodev", "noexec", "soft"], "undoes the hardening"),
     ("sshd_ciphers", ["3des-cbc", "aes128-cbc"], "not among the ciphers this baseline allows"),
@@ -149,9 +150,9 @@ SPECIFIC = [
     ("time_servers", ["0x7f.1"], "is not an IP address or a hostname"),
     ("hostname", "localhost", "is not a valid hostname"),
     ("docker_userns_user", "kvm", "an account the system already uses"),
-    ("storage_export_user", "_ssh", "an account the system already uses"),
-    ("storage_export_uid", 1, "is not a whole number from 100"),
-    ("storage_export_clients", ["127.0.0.1"], "is not an address another host can reach"),
+    ("storage_server_export_user", "_ssh", "an account the system already uses"),
+    ("storage_server_export_uid", 1, "is not a whole number from 100"),
+    ("storage_server_export_clients", ["127.0.0.1"], "is not an address another host can reach"),
     ("tenants", [{"id": "acme", "quotas": {"volume_size": "64M", "memory": "1G"}}], "is smaller than the tenant's memory"),
     ("tenants", [{"id": "acme", "quotas": {"volume_size": "16777215T"}}], "is larger than 64T"),
     ("tenant_quota_defaults", {"cpu": 1, "memory": "1G", "swap": 0, "pids": 512, "disk_read": "50M",
@@ -184,8 +185,9 @@ def test_checks_across_keys_name_the_key_to_change():
 @pytest.mark.parametrize("key,value", [
     ("sshd_listen_addresses", ["10.0.0.5", "0.0.0.0"]),
     ("time_servers", ["ntp.example.org", "fd00::1"]), ("vault_addr", "https://[fd00::1]:8200"),
-    ("storage_export_clients", ["fd00::2"]), ("tenants", [{"id": "acme", "quotas": {"memory": "1.5G"}}]),
-    ("sshd_allow_users", ["admin@10.0.0.0/8", "ops*"]), ("tenant_io_devices", ["/dev/disk/by-path/pci-0000:00:1f.2-ata-1"]),
+    ("storage_server_export_clients", ["fd00::2"]), ("tenants", [{"id": "acme", "quotas": {"memory": "1.5G"}}]),
+    ("sshd_allow_users", ["admin@10.0.0.0/8", "ops*"]),
+    ("quotas_io_devices", ["/dev/disk/by-path/pci-0000:00:1f.2-ata-1"]),
     ("base_extra_packages", ["libc6:i386", "vim=2:9.0.1378-2"]), ("time_servers", ["pool.ntp.org.", "NTP1.example.org"]),
     ("tenants", [{"id": "acme", "quotas": {"swap": "0M"}}]),
 ])
@@ -276,6 +278,33 @@ def test_the_inventory_is_checked_before_any_host(tmp_path, text, expected):
 def test_site_keys_and_groups_are_the_sites_own(tmp_path):
     text = STORAGE + 'nodes = [("node1", {"cluster_ip": "192.0.2.1", "site_rack": "r1"})]\nsite_gpu = ["node1"]\n'
     assert check_inventory(inventory(tmp_path, text)) == 2
+
+
+@pytest.mark.parametrize("old,new", sorted(RENAMED_KEYS.items()))
+def test_a_renamed_key_is_refused_by_its_old_name_and_read_by_its_new_one(tmp_path, old, new):
+    host, group = ("storage1", "storage") if ROLE_OF[new].__name__ == "roles.storage_server" else ("node1", "nodes")
+    sites = {}
+    for key in (old, new):  # a site each: pyinfra compiles a file once per name
+        (tmp_path / key).mkdir()
+        sites[key] = inventory(tmp_path / key, STORAGE + NODES)
+        (tmp_path / key / "group_data" / f"{group}.py").write_text(f"{key} = {valid(new)!r}\n")
+    assert check_refuses(sites[old]) == (f"host {host}: {old} = {valid(new)!r} is a key's old name, no longer read\n"
+                                         f"  fix: renamed to {new}: rename it in group_data")
+    assert check_inventory(sites[new]) == 2
+
+
+def test_the_renamed_keys_table_names_keys_roles_read():
+    from roles import known_keys
+    assert set(RENAMED_KEYS.values()) <= known_keys() and not set(RENAMED_KEYS) & known_keys()
+
+
+def test_the_deploy_refuses_an_old_name_too():
+    # As base checks a host's whole data while pyinfra plans, before any operation.
+    from roles import host_problems
+    [error] = host_problems("node1", ["nodes"], {"cluster_ip": "10.0.0.21", "ssh_strict_host_key_checking": "yes",
+                                                 "docker_experimental": True, "session_idle_policy": False})
+    assert (error.host, error.key, error.fix) == ("node1", "session_idle_policy",
+                                                  "renamed to hibernation_idle_policy: rename it in group_data")
 
 
 def test_a_group_data_file_that_does_not_load_is_named(tmp_path):

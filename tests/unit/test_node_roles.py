@@ -81,8 +81,8 @@ def test_drift_is_found_in_any_limit():
 
 
 def test_quotas_data_is_checked():
-    with pytest.raises(DataError, match="tenant_io_devices"):
-        quotas.Data.check("n1", {**quotas.DEFAULTS, "tenant_io_devices": ["vda; reboot"]})
+    with pytest.raises(DataError, match="quotas_io_devices"):
+        quotas.Data.check("n1", {**quotas.DEFAULTS, "quotas_io_devices": ["vda; reboot"]})
 
 
 @pytest.mark.parametrize("path", ["/var/lib/tos/share", "/srv/tos-volumes/share", "/.tos/a.b:c_d", "/mnt/x-y-z/"])

@@ -1,7 +1,8 @@
 """A host's whole schema: the inventory's own keys, then base's and those of the host's roles.
 
-A key no role reads is refused (a typo such as `sshd_prot` would otherwise be ignored); keys of
-the site's own start with `site_` and are left alone.
+A key no role reads is refused (a typo such as `sshd_prot` would otherwise be ignored), and the
+old name of a renamed key with its new one (toskit/schema/renamed.py); keys of the site's own start
+with `site_` and are left alone.
 """
 
 from functools import lru_cache

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic_core import PydanticCustomError
 
 from .errors import SITE_PREFIX, WHERE, DataError, raise_all
+from .renamed import RENAMED_KEYS
 
 
 class RoleData(BaseModel):
@@ -81,6 +82,9 @@ def problems(host: str, error: ValidationError, known_keys=(), nested_keys=()) -
 
 def unknown_key(host: str, key: str, value, known_keys) -> DataError:
     parent, _, name = key.rpartition(".")
+    if not parent and key in RENAMED_KEYS:  # a key's old name: never read, so never silently ignored
+        return DataError(host, key, value, "is a key's old name, no longer read",
+                         f"renamed to {RENAMED_KEYS[key]}: rename it in group_data")
     close = difflib.get_close_matches(name.lower(), sorted(known_keys), n=1)
     fix = f"did you mean {close[0]}?" if close else "remove it"
     if parent:  # inside a mapping such as a tenant's quotas
