@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 LAB := $(PY) -m toskit.lab
 INVENTORY ?= inventories/lab.py
 
-.PHONY: venv lab lab-up lab-down lab-destroy lab-status deploy audit test test-fast test-lab bench-lab bench-storage bench-hibernation bench-restore-race
+.PHONY: venv lab lab-up lab-down lab-destroy lab-status deploy audit test test-fast test-lab bench-lab bench-storage bench-hibernation bench-restore-race bench-fleet
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -50,3 +50,5 @@ bench-hibernation: venv
 	$(PY) -m bench.hibernation_bench
 bench-restore-race: venv
 	$(PY) -m bench.restore_race_bench
+bench-fleet: venv
+	$(PY) -m bench.fleet_bench
