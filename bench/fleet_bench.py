@@ -42,19 +42,20 @@ def per_group(calls: dict) -> dict:
 
 
 def fleet(nodes: int) -> dict:
-    # Read by the lab, and by LabConfig here (the hosts to count on).
-    os.environ.update(TOS_LAB_NODES=str(nodes), TOS_LAB_NODE_MEMORY_MB=str(NODE_MEMORY_MB))
+    os.environ.update(TOS_LAB_NODES=str(nodes), TOS_LAB_NODE_MEMORY_MB=str(NODE_MEMORY_MB))  # for the lab
     lab("destroy")
-    started = time.monotonic()
-    lab("up")
-    result = {"nodes": nodes, "lab_up_s": round(time.monotonic() - started, 1)}
-    for phase in ("first", "noop"):
-        measured = deploy()
-        result[f"{phase}_deploy_s"] = measured["seconds"]
-        result[f"{phase}_calls"] = measured["calls"]
-        result[f"{phase}_commands_per_host"] = per_group(measured["calls"])
-    lab("destroy")
-    return result
+    try:
+        started = time.monotonic()
+        lab("up")
+        result = {"nodes": nodes, "lab_up_s": round(time.monotonic() - started, 1)}
+        for phase in ("first", "noop"):
+            measured = deploy()
+            result[f"{phase}_deploy_s"] = measured["seconds"]
+            result[f"{phase}_calls"] = measured["calls"]
+            result[f"{phase}_commands_per_host"] = per_group(measured["calls"])
+        return result
+    finally:
+        lab("destroy")
 
 
 def main() -> int:

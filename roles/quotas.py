@@ -52,43 +52,48 @@ def quotas():
         _activate_or_restore_limits(tenant, io_devices)
 
 
-def expected_limits(tenant, device_count: int) -> dict:
-    """What the kernel's cgroup files of the tenant's slice must say (cgroup v2 formats)."""
+def expected_limits(tenant, live: dict) -> dict:
+    """What the kernel's cgroup files of the tenant's slice must say (cgroup v2 formats); io.max
+    per device number, the host's disks and, while it is open, the tenant's volume (whose limits
+    the node tool sets when it opens it)."""
     q = tenant.quotas
+    io = dict.fromkeys(live["disks"].values(), f"rbps={q.disk_read} wbps={q.disk_write}")
+    if live["volume"]:
+        io[live["volume"]] = f"rbps={q.volume_read} wbps={q.volume_write}"
     return {
         "memory.max": str(q.memory),
         "memory.swap.max": str(q.swap),
         "pids.max": str(q.pids),
         "cpu.max": f"{round(q.cpu * 100) * 1000} 100000",
-        "io": [f"rbps={q.disk_read} wbps={q.disk_write}"] * device_count,
-        # Set by the node tool on the volume's device while it is open (not in the unit file).
-        "volume io": f"rbps={q.volume_read} wbps={q.volume_write}",
+        "io": io,
     }
 
 
 def drifted(live: dict, expected: dict) -> list:
-    """Names of the limits whose live value differs from the declared one."""
-    wrong = [name for name, value in expected.items() if "io" not in name and live.get(name) != value]
-    io_lines = sorted(line.split(" ", 1)[1].rsplit(" riops", 1)[0] for line in live.get("io.max", "").split(";") if line)
-    disks = expected["io"]
-    return wrong + ([] if io_lines in (sorted(disks), sorted([*disks, expected["volume io"]])) else ["io.max"])
+    """Names of the limits whose live value differs from the declared one. Lines for other
+    devices are left alone (a closed volume's old loop device: nothing of the tenant's uses it)."""
+    wrong = [name for name, value in expected.items() if name != "io" and live.get(name) != value]
+    return wrong + (["io.max"] if any(live["io"].get(d) != v for d, v in expected["io"].items()) else [])
 
 
 def _activate_or_restore_limits(tenant, io_devices: list) -> None:
     """Starts the slice if it is not active. If it is, and someone lifted a limit by hand
     (systemctl set-property, a write to the cgroup file), the slice's unit file is unchanged:
     put the declared limits back on the live slice."""
-    live = host.get_fact(CgroupLimits, path=cgroup_path(tenant))
+    live = host.get_fact(CgroupLimits, path=cgroup_path(tenant), disks=tuple(io_devices), volume=tenant.volume_device)
     if live is None:
         server.shell(name=f"Activate tenant {tenant.id}'s slice", commands=[f"systemctl start {tenant.slice}"])
         return
-    wrong = drifted(live, expected_limits(tenant, len(io_devices)))
+    wrong = drifted(live, expected_limits(tenant, live))
     if wrong:
         q = tenant.quotas
         properties = [f"CPUQuota={round(q.cpu * 100)}%", f"MemoryMax={q.memory}",
                       f"MemorySwapMax={q.swap}", f"TasksMax={q.pids}"]
-        for device in io_devices:
-            properties += [f"IOReadBandwidthMax={device} {q.disk_read}", f"IOWriteBandwidthMax={device} {q.disk_write}"]
+        rates = [(device, q.disk_read, q.disk_write) for device in io_devices]
+        if live["volume"]:
+            rates.append((tenant.volume_device, q.volume_read, q.volume_write))
+        for device, read, write in rates:
+            properties += [f"IOReadBandwidthMax={device} {read}", f"IOWriteBandwidthMax={device} {write}"]
         server.shell(
             name=f"Restore tenant {tenant.id}'s drifted limits ({', '.join(wrong)})",
             commands=[StringCommand("systemctl", "set-property", "--runtime", tenant.slice,

@@ -18,23 +18,44 @@ class ContainerDisk(FactBase):
         return output[0].strip() if output else None
 
 
+# The device systemd sets a path's IO limits on: the whole disk of a partition, and the one
+# device under a device-mapper mapping (a LUKS volume's loop device), as its "originating" device.
+ORIGIN = ('whole() { b=$1; [ -e "/sys/class/block/$b/partition" ] && '
+          'b=$(basename "$(dirname "$(readlink -f "/sys/class/block/$b")")"); echo "$b"; }; '
+          'origin() { b=$(whole "$(basename "$(readlink -f "$1")")"); set -- /sys/class/block/"$b"/slaves/*; '
+          '[ $# = 1 ] && [ -e "$1" ] && b=$(whole "$(basename "$1")"); cat "/sys/class/block/$b/dev"; }; ')
+
+
 class CgroupLimits(FactBase):
-    """The limits the kernel enforces on a cgroup (cgroup v2 files), or None if it does not exist."""
+    """The limits the kernel enforces on a cgroup (cgroup v2 files), or None if it does not exist;
+    with "io" ({"maj:min": "rbps=.. wbps=.."}), the devices of `disks` ({path: "maj:min"}), and
+    that of `volume` if it exists (None if not): the numbers io.max names them by."""
 
     FILES = ("memory.max", "memory.swap.max", "pids.max", "cpu.max", "io.max")
 
-    def command(self, path: str) -> str:
+    def command(self, path: str, disks: tuple = (), volume: str = "") -> str:
         # One grep prints every file as `name:line` (a loop of reads costs a process per file).
-        return f'cd {shlex.quote(path)} 2>/dev/null && grep -H "" {" ".join(self.FILES)} || true'
+        devices = "".join(f'echo "disk:{d}:$(origin {shlex.quote(d)})"; ' for d in disks)
+        if volume:
+            devices += f'[ -e {shlex.quote(volume)} ] && echo "volume:$(origin {shlex.quote(volume)})"; '
+        return f'cd {shlex.quote(path)} 2>/dev/null && {{ grep -H "" {" ".join(self.FILES)}; {ORIGIN}{devices}}} || true'
 
     def process(self, output):
         if not output:
             return None
         limits = dict.fromkeys(self.FILES, "")  # an empty file (io.max without limits) prints nothing
+        limits.update(disks={}, volume=None)
         for line in output:
             name, _, value = line.partition(":")
-            if name in limits:
+            if name in self.FILES:
                 limits[name] = f"{limits[name]};{value}" if limits[name] else value
+            elif name == "disk":
+                disk, major, minor = value.rsplit(":", 2)
+                limits["disks"][disk] = f"{major}:{minor}"
+            elif name == "volume":
+                limits["volume"] = value
+        limits["io"] = {line.split(" ", 1)[0]: line.split(" ", 1)[1].split(" riops", 1)[0]
+                        for line in limits["io.max"].split(";") if line}
         return limits
 
 

@@ -45,7 +45,9 @@ def _swap(value: Any) -> int:
 TenantId = Annotated[str, Strict(), AfterValidator(_tenant_id)]
 Memory = Size(64 * MiB, 4096)
 Rate = Size(MiB)
-NetworkRate = Size(64 * 1024)  # a policer below a few packets a second would stall TCP
+# At least a few packets a second (a policer below that stalls TCP); at most what nft's byte
+# limit holds (its burst, a quarter of the rate, is a 32-bit number).
+NetworkRate = Size(64 * 1024, 1, 10 * 1024**3)
 VolumeSize = Size(64 * MiB, 4096, 64 * 1024**4)  # whole 4 KiB LUKS sectors, at most 64T
 Swap = Annotated[int, BeforeValidator(_swap)]
 
@@ -134,6 +136,11 @@ class Tenant:
         return f"{TENANT_PREFIX}{self.id}.slice"
 
     @property
+    def volume_device(self) -> str:
+        """Its volume's mapping while open (the node tool's luks.MAPPER_PREFIX names it too)."""
+        return f"/dev/mapper/tos-vol-{self.id}"
+
+    @property
     def network(self) -> str:
         return f"{TENANT_PREFIX}{self.id}"
 
@@ -165,7 +172,7 @@ class TenantsData(RoleData):
         "disk_read": "50M",    # bytes per second read from the container disk
         "disk_write": "50M",   # bytes per second written to the container disk
         # Bytes per second the session reads from and writes to its home (the encrypted volume;
-        # this also bounds the tenant's NFS traffic to storage, which carries nothing else).
+        # so also the NFS traffic its I/O makes; checkpoints move outside it: README).
         "volume_read": "50M",
         "volume_write": "50M",
         # Bytes per second into and out of a tenant's sessions on a node, to and from anything

@@ -10,7 +10,7 @@ import secrets
 import time
 
 import pytest
-from labtools import CONFIG, app_state, found_on_disk, launch_app, memory_used, on, restore_live
+from labtools import CONFIG, app_state, assert_freed, found_on_disk, launch_app, memory_held, on, restore_live
 
 from toskit.lab import criu_race
 
@@ -40,12 +40,13 @@ def container_state() -> str:
 
 @pytest.fixture(scope="module")
 def live_session():
-    """beta on node1 with a live app; yields (node1's memory before the session, app state)."""
+    """beta on node1 with a live app; yields (node1's shared memory before the session, app state)."""
     on("node1", f"tos-session stop {TENANT}", check=False)
-    baseline = memory_used("node1")
+    _, shared_before = memory_held("node1", TENANT)
     on("node1", f"tos-session start {TENANT}")
     app = launch_app("node1", TENANT, APP, BLOB_MB)
-    yield baseline, app
+    assert memory_held("node1", TENANT)[0] > BLOB_MB * 2**20  # control: the probe sees the session's memory
+    yield shared_before, app
     on("node1", f"tos-session stop {TENANT}", check=False)
 
 
@@ -79,7 +80,7 @@ def storage_ip() -> str:
 
 
 def test_killed_mid_checkpoint_loses_nothing_and_hibernate_finishes(live_session):
-    baseline, app = live_session
+    shared_before, app = live_session
     # Kill the tool, and the docker command it runs, while criu is dumping the session.
     killed = on("node1", f"setsid tos-session hibernate {TENANT} < /dev/null > /run/hib.log 2>&1 & "
                          f"echo $! > /run/hib.pid; timeout 90 sh -c 'until pgrep -x criu; do sleep 0.2; done' && "
@@ -93,8 +94,8 @@ def test_killed_mid_checkpoint_loses_nothing_and_hibernate_finishes(live_session
     assert re.search(r"hibernated to hib-\S+ \([0-9.]+ MiB", done), done
     assert container_state() == "gone"
     assert "tos-vol-beta" not in on("node1", "ls /dev/mapper").stdout
-    # node1's memory is back to where it was before the session started.
-    assert memory_used("node1") < baseline + 24 * 2**20, (memory_used("node1"), baseline)
+    # node1 holds nothing of the session any more.
+    assert_freed("node1", TENANT, shared_before)
     status = on("node1", f"tos-session status {TENANT}").stdout
     assert re.search(rf"^{TENANT}\s+-\s+closed\s+hibernated\s+hib-", status, re.M), status
 

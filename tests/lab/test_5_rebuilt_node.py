@@ -4,7 +4,8 @@ written before the rebuild; Vault's per-node policies hold on both nodes."""
 
 import re
 
-from labtools import CONFIG, PYINFRA, app_state, launch_app, memory_used, on, restore_live, run, session_read
+from labtools import (CONFIG, PYINFRA, app_state, assert_freed, launch_app, memory_held, on, restore_live, run,
+                      session_read)
 
 from toskit.lab.vault import LabVault
 
@@ -12,9 +13,10 @@ from toskit.lab.vault import LabVault
 def test_a_session_hibernated_on_node1_comes_back_on_the_rebuilt_node(node2_rebuild):
     marker, wait_for_rebuild = node2_rebuild
     on("node1", "tos-session stop acme")
-    baseline = memory_used("node1")
+    _, shared_before = memory_held("node1", "acme")
     on("node1", "tos-session start acme")
     before = launch_app("node1", "acme", "notes", 16)
+    assert memory_held("node1", "acme")[0] > 16 * 2**20  # control: the probe sees the session's memory
     wait_for_rebuild()
     # While node1 has the volume open, node2 may not open it, and changes nothing trying.
     busy = on("node2", "tos-session restore acme", check=False)
@@ -23,7 +25,7 @@ def test_a_session_hibernated_on_node1_comes_back_on_the_rebuilt_node(node2_rebu
 
     hibernated = on("node1", "tos-session hibernate acme").stdout
     assert "hibernated to hib-" in hibernated, hibernated
-    assert memory_used("node1") < baseline + 24 * 2**20  # node1 is free again
+    assert_freed("node1", "acme", shared_before)  # node1 is free again
     try:
         restore_live("node2", "acme")
         after = app_state("node2", "acme", "notes")

@@ -46,9 +46,21 @@ def test_cgroup_limits_reads_every_file_in_one_command(tmp_path):
         (tmp_path / name).write_text(text)
     assert answer(CgroupLimits(), path=str(tmp_path)) == {
         "memory.max": "268435456", "memory.swap.max": "0", "pids.max": "128", "cpu.max": "50000 100000",
-        "io.max": "254:0 rbps=1 wbps=2;8:0 rbps=3 wbps=4"}
+        "io.max": "254:0 rbps=1 wbps=2;8:0 rbps=3 wbps=4", "io": {"254:0": "rbps=1 wbps=2", "8:0": "rbps=3 wbps=4"},
+        "disks": {}, "volume": None}
     (tmp_path / "io.max").write_text("")  # no IO limits: the kernel's file is empty
-    assert answer(CgroupLimits(), path=str(tmp_path))["io.max"] == ""
+    assert answer(CgroupLimits(), path=str(tmp_path))["io"] == {}
+
+
+def test_cgroup_limits_names_the_disks_by_their_numbers_and_a_closed_volume_by_none(tmp_path):
+    disk = next((d for d in sorted(os.listdir("/sys/class/block")) if os.path.exists(f"/dev/{d}")
+                 and not os.path.exists(f"/sys/class/block/{d}/partition")), None)
+    if disk is None:
+        pytest.skip("no whole disk on this machine")
+    (tmp_path / "io.max").write_text("")
+    found = answer(CgroupLimits(), path=str(tmp_path), disks=(f"/dev/{disk}",), volume="/dev/mapper/tos-vol-none")
+    assert found["disks"] == {f"/dev/{disk}": open(f"/sys/class/block/{disk}/dev").read().strip()}
+    assert found["volume"] is None
     assert answer(CgroupLimits(), path=str(tmp_path / "gone")) is None
 
 

@@ -66,18 +66,20 @@ def test_slice_carries_every_quota():
 
 
 def test_drift_is_found_in_any_limit():
-    expected = quotas.expected_limits(ACME, 1)
+    disk = f"rbps={20 * 1024**2} wbps={10 * 1024**2}"
+    volume = f"rbps={ACME.quotas.volume_read} wbps={ACME.quotas.volume_write}"
     live = {"memory.max": str(256 * 1024**2), "memory.swap.max": "0", "pids.max": "128",
-            "cpu.max": "50000 100000",
-            "io.max": f"254:0 rbps={20 * 1024**2} wbps={10 * 1024**2} riops=max wiops=max"}
+            "cpu.max": "50000 100000", "io": {"254:0": disk}, "disks": {"/dev/vda": "254:0"}, "volume": None}
+    expected = quotas.expected_limits(ACME, live)
     assert quotas.drifted(live, expected) == []
     assert quotas.drifted({**live, "memory.max": "max"}, expected) == ["memory.max"]
-    assert quotas.drifted({**live, "io.max": ""}, expected) == ["io.max"]
-    # An open volume's line (the node tool's) is the tenant's too; one lifted by hand is not.
-    volume = f"253:0 rbps={ACME.quotas.volume_read} wbps={ACME.quotas.volume_write} riops=max wiops=max"
-    assert quotas.drifted({**live, "io.max": f"{live['io.max']};{volume}"}, expected) == []
-    assert quotas.drifted({**live, "io.max": f"{live['io.max']};253:0 rbps=max wbps=max riops=max wiops=max"},
-                          expected) == ["io.max"]
+    assert quotas.drifted({**live, "io": {}}, expected) == ["io.max"]
+    # A line left on a closed volume's old loop device is no drift; the open volume's is checked.
+    assert quotas.drifted({**live, "io": {"254:0": disk, "7:3": volume}}, expected) == []
+    opened = {**live, "volume": "7:0", "io": {"254:0": disk, "7:0": volume}}
+    assert quotas.drifted(opened, quotas.expected_limits(ACME, opened)) == []
+    for lifted in ({"254:0": disk}, {"254:0": disk, "7:0": "rbps=max wbps=max"}, {"7:0": volume}):
+        assert quotas.drifted({**opened, "io": lifted}, quotas.expected_limits(ACME, opened)) == ["io.max"]
 
 
 def test_quotas_data_is_checked():

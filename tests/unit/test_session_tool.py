@@ -42,3 +42,9 @@ def test_tool_is_one_reproducible_executable_zip():
     bundle = tool_bundle()
     assert bundle == tool_bundle() and bundle.startswith(b"#!/usr/bin/python3\n")
     # That it runs: test_tool_launcher.py.
+
+
+def test_the_roles_and_the_tool_name_a_tenants_volume_alike():
+    from toskit.node.tosnode.luks import MAPPER_PREFIX, device
+    acme = parse_tenants("n1", [{"id": "acme"}], ALL_DEFAULTS["tenant_quota_defaults"])[0]
+    assert acme.volume_device == str(device(MAPPER_PREFIX + "acme"))

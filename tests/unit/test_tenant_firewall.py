@@ -82,6 +82,17 @@ def test_egress_comes_after_the_refusals_it_cannot_override():
     assert last_forbidden < first_accept < comments.index(next(c for c in comments if c.startswith("tos-net-04")))
 
 
+def test_each_tenants_network_quotas_are_one_rule_each_way_around_the_refusals():
+    """network_out before everything (a session's every packet spends its own quota), network_in
+    after every refusal (another tenant's refused traffic cannot spend it)."""
+    comments = [r.get("comment", "") for r in loaded_rules(rendered()) if r["chain"] == "forward"]
+    refusals = [i for i, c in enumerate(comments) if c.startswith("tos-net-")]
+    for tenant in TENANTS:
+        out = comments.index(f"tos-quota-08 tenant {tenant.id} network_out")
+        into = comments.index(f"tos-quota-08 tenant {tenant.id} network_in")
+        assert out < min(refusals) and into > max(refusals), (tenant.id, comments)
+
+
 def test_overlapping_forbidden_networks_load_as_one_set_each():
     v4, v6 = forbidden_networks(SITE_FORBIDDEN, HOSTS)
     assert "10.213.0.0/24" in v4 and "169.254.0.0/16" in v4 and not any(a.startswith("10.213.0.1") for a in v4)

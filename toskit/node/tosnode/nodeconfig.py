@@ -21,7 +21,7 @@ class NodeConfig:
     def load(cls, etc: str = "/etc/tos") -> "NodeConfig":
         """node.json (storage role) and vault.json (vault role)."""
         node_json = _read(etc, "node.json", "storage")
-        vault_json = _read(etc, "vault.json", "storage")
+        vault_json = _read(etc, "vault.json", "Vault credential")
         # share_unit: a node.json written before it was added names no unit; the next deploy does.
         return cls(node_json["node"], Path(node_json["share"]), node_json.get("share_unit", "the share's mount unit"),
                    Path(node_json["mount_root"]), node_json["session_uid"], VaultConfig.from_dict(vault_json))

@@ -36,6 +36,8 @@ def restore(tenants_file: dict, tenant_id: str, take_over: bool = False) -> str:
         return f"{tenant_id}: already {current} here" + (" (`tos-session resume`)" if current == "paused" else "")
     if current is not None:
         sessions.docker("rm", "--force", name)  # a restore that died half-way: its container never ran
+    # Before the volume opens: a node not (yet) set up for restores stops here, nothing changed.
+    staged = criu_staged()
     opened = volume.open(take_over=take_over)  # Vault and the lease: fails closed, nothing changed
     state = checkpoints.read_state(volume.checkpoints)
     if state["state"] == "running":  # never hibernated, or stopped: an ordinary start
@@ -44,7 +46,6 @@ def restore(tenants_file: dict, tenant_id: str, take_over: bool = False) -> str:
         return _cold_start(tenants_file, volume, tenant_id,
                            f"its last hibernation, on {state['node']}, never finished", opened)
     checkpoint = state["checkpoint"]
-    staged = criu_staged()  # before any attempt: a node not set up for restores stops here, checkpoint untouched
     versions = checkpoints.runtime_versions()
     why_not = checkpoints.verify(volume.checkpoints, checkpoint, tenants_file["image"], versions)
     # A safety net, not the fix: a second attempt before the cold start that loses the live state.

@@ -33,7 +33,7 @@ class Volume:
         self.tenant = tenant["id"]
         self.size = tenant["volume_size"]
         self.slice = tenant["slice"]
-        self.rates = {"IOReadBandwidthMax": tenant["volume_read"], "IOWriteBandwidthMax": tenant["volume_write"]}
+        self.rates = {"IOReadBandwidthMax": tenant.get("volume_read"), "IOWriteBandwidthMax": tenant.get("volume_write")}
         share = node.share
         self.file = share / f"{self.tenant}.luks"
         self.keyfile = share / f"{self.tenant}.key.json"
@@ -156,11 +156,15 @@ class Volume:
         return key
 
     def _limit_rates(self) -> None:
-        """The tenant's volume rates on the volume's own device, in the tenant's slice, before the
+        """The tenant's volume rates for the volume's mapping, in the tenant's slice, before the
         session can touch it: every process of the tenant is held there, and through it the
-        tenant's NFS traffic. Runtime only: the device exists until the volume closes. (Docker's
-        --device-*-bps would do it per container, but Debian's docker 26.1 CLI drops them
-        without a word: docker/cli#5321.)"""
+        tenant's NFS traffic. systemd sets them on the loop device under the mapping (its
+        "originating" device); runtime only, as the next open may get another loop device.
+        (Docker's --device-*-bps would do it per container, but Debian's docker 26.1 CLI drops
+        them without a word: docker/cli#5321.)"""
+        if None in self.rates.values():  # fails closed: no session on a volume without its limits
+            raise NodeError(f"/etc/tos/tenants.json names no volume rates for {self.tenant} (written by an "
+                            "older deploy): run the deploy")
         run(["systemctl", "set-property", "--runtime", self.slice,
              *(f"{name}={device(self.mapper)} {rate}" for name, rate in self.rates.items())],
             f"limiting volume {self.tenant}'s rates")
