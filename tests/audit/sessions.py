@@ -8,12 +8,8 @@ from toskit.tenants import tenants_of
 
 
 def tenant_cgroup(tenant) -> str:
-    return tenant_cgroup_of(tenant.id)
-
-
-def tenant_cgroup_of(tenant_id: str) -> str:
     """The tenant slice's cgroup: systemd nests slices by the dashes in their names."""
-    return f"/sys/fs/cgroup/tos.slice/tos-tenant.slice/tos-tenant-{tenant_id}.slice"
+    return f"/sys/fs/cgroup/tos.slice/tos-tenant.slice/tos-tenant-{tenant.id}.slice"
 
 
 def probe(host, tenant: str, *attacks: list) -> list:
@@ -31,8 +27,13 @@ def session_ip(host, tenant: str) -> str:
     return next(iter(inspect(host, tenant)["NetworkSettings"]["Networks"].values()))["IPAddress"]
 
 
+def tenant_of(target, tenant_id: str):
+    """The tenant as the target's data declares it, quotas filled in."""
+    return next(t for t in tenants_of(target.name, DataView(target.data)) if t.id == tenant_id)
+
+
 def quotas_of(target, tenant_id: str):
-    return next(t for t in tenants_of(target.name, DataView(target.data)) if t.id == tenant_id).quotas
+    return tenant_of(target, tenant_id).quotas
 
 
 def egress_of(target, tenant_id: str) -> list:

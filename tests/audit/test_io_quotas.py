@@ -11,7 +11,7 @@ import shlex
 
 import pytest
 
-from tests.audit.sessions import egress_of, inspect, quotas_of, tenant_cgroup_of
+from tests.audit.sessions import egress_of, inspect, quotas_of, tenant_cgroup, tenant_of
 from tests.audit.test_tenant_network import rule_counters
 
 pytestmark = pytest.mark.groups("nodes")
@@ -93,7 +93,7 @@ def test_the_volume_rates_are_on_the_volumes_own_devices_in_the_kernel(target, h
     q = quotas_of(target, tenant)
     block = f"/sys/class/block/$(basename $(readlink -f /dev/mapper/tos-vol-{tenant}))"
     devices = host.check_output(f"cat {block}/dev {block}/slaves/*/dev").split()
-    io_max = host.file(f"{tenant_cgroup_of(tenant)}/io.max").content_string.splitlines()
+    io_max = host.file(f"{tenant_cgroup(tenant_of(target, tenant))}/io.max").content_string.splitlines()
     assert any(line.startswith(f"{device} rbps={q.volume_read} wbps={q.volume_write} ")
                for line in io_max for device in devices), (tenant, devices, io_max)
 

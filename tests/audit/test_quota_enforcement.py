@@ -6,9 +6,7 @@ import time
 
 import pytest
 
-from tests.audit.sessions import quotas_of, tenant_cgroup
-from toskit.check import DataView
-from toskit.tenants import tenants_of
+from tests.audit.sessions import quotas_of, tenant_cgroup, tenant_of
 
 pytestmark = pytest.mark.groups("nodes")
 
@@ -23,8 +21,7 @@ def ticks(host, tenant: str) -> int:
 
 
 def slice_stat(host, tenant, target, name: str) -> dict:
-    t = next(t for t in tenants_of(target.name, DataView(target.data)) if t.id == tenant)
-    text = host.file(f"{tenant_cgroup(t)}/{name}").content_string
+    text = host.file(f"{tenant_cgroup(tenant_of(target, tenant))}/{name}").content_string
     return {k: int(v) for k, v in (line.split() for line in text.splitlines())}
 
 
