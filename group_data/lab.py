@@ -20,3 +20,7 @@ tenants = [
 # The idle policy's timer stays off in the lab: the audits drive sessions without a client, and
 # the policy would pause them under the audits' feet. test_4 runs its unit (the same command) itself.
 hibernation_idle_policy = False
+
+# Docker probes each session's health every 5 s here (30 s by default): every hibernation in the
+# lab tests then checkpoints a session that Docker would be probing (tos-session keeps probes out).
+session_health_interval = "5s"

@@ -19,7 +19,7 @@ from toskit import operations
 from toskit.defaults import ALL_DEFAULTS
 from toskit.schema import RoleData
 from toskit.schema.net import MirrorUrl
-from toskit.schema.types import Literal, NonEmpty, Optional, PackageName
+from toskit.schema.types import DurationText, Literal, NonEmpty, Optional, PackageName
 from toskit.session_image import NODE_PROGRAMS, Recipe, SessionImage, ensure_built
 from toskit.tenants import parse_duration, tenants_of
 
@@ -27,6 +27,10 @@ from toskit.tenants import parse_duration, tenants_of
 PACKAGES_KEY = "session_tool_packages"
 # Where a node keeps the tarball between its upload and its import.
 STAGED_IMAGE = "/var/tmp/tos-session-image.tar"
+# [CIS Docker 4.6] The image's health check: the agent's own verdict (tos-session-health). Its
+# interval here is Docker's default; each session runs with the site's (session_health_interval).
+HEALTHCHECK = ('HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 '
+               'CMD ["/usr/local/bin/tos-session-health"]')
 
 
 class Data(RoleData):
@@ -40,6 +44,9 @@ class Data(RoleData):
     session_image_proxy: Optional[MirrorUrl] = None
     # What the node needs to run the session tool.
     session_tool_packages: NonEmpty(PackageName) = ["python3"]
+    # [CIS Docker 5.27] How often Docker runs each session's health probe (a `docker exec` of
+    # tos-session-health). Paused and hibernating sessions are not probed.
+    session_health_interval: DurationText(3600) = "30s"
 
 
 DEFAULTS = Data.defaults()
@@ -57,7 +64,7 @@ def import_command(image: SessionImage) -> str:
     tag, staged = image.tag, STAGED_IMAGE
     return (f"if ! docker image inspect {tag} > /dev/null 2>&1; then "
             f"docker import --change 'USER session' --change 'WORKDIR /home/session' "
-            f"--change 'ENV HOME=/home/session' {staged} {tag} > /dev/null && "
+            f"--change 'ENV HOME=/home/session' --change '{HEALTHCHECK}' {staged} {tag} > /dev/null && "
             f"layer=$(docker image inspect -f '{{{{index .RootFS.Layers 0}}}}' {tag}) && "
             f"if [ \"$layer\" != {image.layer} ]; then docker image rm {tag}; "
             f"echo \"imported layer $layer is not the image built ({image.layer})\" >&2; exit 1; fi; "
@@ -82,9 +89,9 @@ def tool_bundle() -> bytes:
     return buffer.getvalue()
 
 
-def tenants_json(tenants: list, image: str, hibernate_after: int) -> str:
+def tenants_json(tenants: list, image: str, hibernate_after: int, health_interval: int = 30) -> str:
     """/etc/tos/tenants.json: what tos-session needs to know of each tenant."""
-    return json.dumps({"image": image, "tenants": [
+    return json.dumps({"image": image, "health_interval": health_interval, "tenants": [
         {"id": t.id, "slice": t.slice, "network": t.network, "cpu": t.quotas.cpu,
          "memory": t.quotas.memory, "swap": t.quotas.swap, "pids": t.quotas.pids,
          "volume_size": t.quotas.volume_size, "volume_read": t.quotas.volume_read,
@@ -113,7 +120,8 @@ def sessions():
     files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
     operations.put(name="Tenants the session tool may start", src=StringIO(tenants_json(
         tenants_of(host.name, host.data), image.tag,
-        parse_duration(host.name, "hibernation_after", host.data.hibernation_after))),
+        parse_duration(host.name, "hibernation_after", host.data.hibernation_after),
+        parse_duration(host.name, "session_health_interval", host.data.session_health_interval))),
                    dest="/etc/tos/tenants.json", mode="644")
     files.directory(name="No copy of tos-session's library from before it was one file",
                     path="/usr/local/lib/tos/tosnode", present=False)

@@ -22,8 +22,9 @@ from functools import cache
 from pathlib import Path
 
 NODE_PROGRAMS = Path(__file__).resolve().parent / "node"
-# Programs the session runs (its agent, the app launcher, the probes the audits attack with).
-IMAGE_FILES = ["tos-session-agent", "tos-session-ctl", "tos-probe", "tos-app"]
+# Programs the session runs (its agent, the app launcher, Docker's health probe, the probes the
+# audits attack with).
+IMAGE_FILES = ["tos-session-agent", "tos-session-ctl", "tos-session-health", "tos-probe", "tos-app"]
 # Bump when the build below changes in a way the recipe's fields do not show.
 BUILDER_VERSION = 1
 # The tarball's timestamps (and so its bytes) do not depend on when it was built.

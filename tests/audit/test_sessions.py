@@ -7,6 +7,8 @@ import json
 
 import pytest
 
+from toskit.schema.types import duration_seconds
+
 pytestmark = pytest.mark.groups("nodes")
 
 
@@ -25,6 +27,8 @@ def each(sessions, check):
     """The sessions for which `check(container)` is false, by name."""
     return [c["Name"] for c in sessions if not check(c)]
 
+
+HEALTH_PROBE = "/usr/local/bin/tos-session-health"
 
 SETTINGS = [
     ("cis-docker-5.1", "AppArmor profile", lambda c: c["AppArmorProfile"] == "docker-default"),
@@ -45,6 +49,8 @@ SETTINGS = [
     ("cis-docker-5.24", "inside the tenant's slice", lambda c: c["HostConfig"]["CgroupParent"] ==
      f"tos-tenant-{c['Config']['Labels']['tos.tenant']}.slice"),
     ("cis-docker-5.25", "no new privileges", lambda c: "no-new-privileges" in (c["HostConfig"]["SecurityOpt"] or [])),
+    ("cis-docker-5.27", "health checked by the agent's own probe", lambda c: c["State"].get("Health") is not None
+     and (c["Config"].get("Healthcheck") or {}).get("Test") == ["CMD", HEALTH_PROBE]),
     ("cis-docker-5.28", "PIDs limited", lambda c: (c["HostConfig"]["PidsLimit"] or 0) > 0),
     ("cis-docker-5.30", "host user namespace not shared", lambda c: c["HostConfig"]["UsernsMode"] == ""),
     ("cis-docker-5.31", "no docker socket mounted", lambda c: not any(
@@ -77,3 +83,21 @@ def test_the_session_image_is_the_clusters_one_byte_for_byte(host):
     tag = json.loads(host.file("/etc/tos/tenants.json").content_string)["image"]
     layers = json.loads(host.check_output(f"docker image inspect -f '{{{{json .RootFS.Layers}}}}' {tag}"))
     assert len(layers) == 1 and layers[0].startswith(f"sha256:{tag.split(':')[1]}"), (tag, layers)
+
+
+@pytest.mark.control("cis-docker-5.27")
+def test_sessions_are_probed_at_the_sites_interval_and_running_ones_are_healthy(sessions, target):
+    """Every session at session_health_interval; a running one healthy (or still starting): the
+    agent's own verdict, as the probe last read it. A paused one is not probed (its last verdict stays)."""
+    interval = duration_seconds(target.data["session_health_interval"]) * 10**9
+    assert each(sessions, lambda c: c["Config"]["Healthcheck"].get("Interval") == interval) == []
+    running = [c for c in sessions if c["State"]["Status"] == "running"]
+    assert each(running, lambda c: c["State"]["Health"]["Status"] in ("healthy", "starting")) == [], \
+        [(c["Name"], c["State"]["Health"]["Log"][-1:]) for c in running]
+
+
+@pytest.mark.control("cis-docker-4.6")
+def test_the_session_image_carries_its_health_check(host):
+    tag = json.loads(host.file("/etc/tos/tenants.json").content_string)["image"]
+    check = json.loads(host.check_output(f"docker image inspect -f '{{{{json .Config.Healthcheck}}}}' {tag}"))
+    assert check and check["Test"] == ["CMD", HEALTH_PROBE], check

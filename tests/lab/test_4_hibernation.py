@@ -62,6 +62,65 @@ def test_pause_stops_all_cpu_and_resume_carries_on(live_session):
     assert app_state("node1", TENANT, APP)["counter"] > before
 
 
+def health() -> dict:
+    return json.loads(on("node1", f"docker inspect -f '{{{{json .State.Health}}}}' tos-session-{TENANT}").stdout)
+
+
+def wait_for_health(status: str, within: float = 90) -> dict:
+    deadline = time.monotonic() + within
+    while (now := health())["Status"] != status:
+        assert time.monotonic() < deadline, now
+        time.sleep(2)
+    return now
+
+
+def probes_during(seconds: float) -> int:
+    """Docker's health probes of the session started in the next `seconds` (lab interval: 5 s)."""
+    since = on("node1", "date +%s.%N").stdout.strip()
+    time.sleep(seconds)
+    events = on("node1", f"docker events --since {since} --until $(date +%s.%N) --filter container=tos-session-{TENANT} "
+                         f"--filter event=exec_create --format '{{{{.Action}}}}'").stdout
+    return events.count("tos-session-health")
+
+
+def test_health_is_the_agents_own_verdict_and_a_paused_session_is_not_probed(live_session):
+    assert wait_for_health("healthy")["FailingStreak"] == 0
+    assert probes_during(12) >= 2  # control: Docker probes a running session every 5 s
+    on("node1", f"tos-session pause {TENANT}")
+    assert on("node1", f"docker inspect -f '{{{{.State.Status}}}}' tos-session-{TENANT}").stdout.strip() == "paused"
+    assert probes_during(12) == 0 and health()["Status"] == "healthy"  # not probed, last verdict kept
+    on("node1", f"tos-session resume {TENANT}")
+    # A home that takes no writes (here: its mode, set from the node) makes the session unhealthy...
+    home = f"{VOLUME}/home"
+    mode = on("node1", f"stat -c %a {home}").stdout.strip()
+    on("node1", f"chmod a-w {home}")
+    try:
+        last = wait_for_health("unhealthy")["Log"][-1]["Output"]
+        assert "takes no writes" in last, last
+    finally:
+        on("node1", f"chmod {mode} {home}")
+    wait_for_health("healthy")
+    # ...and so does an agent that stopped answering (its verdict goes stale).
+    pid = on("node1", f"docker inspect -f '{{{{.State.Pid}}}}' tos-session-{TENANT}").stdout.strip()
+    on("node1", f"kill -STOP {pid}")
+    try:
+        last = wait_for_health("unhealthy")["Log"][-1]["Output"]
+        assert "has not reported" in last, last
+    finally:
+        on("node1", f"kill -CONT {pid}")
+    wait_for_health("healthy")
+
+
+def test_a_process_docker_exec_left_in_the_session_keeps_it_paused(live_session):
+    """criu dumps only the session's own tree: an operator's exec (here a sleep) is named, not dumped."""
+    on("node1", f"docker exec -d tos-session-{TENANT} sleep 600")
+    refused = hibernate(expect=75)
+    assert "started in the session by `docker exec`" in refused.stderr and "(sleep)" in refused.stderr, refused.stderr
+    assert container_state() == "paused"
+    on("node1", "pkill -x -f 'sleep 600'")
+    on("node1", f"tos-session resume {TENANT}")
+
+
 def test_vault_or_storage_down_leaves_the_session_paused_and_retryable(live_session):
     for route, says in (("10.0.2.101/32", "Vault"), (f"{storage_ip()}/32", "did not take a synced write")):
         on("node1", f"ip route add blackhole {route}")

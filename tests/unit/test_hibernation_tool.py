@@ -2,7 +2,8 @@
 killed one left running in dockerd; here: that such a request (runc checkpoint of the container) is
 seen, and only for its own container, and that a checkpoint image is removed as an orphan (of a
 restarted dockerd) only once this run has seen it for UNPACK_QUIET with its folder unwritten as
-long, dockerd's time and files played by fakes. (The whole kill-and-rerun is proved on the lab, test_4.)"""
+long, that a moment with nothing in sight is not taken for the end, dockerd's time and files played
+by fakes. (The whole kill-and-rerun is proved on the lab, test_4.)"""
 
 import json
 import os
@@ -60,7 +61,7 @@ class Dockerd:
     session and the images folder on the volume; sleeping runs what dockerd does meanwhile."""
 
     def __init__(self, folder: Path):
-        self.now, self.folder, self.paused = 0.0, folder, False
+        self.now, self.folder, self.scratch = 0.0, folder, []
         self.images, self.removed, self.plan = [], [], []
 
     def monotonic(self) -> float:
@@ -99,8 +100,9 @@ def dockerd(monkeypatch, tmp_path):
     monkeypatch.setattr(hibernation, "time", fake)
     monkeypatch.setattr(hibernation, "subprocess", SimpleNamespace(run=fake.ctr))
     monkeypatch.setattr(hibernation.sessions, "container", lambda tenant_id: {
-        "Id": CONTAINER, "State": {"Status": "running", "Paused": fake.paused}})
+        "Id": CONTAINER, "State": {"Status": "paused", "Paused": True}})
     monkeypatch.setattr(hibernation, "_runc_checkpointing", lambda container_id: False)
+    monkeypatch.setattr(hibernation, "_dump_scratch", lambda: list(fake.scratch))
     monkeypatch.setattr(hibernation, "_checkpoint_images", lambda container_id: list(fake.images))
     return fake
 
@@ -118,7 +120,42 @@ def test_after_a_long_dump_the_image_dockerd_is_about_to_unpack_is_no_orphan(doc
     dockerd.at(1, lambda: dockerd.write(1))
     dockerd.at(30, dockerd.images.clear)
     wait_for_earlier_checkpoint(dockerd)
-    assert dockerd.removed == [] and dockerd.now == 30
+    assert dockerd.removed == [] and dockerd.now == 30 + hibernation.CONFIRM_AFTER  # over: two looks
+
+
+def test_a_moment_with_nothing_in_sight_between_two_steps_is_not_the_end(dockerd):
+    # The first look falls between containerd removing its scratch folder and creating the image.
+    dockerd.write(-300)
+    dockerd.at(0.5, lambda: dockerd.images.append(IMAGE))
+    dockerd.at(20, dockerd.images.clear)
+    wait_for_earlier_checkpoint(dockerd)
+    assert dockerd.removed == [] and dockerd.now == 20 + hibernation.CONFIRM_AFTER
+
+
+def test_the_dump_and_the_archive_are_waited_for(dockerd):
+    dockerd.scratch = ["/tmp/ctrd-checkpoint123"]
+    dockerd.at(50, dockerd.scratch.clear)
+    wait_for_earlier_checkpoint(dockerd)
+    assert dockerd.now == 50 + hibernation.CONFIRM_AFTER
+
+
+def test_a_scratch_folder_that_never_goes_defers_the_hibernation_and_names_it(dockerd):
+    dockerd.scratch = ["/tmp/ctrd-checkpoint123"]
+    with pytest.raises(hibernation.Deferred, match="ctrd-checkpoint123"):
+        wait_for_earlier_checkpoint(dockerd)
+
+
+def test_containerd_scratch_folders_of_restores_are_left_out(monkeypatch, tmp_path):
+    staged, scratch = tmp_path / "staged", tmp_path / "tmp"
+    staged.mkdir()
+    scratch.mkdir()
+    for name in ("ctrd-checkpoint1", "ctrd-checkpoint2", "other"):
+        (scratch / name).mkdir()
+    (staged / CONTAINER).write_text(f"{scratch / 'ctrd-checkpoint2'}\n")  # the CRIU hook's record of a restore
+    (staged / f"{CONTAINER}.cgroup.img").write_bytes(b"\0")
+    monkeypatch.setattr(hibernation, "criu_staged", lambda: staged)
+    monkeypatch.setattr(hibernation, "CONTAINERD_TMP", scratch)
+    assert hibernation._dump_scratch() == [scratch / "ctrd-checkpoint1"]
 
 
 def test_an_image_no_dockerd_unpacks_is_removed_once_seen_for_the_quiet_time(dockerd):
@@ -139,7 +176,7 @@ def test_a_write_into_the_folder_holds_the_removal_off_for_the_quiet_time(docker
 def test_the_quiet_time_counts_from_the_last_checkpoint_seen_under_way(dockerd):
     dockerd.write(-300)
     dockerd.images.append(IMAGE)
-    dockerd.at(100, lambda: setattr(dockerd, "paused", True))  # another checkpoint: containerd pauses it
-    dockerd.at(110, lambda: setattr(dockerd, "paused", False))
+    dockerd.at(100, lambda: dockerd.scratch.append("/tmp/ctrd-checkpoint9"))  # another checkpoint dumps
+    dockerd.at(110, dockerd.scratch.clear)
     wait_for_earlier_checkpoint(dockerd)
     assert dockerd.removed == [(110 + UNPACK_QUIET, IMAGE[1])]

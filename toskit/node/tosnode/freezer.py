@@ -1,11 +1,14 @@
 """Holding a session's processes still.
 
-pause writes the session's cgroup.freeze: the kernel stops every task in milliseconds, where
-`docker pause` costs half a second of process start-ups under emulation. Docker does not see such
-a freeze (it still says running), so `state` reads the cgroup too, and Docker's own operations
-(checkpoint) are given a thawed container whose tasks are held by SIGSTOP instead: stopped tasks
-stay stopped through the dump, through Docker's resume after it, until the container is removed,
-so nothing runs between the checkpoint and the removal (or, on restore, until SIGCONT).
+pause freezes the session's cgroup: the kernel stops every task in milliseconds, where
+`docker pause` costs half a second of process start-ups under emulation. Then Docker is told
+(`hand_to_docker`): a container Docker knows to be paused gets no health probe and no `docker exec`,
+so nothing new enters the session while it is paused or checkpointed (criu cannot dump a process
+that is not a child of the session's init, and waits on it). runc pauses only a container whose own
+cgroup it sees thawed, so for that moment the freeze is held by the tenant's slice above it.
+
+For a checkpoint the tasks are also stopped (SIGSTOP, `hold_for_checkpoint`): stopped tasks stay
+stopped through the dump and until the container is removed (or, on restore, until SIGCONT).
 """
 
 import os
@@ -43,9 +46,16 @@ def state(tenant_id: str) -> str | None:
 
 
 def freeze(tenant_id: str) -> float:
-    """Freezes the session; returns the seconds until the kernel reported it frozen."""
-    started = time.monotonic()
+    """Freezes the session, then hands the pause to Docker; returns the seconds until the kernel
+    reported the session frozen."""
     cgroup = cgroup_of(tenant_id)
+    took = _freeze(cgroup, tenant_id)
+    hand_to_docker(tenant_id, cgroup)
+    return took
+
+
+def _freeze(cgroup: Path, tenant_id: str) -> float:
+    started = time.monotonic()
     (cgroup / "cgroup.freeze").write_text("1")
     while "frozen 1" not in (cgroup / "cgroup.events").read_text().split("\n"):
         if time.monotonic() - started > FREEZE_TIMEOUT:
@@ -53,6 +63,26 @@ def freeze(tenant_id: str) -> float:
             raise NodeError(f"{tenant_id}: the session did not freeze within {FREEZE_TIMEOUT} s; left running")
         time.sleep(0.001)
     return time.monotonic() - started
+
+
+def hand_to_docker(tenant_id: str, cgroup: Path) -> None:
+    """The frozen session becomes a container Docker paused, with no task running in between: the
+    tenant's slice holds the freeze while runc takes over the container's own. If dockerd refuses,
+    the session stays frozen as it was, and the error says so."""
+    slice_ = cgroup.parent
+    if not slice_.name.startswith("tos-tenant-"):  # never freeze what dockerd itself runs in
+        raise NodeError(f"{tenant_id}: the session's cgroup {cgroup} is not in a tenant slice")
+    _freeze(slice_, tenant_id)
+    try:
+        (cgroup / "cgroup.freeze").write_text("0")
+        try:
+            dockerapi.call("POST", f"/containers/{sessions.container_name(tenant_id)}/pause")
+        except NodeError as e:
+            (cgroup / "cgroup.freeze").write_text("1")
+            raise NodeError(f"{tenant_id}: paused, but dockerd did not take the pause ({e}); Docker still "
+                            f"probes and execs into it") from None
+    finally:
+        (slice_ / "cgroup.freeze").write_text("0")
 
 
 def thaw(tenant_id: str) -> None:
@@ -64,13 +94,38 @@ def thaw(tenant_id: str) -> None:
 
 
 def hold_for_checkpoint(tenant_id: str) -> Path:
-    """From frozen to stopped: SIGSTOP waits in the frozen tasks and takes effect as the cgroup
-    thaws, before they run anything. Returns the cgroup, to undo it with `release`."""
+    """From paused to stopped, Docker's pause kept throughout (so it starts nothing in the session):
+    SIGSTOP, a thaw behind Docker's back until every task has stopped, frozen again. The checkpoint
+    then finds the container paused, as containerd would have made it. Returns the cgroup, to undo
+    it with `release`."""
+    if sessions.state(tenant_id) != "paused":
+        raise NodeError(f"{tenant_id}: the session is not paused in Docker; nothing to hold")
     cgroup = cgroup_of(tenant_id)
     signal_all(cgroup, signal.SIGSTOP)
-    _undo_docker_pause(tenant_id)
     (cgroup / "cgroup.freeze").write_text("0")
+    try:
+        _wait_stopped(cgroup, tenant_id)
+    finally:
+        _freeze(cgroup, tenant_id)
     return cgroup
+
+
+def _wait_stopped(cgroup: Path, tenant_id: str) -> None:
+    deadline = time.monotonic() + FREEZE_TIMEOUT
+    while running := [tid for tid in (cgroup / "cgroup.threads").read_text().split() if _task_state(tid) not in "TtZX"]:
+        if time.monotonic() > deadline:
+            signal_all(cgroup, signal.SIGCONT)
+            raise NodeError(f"{tenant_id}: tasks {' '.join(running[:5])} did not stop within {FREEZE_TIMEOUT} s; "
+                            f"the session stays paused")
+        time.sleep(0.01)
+
+
+def _task_state(tid: str) -> str:
+    """The one-letter state of a thread (R, S, D, T, t, Z, X); X if it is gone."""
+    try:
+        return Path(f"/proc/{tid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return "X"
 
 
 def _undo_docker_pause(tenant_id: str) -> None:
@@ -91,3 +146,23 @@ def signal_all(cgroup: Path, signum: int) -> None:
             os.kill(int(pid), signum)
         except ProcessLookupError:
             pass
+
+
+def strangers(cgroup: Path, init_pid: int) -> list:
+    """(pid, command) of the processes in the session's cgroup that are not its init's descendants:
+    ones `docker exec` started (a health probe, an operator's shell). criu dumps only init's tree."""
+    parents = {}
+    for pid in (cgroup / "cgroup.procs").read_text().split():
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        parents[int(pid)] = (int(stat.rsplit(")", 1)[1].split()[1]), stat[stat.index("(") + 1:stat.rindex(")")])
+    found = []
+    for pid, (_, command) in parents.items():
+        ancestor = pid
+        while ancestor in parents and ancestor != init_pid:
+            ancestor = parents[ancestor][0]
+        if ancestor != init_pid:
+            found.append((pid, command))
+    return found

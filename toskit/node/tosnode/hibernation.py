@@ -19,12 +19,16 @@ from pathlib import Path
 from . import checkpoints, freezer, sessions
 from .errors import NodeError
 from .files import now, replace_file
+from .nodeconfig import criu_staged
 from .vaultclient import NodeVault
 from .volumes import Volume
 
 STORAGE_TIMEOUT = 20  # seconds the share may take to take a small synced write
 EARLIER_CHECKPOINT_TIMEOUT = 600  # seconds an orphaned checkpoint (see below) may take to end
 UNPACK_QUIET = 120  # seconds an image in sight and its folder unwritten: no dockerd is unpacking it
+STRANGER_TIMEOUT = 15  # seconds a paused session's health probe may take to be killed by Docker
+CONFIRM_AFTER = 2  # seconds between two looks that both find no earlier checkpoint under way
+CONTAINERD_TMP = Path("/tmp")  # containerd's temporary folder (its unit sets no TMPDIR)
 LEFTOVER = re.compile(r"content (sha256:[0-9a-f]{64}): already exists")
 
 
@@ -82,6 +86,21 @@ def _storage_answers(volume: Volume) -> None:
                        f"{volume.tenant}` again") from None
 
 
+def _no_strangers(tenant_id: str) -> None:
+    """Nothing but the session's own processes: Docker starts no probe or exec in a container it
+    paused and kills the probe it was running, but that takes a moment; an operator's `docker exec`
+    stays until it ends."""
+    found = sessions.container(tenant_id)
+    deadline = time.monotonic() + STRANGER_TIMEOUT
+    while left := freezer.strangers(freezer.cgroup_of(tenant_id, found["State"]["Pid"]), found["State"]["Pid"]):
+        if time.monotonic() > deadline:
+            named = ", ".join(f"{pid} ({command})" for pid, command in left)
+            raise Deferred(f"{tenant_id}: processes started in the session by `docker exec` are still there: "
+                           f"{named}; criu cannot checkpoint them; the session stays paused here; end them "
+                           f"(`kill` on this node), then run `tos-session hibernate {tenant_id}` again")
+        time.sleep(0.2)
+
+
 def _room_for_checkpoint(volume: Volume, cgroup: Path) -> None:
     """The images hold the session's anonymous memory and tmpfs (file-backed pages are not dumped):
     refuse early, not with a half-written dump."""
@@ -109,40 +128,60 @@ def _vault_answers(volume: Volume) -> None:
 
 def _earlier_checkpoint_ended(volume: Volume, tenant_id: str) -> None:
     """A hibernate killed mid-checkpoint (the state says `checkpointing`) leaves its request running
-    in dockerd: containerd holds the task paused while runc and criu dump it and while it archives
-    the images, then resumes it; dockerd then unpacks that archive into the checkpoint folder (on
-    the volume) and deletes it. Its images and the container are touched only once all that is
-    over: a rerun that removed the folder while dockerd unpacked into it failed on the lab. Images
-    that no dockerd will unpack (`_orphaned`) are removed."""
+    in dockerd: runc and criu dump the (paused) session into containerd's scratch folder, containerd
+    archives that into its content store as an image and removes the folder, then dockerd unpacks
+    the image into the checkpoint folder (on the volume) and deletes it. Its images and the
+    container are touched only once all that is over: a rerun that removed the folder while dockerd
+    unpacked into it failed on the lab. Between two of those steps nothing shows for a few
+    milliseconds, so "over" takes two looks CONFIRM_AFTER apart. Images that no dockerd will unpack
+    (`_orphaned`) are removed."""
     if not volume.is_mounted() or checkpoints.read_state(volume.checkpoints)["state"] != "checkpointing" \
             or sessions.state(tenant_id) is None:
         return
     deadline = time.monotonic() + EARLIER_CHECKPOINT_TIMEOUT
     first_seen = {}  # image: when this run first saw it, with no checkpoint under way since
+    clear_since = None  # when this run first found nothing under way, with nothing seen since
+    why = ""
     while True:
         # Fails closed: a dockerd that does not answer (an error) stops the hibernation here.
         container = sessions.container(tenant_id)
         if container is None:
             return
-        if container["State"]["Paused"] or _runc_checkpointing(container["Id"]):
-            first_seen = {}
-        else:
-            images = _checkpoint_images(container["Id"])
-            if not images:
-                return
-            looked = time.monotonic()
+        scratch = _dump_scratch()
+        images = [] if scratch else _checkpoint_images(container["Id"])
+        looked = time.monotonic()
+        if scratch or _runc_checkpointing(container["Id"]):
+            first_seen, clear_since = {}, None
+            why = f"criu dumping, or containerd archiving ({', '.join(map(str, scratch)) or 'runc checkpoint'})"
+        elif images:
+            clear_since = None
             first_seen = {image: first_seen.get(image, looked) for image in images}
+            why = f"dockerd unpacking {', '.join(name for _, name in images)}"
             if _orphaned(first_seen, looked, volume.checkpoints):
                 # The dockerd that was to unpack them is gone (restarted mid-request).
                 for namespace, name in images:
                     subprocess.run(["ctr", "-n", namespace, "images", "rm", name], capture_output=True)
                 return
-        if time.monotonic() > deadline:
-            raise Deferred(f"{tenant_id}: an earlier, interrupted checkpoint of the session is still running "
-                           f"(or the container was paused with `docker pause`) after "
-                           f"{EARLIER_CHECKPOINT_TIMEOUT} s; nothing was changed; run `tos-session hibernate "
-                           f"{tenant_id}` again later")
+        elif clear_since is not None and looked - clear_since >= CONFIRM_AFTER:
+            return
+        else:
+            clear_since = clear_since if clear_since is not None else looked
+        if looked > deadline:
+            raise Deferred(f"{tenant_id}: an earlier, interrupted checkpoint of the session is still under way "
+                           f"after {EARLIER_CHECKPOINT_TIMEOUT} s ({why}); nothing was changed; run `tos-session "
+                           f"hibernate {tenant_id}` again later (a scratch folder left by a containerd that "
+                           f"died mid-checkpoint holds it off until removed)")
         time.sleep(0.5)
+
+
+def _dump_scratch() -> list:
+    """containerd's scratch folders of checkpoints (ctrd-checkpoint* in its temporary folder): one
+    lives from before runc starts a dump until containerd has archived the images. A restore unpacks
+    into a folder of the same name, which the CRIU hook records (criu_staged): those are left out."""
+    staged = criu_staged()
+    restores = {record.read_text().strip() for record in (staged.iterdir() if staged.is_dir() else ())
+                if len(record.name) == 64 and record.is_file()}
+    return [folder for folder in CONTAINERD_TMP.glob("ctrd-checkpoint*") if str(folder) not in restores]
 
 
 def _orphaned(first_seen: dict, looked: float, folder: Path) -> bool:
@@ -216,6 +255,9 @@ def hibernate(tenants_file: dict, tenant_id: str) -> str:
         raise NodeError(f"{tenant_id}: a client is connected; hibernate only disconnected sessions")
     if current == "running":
         freezer.freeze(tenant_id)
+    elif sessions.state(tenant_id) != "paused":  # frozen, but Docker was not told (it refused then)
+        freezer.hand_to_docker(tenant_id, freezer.cgroup_of(tenant_id))
+    _no_strangers(tenant_id)
     _storage_answers(volume)
     _vault_answers(volume)
     _room_for_checkpoint(volume, freezer.cgroup_of(tenant_id))

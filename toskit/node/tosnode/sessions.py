@@ -47,7 +47,7 @@ def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess:
 
 def state(tenant_id: str) -> str | None:
     """Docker's status of the session's container (running, paused, exited, ...), None if none.
-    A session frozen by `tos-session pause` is still running to Docker: freezer.state tells it."""
+    A session frozen but not (yet) handed to Docker is still running to Docker: freezer.state tells it."""
     found = container(tenant_id)
     return found["State"]["Status"] if found else None
 
@@ -71,6 +71,8 @@ def run_argv(tenants_file: dict, t: dict, home: str) -> list:
         "--cpus", str(t["cpu"]),                    # [5.11]
         "--restart", "no",
         "--user", SESSION_USER,                     # unprivileged inside the container too
+        # [5.27] the image's health check, at the site's interval (tenants.json; absent: the image's)
+        *(["--health-interval", f"{tenants_file['health_interval']}s"] if "health_interval" in tenants_file else []),
         tenants_file["image"], "/usr/local/bin/tos-session-agent", "--tenant", t["id"],
     ]
 
@@ -91,8 +93,8 @@ def volume(tenants_file: dict, tenant_id: str) -> Volume:
 def start(tenants_file: dict, tenant_id: str) -> str:
     t = tenant(tenants_file, tenant_id)
     current = state(tenant_id)
-    if current == "running":
-        return f"{tenant_id}: already running"
+    if current in ("running", "paused"):
+        return f"{tenant_id}: already {current}"
     # A session that died (node reboot, crash) left its container behind. With no checkpoint,
     # nothing of it survives (read-only root, RAM-only scratch): it is replaced. Checked before
     # the volume opens, so a refusal leaves the volume (and its lease) as they were.
