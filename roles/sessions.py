@@ -27,10 +27,23 @@ from toskit.tenants import parse_duration, tenants_of
 PACKAGES_KEY = "session_tool_packages"
 # Where a node keeps the tarball between its upload and its import.
 STAGED_IMAGE = "/var/tmp/tos-session-image.tar"
-# [CIS Docker 4.6] The image's health check: the agent's own verdict (tos-session-health). Its
-# interval here is Docker's default; each session runs with the site's (session_health_interval).
-HEALTHCHECK = ('HEALTHCHECK --interval=30s --timeout=10s --start-period=60s --retries=3 '
-               'CMD ["/usr/local/bin/tos-session-health"]')
+# [CIS Docker 4.6] The image's health check: the agent's own verdict (tos-session-health), as
+# Docker records it (seconds in ns, fields in Docker's order). Its interval is Docker's default;
+# each session runs with the site's (session_health_interval).
+HEALTHCHECK = {"Test": ["CMD", "/usr/local/bin/tos-session-health"], "Interval": 30 * 10**9,
+               "Timeout": 10 * 10**9, "StartPeriod": 60 * 10**9, "Retries": 3}
+
+
+def healthcheck_instruction() -> str:
+    """HEALTHCHECK as `docker import --change` takes it."""
+    h = HEALTHCHECK
+    return (f"HEALTHCHECK --interval={h['Interval'] // 10**9}s --timeout={h['Timeout'] // 10**9}s "
+            f"--start-period={h['StartPeriod'] // 10**9}s --retries={h['Retries']} CMD {json.dumps(h['Test'][1:])}")
+
+
+def imported_as_built(found: list) -> bool:
+    """The image's inspect (DockerImage fact) shows it imported with today's settings."""
+    return bool(found) and found[0]["Config"].get("Healthcheck") == HEALTHCHECK
 
 
 class Data(RoleData):
@@ -59,12 +72,14 @@ def session_image(data) -> SessionImage:
 
 
 def import_command(image: SessionImage) -> str:
-    """Imports the uploaded tarball unless the image is there; an image whose layer is not the
-    tarball that was built (a damaged upload) is removed again, and the deploy fails."""
+    """Imports the uploaded tarball unless the image is there with today's settings (its health
+    check); an image whose layer is not the tarball that was built (a damaged upload) is removed
+    again, and the deploy fails."""
     tag, staged = image.tag, STAGED_IMAGE
-    return (f"if ! docker image inspect {tag} > /dev/null 2>&1; then "
+    health = json.dumps(HEALTHCHECK, separators=(",", ":"))
+    return (f"if [ \"$(docker image inspect -f '{{{{json .Config.Healthcheck}}}}' {tag} 2>/dev/null)\" != '{health}' ]; then "
             f"docker import --change 'USER session' --change 'WORKDIR /home/session' "
-            f"--change 'ENV HOME=/home/session' --change '{HEALTHCHECK}' {staged} {tag} > /dev/null && "
+            f"--change 'ENV HOME=/home/session' --change '{healthcheck_instruction()}' {staged} {tag} > /dev/null && "
             f"layer=$(docker image inspect -f '{{{{index .RootFS.Layers 0}}}}' {tag}) && "
             f"if [ \"$layer\" != {image.layer} ]; then docker image rm {tag}; "
             f"echo \"imported layer $layer is not the image built ({image.layer})\" >&2; exit 1; fi; "
@@ -110,7 +125,7 @@ def sessions():
                     path="/usr/local/lib/tos/session-image", present=False)
     files.file(name="No node-side image build script", path="/usr/local/lib/tos/build-session-image",
                present=False)
-    if not host.get_fact(DockerImage, object_id=image.tag):
+    if not imported_as_built(host.get_fact(DockerImage, object_id=image.tag)):
         operations.put(name=f"Upload the session image {image.tag}", src=str(image.tarball), dest=STAGED_IMAGE,
                        mode="600")
         # Asked again when it runs: a deploy that repairs Docker's userns-remap first (runtime role)

@@ -81,12 +81,16 @@ def test_a_name_is_one_path_segment(dockerd):
 def test_the_session_state_comes_from_the_api_and_a_frozen_cgroup_makes_it_paused(dockerd, tmp_path, monkeypatch):
     from toskit.node.tosnode import freezer, sessions
     assert (sessions.state("acme"), sessions.state("beta")) == ("running", None)
-    cgroup = tmp_path / "cgroup"
-    cgroup.mkdir()
+    cgroup = tmp_path / "tos-tenant-acme.slice" / "docker-ab.scope"
+    cgroup.mkdir(parents=True)
+    (cgroup.parent / "cgroup.freeze").write_text("0\n")
     seen = []
     monkeypatch.setattr(freezer, "cgroup_of", lambda tenant, pid=None: seen.append(pid) or cgroup)
     (cgroup / "cgroup.freeze").write_text("0\n")
     assert freezer.state("acme") == "running" and seen == [4242]  # the pid from the same answer
+    (cgroup.parent / "cgroup.freeze").write_text("1\n")  # a hand-over to Docker cut short
+    assert freezer.state("acme") == "paused"
+    (cgroup.parent / "cgroup.freeze").write_text("0\n")
     (cgroup / "cgroup.freeze").write_text("1\n")
     assert freezer.state("acme") == "paused" and freezer.state("beta") is None
     # `tos-session list` says so too, as `status` does.

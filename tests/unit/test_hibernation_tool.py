@@ -7,6 +7,7 @@ by fakes. (The whole kill-and-rerun is proved on the lab, test_4.)"""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -180,3 +181,29 @@ def test_the_quiet_time_counts_from_the_last_checkpoint_seen_under_way(dockerd):
     dockerd.at(110, dockerd.scratch.clear)
     wait_for_earlier_checkpoint(dockerd)
     assert dockerd.removed == [(110 + UNPACK_QUIET, IMAGE[1])]
+
+
+@pytest.fixture
+def strangers(monkeypatch):
+    """The session's exec'd processes as hibernate sees them, one listing per look; kills recorded."""
+    fake = SimpleNamespace(looks=[], killed=[], clock=Dockerd(Path(".")))
+    monkeypatch.setattr(hibernation, "time", fake.clock)
+    monkeypatch.setattr(hibernation.sessions, "container", lambda tenant_id: {"State": {"Pid": 7}})
+    monkeypatch.setattr(hibernation.freezer, "cgroup_of", lambda tenant_id, pid=None: Path("/cgroup"))
+    monkeypatch.setattr(hibernation.freezer, "strangers",
+                        lambda cgroup, init: fake.looks.pop(0) if len(fake.looks) > 1 else fake.looks[0])
+    monkeypatch.setattr(hibernation.os, "kill", lambda pid, signum: fake.killed.append((pid, signum)))
+    return fake
+
+
+def test_what_is_left_of_dockers_probes_is_killed_and_the_checkpoint_goes_on(strangers):
+    strangers.looks = [[(40, "runc:[2:INIT]", True), (41, "tos-session-hea", True)], []]
+    hibernation._no_strangers("acme")
+    assert strangers.killed == [(40, signal.SIGKILL), (41, signal.SIGKILL)]
+
+
+def test_an_operators_exec_is_named_and_the_session_stays_paused(strangers):
+    strangers.looks = [[(50, "sleep", False)]]
+    with pytest.raises(hibernation.Deferred, match=r"50 \(sleep\).*kill -9"):
+        hibernation._no_strangers("acme")
+    assert strangers.killed == [] and strangers.clock.now > hibernation.STRANGER_TIMEOUT

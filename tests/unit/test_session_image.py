@@ -104,3 +104,11 @@ def test_hosts_planned_at_once_by_pyinfra_share_one_build(fake_mmdebstrap):
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert fake_mmdebstrap.read_text().count("run") == 1
+
+
+def test_an_image_imported_without_todays_health_check_is_imported_again():
+    from roles.sessions import HEALTHCHECK, healthcheck_instruction, imported_as_built
+    assert healthcheck_instruction().endswith('CMD ["/usr/local/bin/tos-session-health"]')
+    assert imported_as_built([{"Config": {"Healthcheck": dict(HEALTHCHECK)}}])
+    assert not imported_as_built([]) and not imported_as_built([{"Config": {"Healthcheck": None}}])
+    assert not imported_as_built([{"Config": {"Healthcheck": {**HEALTHCHECK, "Retries": 5}}}])

@@ -14,6 +14,7 @@ stopped through the dump and until the container is removed (or, on restore, unt
 import os
 import signal
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import dockerapi, sessions
@@ -34,15 +35,33 @@ def cgroup_of(tenant_id: str, pid: int | None = None) -> Path:
     return Path("/sys/fs/cgroup" + line.split(":", 2)[2].strip())
 
 
+def _frozen(cgroup: Path) -> bool:
+    return (cgroup / "cgroup.freeze").read_text().strip() == "1"
+
+
 def state(tenant_id: str) -> str | None:
-    """Docker's state of the session's container, except that a frozen one is 'paused'."""
+    """Docker's state of the session's container, except that a frozen one is 'paused' (frozen by
+    tos-session and not yet handed to Docker, or by its slice in a hand-over cut short)."""
     found = sessions.container(tenant_id)
     if found is None:
         return None
     current = found["State"]["Status"]
-    if current == "running" and (cgroup_of(tenant_id, found["State"]["Pid"]) / "cgroup.freeze").read_text().strip() == "1":
+    cgroup = cgroup_of(tenant_id, found["State"]["Pid"])
+    if current == "running" and (_frozen(cgroup) or _frozen(cgroup.parent)):
         return "paused"
     return current
+
+
+@contextmanager
+def _uninterrupted():
+    """Termination signals wait until a sequence of cgroup writes is complete (SIGKILL cannot:
+    `thaw` undoes whatever such a cut leaves)."""
+    blocked = {signal.SIGTERM, signal.SIGINT, signal.SIGHUP}
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def freeze(tenant_id: str) -> float:
@@ -54,13 +73,15 @@ def freeze(tenant_id: str) -> float:
     return took
 
 
-def _freeze(cgroup: Path, tenant_id: str) -> float:
+def _freeze(cgroup: Path, tenant_id: str, undo_on_timeout: bool = True) -> float:
     started = time.monotonic()
     (cgroup / "cgroup.freeze").write_text("1")
     while "frozen 1" not in (cgroup / "cgroup.events").read_text().split("\n"):
         if time.monotonic() - started > FREEZE_TIMEOUT:
-            (cgroup / "cgroup.freeze").write_text("0")
-            raise NodeError(f"{tenant_id}: the session did not freeze within {FREEZE_TIMEOUT} s; left running")
+            if undo_on_timeout:
+                (cgroup / "cgroup.freeze").write_text("0")
+            raise NodeError(f"{tenant_id}: {cgroup.name} did not freeze within {FREEZE_TIMEOUT} s"
+                            + ("; left running" if undo_on_timeout else "; the freeze stays asked for"))
         time.sleep(0.001)
     return time.monotonic() - started
 
@@ -72,24 +93,31 @@ def hand_to_docker(tenant_id: str, cgroup: Path) -> None:
     slice_ = cgroup.parent
     if not slice_.name.startswith("tos-tenant-"):  # never freeze what dockerd itself runs in
         raise NodeError(f"{tenant_id}: the session's cgroup {cgroup} is not in a tenant slice")
-    _freeze(slice_, tenant_id)
-    try:
-        (cgroup / "cgroup.freeze").write_text("0")
+    with _uninterrupted():
+        _freeze(slice_, tenant_id)
         try:
-            dockerapi.call("POST", f"/containers/{sessions.container_name(tenant_id)}/pause")
-        except NodeError as e:
-            (cgroup / "cgroup.freeze").write_text("1")
-            raise NodeError(f"{tenant_id}: paused, but dockerd did not take the pause ({e}); Docker still "
-                            f"probes and execs into it") from None
-    finally:
-        (slice_ / "cgroup.freeze").write_text("0")
+            (cgroup / "cgroup.freeze").write_text("0")
+            try:
+                dockerapi.call("POST", f"/containers/{sessions.container_name(tenant_id)}/pause")
+            except NodeError as e:
+                (cgroup / "cgroup.freeze").write_text("1")
+                raise NodeError(f"{tenant_id}: paused, but dockerd did not take the pause ({e}); Docker still "
+                                f"probes it; `tos-session pause {tenant_id}` tries again") from None
+        finally:
+            (slice_ / "cgroup.freeze").write_text("0")
 
 
 def thaw(tenant_id: str) -> None:
-    """Undoes a freeze, a SIGSTOP hold and a `docker pause`, whichever holds the session."""
-    _undo_docker_pause(tenant_id)
+    """Undoes a freeze (the session's or its slice's), a SIGSTOP hold and a `docker pause`, whichever
+    holds the session, also when a hold or a hand-over was cut short."""
     cgroup = cgroup_of(tenant_id)
+    if sessions.state(tenant_id) == "paused":
+        # Through Docker, or it would still say paused. runc resumes only a container whose own
+        # cgroup it finds frozen: a cut-short hold (or criu, killed mid-dump) may have left it thawed.
+        _freeze(cgroup, tenant_id, undo_on_timeout=False)
+        dockerapi.call("POST", f"/containers/{sessions.container_name(tenant_id)}/unpause")
     (cgroup / "cgroup.freeze").write_text("0")
+    (cgroup.parent / "cgroup.freeze").write_text("0")
     signal_all(cgroup, signal.SIGCONT)
 
 
@@ -101,12 +129,13 @@ def hold_for_checkpoint(tenant_id: str) -> Path:
     if sessions.state(tenant_id) != "paused":
         raise NodeError(f"{tenant_id}: the session is not paused in Docker; nothing to hold")
     cgroup = cgroup_of(tenant_id)
-    signal_all(cgroup, signal.SIGSTOP)
-    (cgroup / "cgroup.freeze").write_text("0")
-    try:
-        _wait_stopped(cgroup, tenant_id)
-    finally:
-        _freeze(cgroup, tenant_id)
+    with _uninterrupted():
+        signal_all(cgroup, signal.SIGSTOP)
+        (cgroup / "cgroup.freeze").write_text("0")
+        try:
+            _wait_stopped(cgroup, tenant_id)
+        finally:
+            _freeze(cgroup, tenant_id, undo_on_timeout=False)
     return cgroup
 
 
@@ -128,12 +157,6 @@ def _task_state(tid: str) -> str:
         return "X"
 
 
-def _undo_docker_pause(tenant_id: str) -> None:
-    """A `docker pause` is undone through Docker: thawed behind its back, Docker would still say paused."""
-    if sessions.state(tenant_id) == "paused":
-        dockerapi.call("POST", f"/containers/{sessions.container_name(tenant_id)}/unpause")
-
-
 def release(cgroup: Path) -> None:
     """Back to frozen (paused), the SIGSTOP hold undone for when the session is resumed."""
     (cgroup / "cgroup.freeze").write_text("1")
@@ -148,21 +171,27 @@ def signal_all(cgroup: Path, signum: int) -> None:
             pass
 
 
+# What Docker's health probe of a session runs as (comm, 15 characters at most): runc's helper
+# while it enters the container, then the probe script.
+DOCKER_PROBE = ("runc:[0:PARENT]", "runc:[1:CHILD]", "runc:[2:INIT]", "tos-session-hea")
+
+
 def strangers(cgroup: Path, init_pid: int) -> list:
-    """(pid, command) of the processes in the session's cgroup that are not its init's descendants:
-    ones `docker exec` started (a health probe, an operator's shell). criu dumps only init's tree."""
-    parents = {}
+    """(pid, command, probe) of the processes in the session's cgroup that are not its init's
+    descendants: ones `docker exec` started. criu dumps only init's tree. `probe`: the process is
+    (under) a health probe of Docker's, which Docker abandoned when it paused the session."""
+    procs = {}
     for pid in (cgroup / "cgroup.procs").read_text().split():
         try:
             stat = Path(f"/proc/{pid}/stat").read_text()
         except (FileNotFoundError, ProcessLookupError):
             continue
-        parents[int(pid)] = (int(stat.rsplit(")", 1)[1].split()[1]), stat[stat.index("(") + 1:stat.rindex(")")])
+        procs[int(pid)] = (int(stat.rsplit(")", 1)[1].split()[1]), stat[stat.index("(") + 1:stat.rindex(")")])
     found = []
-    for pid, (_, command) in parents.items():
-        ancestor = pid
-        while ancestor in parents and ancestor != init_pid:
-            ancestor = parents[ancestor][0]
-        if ancestor != init_pid:
-            found.append((pid, command))
+    for pid, (_, command) in procs.items():
+        line = [pid]  # the process, then its ancestors inside the cgroup
+        while line[-1] in procs and line[-1] != init_pid:
+            line.append(procs[line[-1]][0])
+        if line[-1] != init_pid:  # line[-2]: what `docker exec` started
+            found.append((pid, command, procs[line[-2]][1] in DOCKER_PROBE))
     return found

@@ -11,6 +11,7 @@ checkpoint replaces it.
 import json
 import os
 import re
+import signal
 import subprocess
 import syslog
 import time
@@ -28,7 +29,7 @@ EARLIER_CHECKPOINT_TIMEOUT = 600  # seconds an orphaned checkpoint (see below) m
 UNPACK_QUIET = 120  # seconds an image in sight and its folder unwritten: no dockerd is unpacking it
 STRANGER_TIMEOUT = 15  # seconds a paused session's health probe may take to be killed by Docker
 CONFIRM_AFTER = 2  # seconds between two looks that both find no earlier checkpoint under way
-CONTAINERD_TMP = Path("/tmp")  # containerd's temporary folder (its unit sets no TMPDIR)
+CONTAINERD_TMP = Path("/tmp")  # containerd's temporary folder (its unit sets no XDG_RUNTIME_DIR or TMPDIR)
 LEFTOVER = re.compile(r"content (sha256:[0-9a-f]{64}): already exists")
 
 
@@ -55,6 +56,9 @@ def clients(tenant_id: str) -> int:
 def pause(tenants_file: dict, tenant_id: str) -> str:
     sessions.tenant(tenants_file, tenant_id)
     current = freezer.state(tenant_id)
+    if current == "paused" and sessions.state(tenant_id) != "paused":  # dockerd refused it before
+        freezer.hand_to_docker(tenant_id, freezer.cgroup_of(tenant_id))
+        return f"{tenant_id}: paused (handed to Docker now)"
     if current == "paused":
         return f"{tenant_id}: already paused"
     if current != "running":
@@ -87,17 +91,27 @@ def _storage_answers(volume: Volume) -> None:
 
 
 def _no_strangers(tenant_id: str) -> None:
-    """Nothing but the session's own processes: Docker starts no probe or exec in a container it
-    paused and kills the probe it was running, but that takes a moment; an operator's `docker exec`
-    stays until it ends."""
+    """Nothing but the session's own processes. Docker starts no probe or exec in a container it
+    paused and kills a probe it was running, but a probe caught entering (runc's helper) is frozen
+    there for good: what is left of Docker's probes is killed here (SIGKILL: the only signal a
+    frozen task takes). An operator's `docker exec` is named, and the session stays paused."""
     found = sessions.container(tenant_id)
+    init = found["State"]["Pid"]
+    cgroup = freezer.cgroup_of(tenant_id, init)
     deadline = time.monotonic() + STRANGER_TIMEOUT
-    while left := freezer.strangers(freezer.cgroup_of(tenant_id, found["State"]["Pid"]), found["State"]["Pid"]):
+    while left := freezer.strangers(cgroup, init):
+        for pid, _, probe in left:
+            if probe:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         if time.monotonic() > deadline:
-            named = ", ".join(f"{pid} ({command})" for pid, command in left)
+            named = ", ".join(f"{pid} ({command})" for pid, command, _ in left)
             raise Deferred(f"{tenant_id}: processes started in the session by `docker exec` are still there: "
                            f"{named}; criu cannot checkpoint them; the session stays paused here; end them "
-                           f"(`kill` on this node), then run `tos-session hibernate {tenant_id}` again")
+                           f"(`kill -9 PID` on this node: a frozen process takes no other signal), then run "
+                           f"`tos-session hibernate {tenant_id}` again")
         time.sleep(0.2)
 
 
@@ -179,8 +193,13 @@ def _dump_scratch() -> list:
     lives from before runc starts a dump until containerd has archived the images. A restore unpacks
     into a folder of the same name, which the CRIU hook records (criu_staged): those are left out."""
     staged = criu_staged()
-    restores = {record.read_text().strip() for record in (staged.iterdir() if staged.is_dir() else ())
-                if len(record.name) == 64 and record.is_file()}
+    restores = set()
+    for record in staged.iterdir() if staged.is_dir() else ():
+        try:
+            if len(record.name) == 64:
+                restores.add(record.read_text().strip())
+        except (FileNotFoundError, IsADirectoryError):  # removed by the restore meanwhile
+            pass
     return [folder for folder in CONTAINERD_TMP.glob("ctrd-checkpoint*") if str(folder) not in restores]
 
 
@@ -253,10 +272,7 @@ def hibernate(tenants_file: dict, tenant_id: str) -> str:
                         f"(`tos-session restore {tenant_id}` or `stop` it)")
     if clients(tenant_id):
         raise NodeError(f"{tenant_id}: a client is connected; hibernate only disconnected sessions")
-    if current == "running":
-        freezer.freeze(tenant_id)
-    elif sessions.state(tenant_id) != "paused":  # frozen, but Docker was not told (it refused then)
-        freezer.hand_to_docker(tenant_id, freezer.cgroup_of(tenant_id))
+    pause(tenants_file, tenant_id)  # also hands to Docker a session frozen while dockerd refused
     _no_strangers(tenant_id)
     _storage_answers(volume)
     _vault_answers(volume)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from . import checkpoints, freezer, sessions
 from .errors import NodeError
-from .hibernation import log, marker
+from .hibernation import CONTAINERD_TMP, log, marker
 from .nodeconfig import criu_staged
 from .volumes import Volume
 
@@ -124,6 +124,7 @@ def _restore_into_new_container(tenants_file: dict, t: dict, volume: Volume, che
     target = _docker_root() / "containers" / container_id / "checkpoints" / checkpoint
     target.mkdir(parents=True)
     mounts = [target]
+    scratch_before = set(CONTAINERD_TMP.glob("ctrd-checkpoint*"))
     subprocess.run(["mount", "--bind", "-o", "ro", str(volume.checkpoints / checkpoint), str(target)], check=True)
     try:
         # criu restores into the cgroup it recorded, and runc 1.1 (cgroup v2) does not tell it the
@@ -142,6 +143,7 @@ def _restore_into_new_container(tenants_file: dict, t: dict, volume: Volume, che
             mounts.insert(0, target / "cgroup.img")
         sessions.docker("start", "--checkpoint", checkpoint, sessions.container_name(t["id"]))
     finally:
+        _remove_unrecorded_copies(scratch_before, target / "inventory.img")
         for mount in mounts:
             subprocess.run(["umount", str(mount)], capture_output=True)
         (staged / f"{container_id}.cgroup.img").unlink(missing_ok=True)
@@ -153,6 +155,24 @@ def _restore_into_new_container(tenants_file: dict, t: dict, volume: Volume, che
     if cgroup.name != f"docker-{container_id}.scope":
         raise NodeError(f"the restored session is not in its container's cgroup ({cgroup})")
     freezer.signal_all(cgroup, signal.SIGCONT)  # checkpointed stopped (see freezer): carry on
+
+
+def _remove_unrecorded_copies(before: set, inventory: Path) -> None:
+    """containerd unpacks the images for every restore and never removes them; a restore that failed
+    before the CRIU hook recorded its copy leaves it, and hibernate would take it for a dump under
+    way (hibernation._dump_scratch). Copies of this checkpoint (the same inventory.img) that this
+    restore made go."""
+    try:
+        ours = inventory.read_bytes()
+    except OSError:
+        return
+    for folder in set(CONTAINERD_TMP.glob("ctrd-checkpoint*")) - before:
+        try:
+            if (folder / "inventory.img").read_bytes() != ours:
+                continue
+        except OSError:
+            continue
+        subprocess.run(["rm", "-rf", "--one-file-system", str(folder)], check=False)
 
 
 def _remove_staged_copy(staged: Path, container_id: str) -> None:
