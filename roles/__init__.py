@@ -6,7 +6,7 @@ import sys
 
 from toskit.defaults import ALL_DEFAULTS
 
-from . import base, hibernation, quotas, runtime, sessions, storage, storage_server, tenant_network, vault
+from . import base, gateway, hibernation, quotas, runtime, sessions, storage, storage_server, tenant_network, vault
 
 # Which roles run on which inventory group, in order (after base, which every host gets).
 ROLES_BY_GROUP = {
@@ -22,6 +22,9 @@ ROLES_BY_GROUP = {
         storage.storage,   # the volume share, LUKS tools; volumes open on demand for sessions
         vault.vault,       # tenants' keys and this node's AppRole in Vault; the node enrolled (secret in RAM)
         hibernation.hibernation,  # CRIU checkpoints of idle sessions into their volumes; the idle policy timer
+    ],
+    "gateways": [
+        gateway.gateway,  # nginx, TLS 1.3 only, with a short-lived certificate from Vault's PKI
     ],
 }
 

@@ -17,10 +17,11 @@ from pyinfra.operations import files, python
 from toskit import operations
 from toskit.defaults import ALL_DEFAULTS
 from toskit.facts import VaultLogin
-from toskit.schema import DataError, RoleData
-from toskit.schema.net import HttpsUrl, OneHostNetwork, network_of
-from toskit.schema.types import DurationText, LocalPath, MountName, Optional
+from toskit.schema import DataError
+from toskit.schema.net import OneHostNetwork, network_of
+from toskit.schema.types import MountName, Optional
 from toskit.tenants import tenants_of
+from toskit.vault_data import VaultAccessData
 
 # toskit.vault (hvac, hence ssl) is imported inside the functions: pyinfra's CLI must patch ssl
 # for gevent before anything imports it, and `roles` is imported early by toskit.check and tests.
@@ -28,26 +29,12 @@ from toskit.tenants import tenants_of
 NODE_CA = "/etc/tos/vault-ca.pem"
 CREDENTIALS = "/run/tos/vault"
 
-class Data(RoleData):
-    # Vault (or OpenBao) as the nodes reach it, https only; None: VAULT_ADDR on the operator's machine.
-    vault_addr: Optional[HttpsUrl] = None
-    # ...and as the operator's machine reaches it, if that differs; None: VAULT_ADDR, else vault_addr.
-    vault_operator_addr: Optional[HttpsUrl] = None
-    # CA of Vault's certificate (a PEM on the operator's machine, copied to the nodes);
-    # None: VAULT_CACERT, else the system's CAs.
-    vault_ca_file: Optional[LocalPath] = None
-    # File holding the operator's token; None: VAULT_TOKEN, else ~/.vault-token. The token needs
-    # templates/vault/tos-operator.hcl, not root.
-    vault_token_file: Optional[LocalPath] = None
-    # Where the transit engine and the AppRole auth method are mounted.
+class Data(VaultAccessData):  # how hosts reach Vault (toskit/vault_data.py), checked here too
+    # Where the transit engine (the tenants' keys) is mounted.
     vault_transit_mount: MountName = "transit"
-    vault_approle_mount: MountName = "approle"
     # The address a node's Vault requests come from, as Vault sees it: its AppRole's secret_id
     # and tokens work from there only. None: the node's cluster_ip alone (/32, /128).
     vault_node_cidr: Optional[OneHostNetwork] = None
-    # How long a node's secret_id stays valid; the deploy enrols the node again after that
-    # (and after every reboot: the secret_id lives in RAM).
-    vault_secret_id_ttl: DurationText(minimum=600) = "720h"
 
 
 DEFAULTS = Data.defaults()
@@ -74,10 +61,11 @@ def apply_changes(settings, access) -> None:
 
 def enrol(state, host, settings, node: str) -> None:
     """Runs at deploy time: a fresh secret_id, wrapped, handed to the node, unwrapped there."""
-    from toskit.vault import VaultError, role_id, wrapped_secret_id
+    from toskit.vault import ROLE_PREFIX, VaultError, role_id, wrapped_secret_id
     client = settings.client()
-    host.put_file(StringIO(role_id(settings, client, node) + "\n"), f"{CREDENTIALS}/role-id")
-    host.put_file(StringIO(wrapped_secret_id(settings, client, node) + "\n"), f"{CREDENTIALS}/wrapping-token")
+    role = ROLE_PREFIX + node
+    host.put_file(StringIO(role_id(settings, client, role) + "\n"), f"{CREDENTIALS}/role-id")
+    host.put_file(StringIO(wrapped_secret_id(settings, client, role) + "\n"), f"{CREDENTIALS}/wrapping-token")
     ok, output = host.run_shell_command("tos-session vault-enrol")
     if not ok:
         raise VaultError(f"{node}: enrolment failed: {output.stderr}")

@@ -95,16 +95,31 @@ class VolumeSizes(FactBase):
 
 
 class VaultLogin(FactBase):
-    """Can the node log in to Vault with the credential it holds? 'ok', else the reason."""
+    """Can the host log in to Vault with the credential it holds? 'ok', else the reason. `tool`:
+    the host's Vault client (tos-session on nodes, tos-gateway on gateways); None if it is missing."""
 
-    def command(self) -> str:
-        return "tos-session vault-check 2>&1 || true"
+    def command(self, tool: str = "tos-session") -> str:
+        return f"{tool} vault-check 2>&1 || true"
 
-    def requires_command(self) -> str:
-        return "tos-session"
+    def requires_command(self, tool: str = "tos-session") -> str:
+        return tool
 
     def process(self, output):
         return output[-1].strip() if output else "no answer"
+
+
+class GatewayCertificate(FactBase):
+    """'valid' when the gateway's certificate needs no renewal, else 'due: why' (tos-gateway
+    status); None when the tool is not installed yet."""
+
+    def command(self, tool: str) -> str:
+        return f'out=$({tool} status 2>&1) && echo valid || echo "due: $out"'
+
+    def requires_command(self, tool: str) -> str:
+        return tool
+
+    def process(self, output):
+        return output[-1].strip() if output else None
 
 
 class PasswdEntry(FactBase):

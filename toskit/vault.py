@@ -126,14 +126,17 @@ def _call(what: str, settings: VaultSettings, fn, *args, missing_ok: bool = Fals
         raise VaultError(f"Vault at {settings.addr} refused {what}: {e}") from None
 
 
-def _mounted(settings: VaultSettings, client: hvac.Client, path: str, kind: str, auth: bool) -> bool:
+def _mounted(settings: VaultSettings, client: hvac.Client, path: str, kind: str, auth: bool,
+             key: str | None = None) -> bool:
+    """Whether an engine (auth method) of this kind is mounted at path; another kind there is an
+    error naming the data key that chose the path."""
     what = "listing auth methods" if auth else "listing secrets engines"
     lister = client.sys.list_auth_methods if auth else client.sys.list_mounted_secrets_engines
     listing = _call(what, settings, lister)
     entry = listing.get("data", listing).get(f"{path}/")
     if entry and entry["type"] != kind:
         raise VaultError(f"Vault path {path}/ holds a {entry['type']} engine, not {kind}; "
-                         f"set vault_{'approle' if auth else 'transit'}_mount to a free path")
+                         f"set {key or 'vault_' + kind + '_mount'} to a free path")
     return entry is not None
 
 
@@ -206,17 +209,17 @@ def _apply(settings: VaultSettings, client: hvac.Client, access: NodeAccess) -> 
     return changes
 
 
-def role_id(settings: VaultSettings, client: hvac.Client, node: str) -> str:
-    """The node's role_id: an identifier, not a secret (useless without a secret_id)."""
-    return _call(f"reading the role_id of {ROLE_PREFIX}{node}", settings, client.auth.approle.read_role_id,
-                 ROLE_PREFIX + node, mount_point=settings.approle_mount)["data"]["role_id"]
+def role_id(settings: VaultSettings, client: hvac.Client, role: str) -> str:
+    """An AppRole's role_id (tos-node-<node>, tos-gateway-<gateway>): an identifier, not a secret
+    (useless without a secret_id)."""
+    return _call(f"reading the role_id of {role}", settings, client.auth.approle.read_role_id,
+                 role, mount_point=settings.approle_mount)["data"]["role_id"]
 
 
-def wrapped_secret_id(settings: VaultSettings, client: hvac.Client, node: str, ttl: str = "120s") -> str:
-    """Revokes the node's earlier secret_ids, then mints a new one that only leaves Vault wrapped:
+def wrapped_secret_id(settings: VaultSettings, client: hvac.Client, role: str, ttl: str = "120s") -> str:
+    """Revokes the AppRole's earlier secret_ids, then mints a new one that only leaves Vault wrapped:
     the returned single-use token unwraps it once, within `ttl`. An intercepted token that was
-    used first makes the node's unwrap fail, so the theft shows."""
-    role = ROLE_PREFIX + node
+    used first makes the host's unwrap fail, so the theft shows."""
     mount = settings.approle_mount
     listed = _call(f"listing the secret_ids of {role}", settings, client.auth.approle.list_secret_id_accessors,
                    role, mount_point=mount, missing_ok=True)

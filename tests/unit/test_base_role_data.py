@@ -92,14 +92,18 @@ def test_role_keys_never_shadow_pyinfra_connection_keys_or_each_other():
     # ssh_port, ssh_user... are how pyinfra reaches a host (in the lab, a forwarded port), not
     # how sshd on the host is configured: a role key of that name would configure the wrong thing.
     from roles import ROLES
+    from toskit.vault_data import VaultAccessData
     keys = [key for role in ROLES for key in role.DEFAULTS]
     assert not [key for key in keys if key.startswith(("ssh_", "_"))]
-    assert len(keys) == len(set(keys))
+    # Two roles share a key only through a shared library schema (the same declaration).
+    own = [key for key in keys if key not in VaultAccessData.model_fields]
+    assert len(own) == len(set(own))
 
 
 # What a key's name starts with, by its owner: the role's own name, but for these. base is every
 # host's bundle of concerns (its packages, apt, time, sshd, the hostname), runtime is Docker, and
-# the tenants' keys (in the quotas role's schema) are the shared library's (toskit/tenants.py).
+# the tenants' keys (in the quotas role's schema) are the shared library's (toskit/tenants.py), as
+# are the keys of Vault's address and credentials (toskit/vault_data.py: the vault and gateway roles').
 OWNER_PREFIXES = {"base": ("base_", "apt_", "time_", "sshd_", "hostname"), "runtime": ("docker_",),
                   "sessions": ("session_",), "tenants": ("tenants", "tenant_")}
 
@@ -108,8 +112,10 @@ def key_owners() -> dict:
     """Every key and its owner: a role's module name, or "tenants" for the shared library's."""
     from roles import ROLES
     from toskit.tenants import TenantsData
+    from toskit.vault_data import VaultAccessData
     owners = {key: role.__name__.removeprefix("roles.") for role in ROLES for key in role.Data.model_fields}
-    return {**owners, **{key: "tenants" for key in TenantsData.model_fields}}
+    return {**owners, **{key: "tenants" for key in TenantsData.model_fields},
+            **{key: "vault" for key in VaultAccessData.model_fields}}
 
 
 def owner_named_by(key: str) -> str | None:

@@ -23,6 +23,8 @@ SAMPLES = {
     "vault_addr": "https://vault.example.org:8200", "vault_operator_addr": "https://127.0.0.1:8200",
     "vault_ca_file": "/etc/tos/ca.pem", "vault_token_file": "~/.vault-token", "vault_node_cidr": "10.0.0.5/32",
     "session_image_proxy": "http://127.0.0.1:3142",
+    "gateway_server_name": "tos.example.org", "gateway_vault_cidr": "10.0.0.9/32",
+    "gateway_own_certificate": "/etc/tos/site.pem",
     "session_image_security_mirror": "http://deb.debian.org/debian-security",
     # ...and for empty lists.
     "base_extra_packages": ["vim"], "time_servers": ["10.0.0.1"], "sshd_allow_users": ["ops"],
@@ -34,7 +36,7 @@ OPTIONAL_LISTS = {"base_extra_packages", "time_pools", "time_servers", "sshd_all
                   "tenant_network_egress_default", "tenant_network_forbidden"}
 ROLE_OF = {key: role for role in ROLES for key in role.Data.model_fields}
 # Keys whose values are free text by design (a file on the operator's machine): no shape to break.
-FREE_TEXT = {"vault_ca_file", "vault_token_file"}
+FREE_TEXT = {"vault_ca_file", "vault_token_file", "gateway_own_certificate"}
 
 
 def valid(key):

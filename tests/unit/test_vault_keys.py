@@ -24,8 +24,8 @@ def access(node="node1", cidr="127.0.0.1/32", tenants=("acme",), enabled=None) -
 def enrolled_node(settings, tmp_path, node="node1") -> NodeVault:
     """A node whose credential came the deploy's way: role_id, then a wrapped secret_id it unwraps."""
     client = settings.client()
-    (tmp_path / "role-id").write_text(role_id(settings, client, node))
-    (tmp_path / "wrapping-token").write_text(wrapped_secret_id(settings, client, node))
+    (tmp_path / "role-id").write_text(role_id(settings, client, f"tos-node-{node}"))
+    (tmp_path / "wrapping-token").write_text(wrapped_secret_id(settings, client, f"tos-node-{node}"))
     vault = NodeVault(VaultConfig(settings.addr, settings.ca_file, credentials=tmp_path))
     vault.enrol()
     return vault
@@ -78,7 +78,7 @@ def test_secret_id_works_only_from_the_nodes_address(settings, tmp_path):
 def test_a_wrapping_token_works_once(settings, tmp_path):
     apply(settings, settings.client(), access(node="node5"))
     client = settings.client()
-    token = wrapped_secret_id(settings, client, "node5")
+    token = wrapped_secret_id(settings, client, "tos-node-node5")
     client.sys.unwrap(token)  # someone else got there first
     (tmp_path / "wrapping-token").write_text(token)
     with pytest.raises(NodeError, match="already used or expired.*someone else may have"):

@@ -12,6 +12,9 @@ from .types import HOSTNAME
 
 # pyinfra's implicit groups: every host, and the group named after the inventory file.
 IMPLICIT_GROUPS = {"all"}
+# Role groups a cluster may leave empty: without gateways, no browser reaches the sessions (the
+# operator drives them with tos-session on the nodes).
+OPTIONAL_GROUPS = {"gateways"}
 # Keys that make one thing for the whole cluster (one session image): every host of the group agrees.
 CLUSTER_WIDE = {"nodes": ("session_image_suite", "session_image_mirror", "session_image_security_mirror")}
 
@@ -38,7 +41,7 @@ def check_groups(source: str, groups: dict, role_groups: set) -> list:
                                             f"is listed twice (also in {where[name]}); only one entry would count",
                                             "list each host once, in one of the role groups"))
                 where[name] = group
-    for group in sorted(role_groups):
+    for group in sorted(role_groups - OPTIONAL_GROUPS):
         if not groups.get(group):
             errors.append(SourceError(f"{source}: group {group}", "has no host",
                                       f"list at least one host: {group} = [('host1', {{...}})]"))

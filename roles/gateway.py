@@ -1,0 +1,161 @@
+"""gateway: the front door, on the hosts of the `gateways` group (the only ones that face browsers).
+
+nginx from Debian terminates TLS 1.3 and nothing older; plain HTTP only redirects. Its certificate
+comes from Vault's PKI engine: the gateway makes its key and a CSR itself (tos-gateway), Vault
+signs it for the gateway's own name, short-lived, and a timer on the gateway renews it past two
+thirds of its life, nginx reloaded (not restarted). The key never leaves the gateway; key and
+chain share one 0600 file. A site may bring its own certificate instead (gateway_own_certificate).
+The gateway keeps no user data on its disk: a rebuilt or added gateway loses nothing.
+"""
+
+import json
+from io import StringIO
+
+from pyinfra import host
+from pyinfra.api import deploy
+from pyinfra.operations import files, python, server, systemd
+from pyinfra.operations.util import any_changed
+
+from toskit import operations
+from toskit.defaults import ALL_DEFAULTS
+from toskit.gateway import TOOL_SOURCE
+from toskit.facts import GatewayCertificate, VaultLogin
+from toskit.schema import DataError
+from toskit.schema.net import OneHostNetwork, network_of
+from toskit.schema.types import DurationText, Hostname, LocalPath, MountName, NonEmpty, Optional, PackageName, whole
+from toskit.templating import TEMPLATES
+from toskit.vault_data import VaultAccessData
+
+# The data key listing this role's packages (deploy.py installs them all in one transaction).
+PACKAGES_KEY = "gateway_packages"
+TOOL = "/usr/local/sbin/tos-gateway"
+SETTINGS = "/etc/tos/gateway.json"
+CERTIFICATE_DIR = "/etc/tos/tls"
+CERTIFICATE = f"{CERTIFICATE_DIR}/gateway.pem"  # key and chain in one file (0600)
+VAULT_CA = "/etc/tos/vault-ca.pem"
+CREDENTIALS = "/run/tos/vault"
+NGINX_SITE = "/etc/nginx/sites-available/tos-gateway"
+
+
+class Data(VaultAccessData):  # how hosts reach Vault (toskit/vault_data.py), checked here too
+    # nginx, and what tos-gateway needs (hvac for Vault, cryptography for its key and CSR).
+    gateway_packages: NonEmpty(PackageName) = ["nginx", "python3-hvac", "python3-cryptography"]
+    # The name browsers reach the gateway by, and its certificate's only name. Required.
+    gateway_server_name: Optional[Hostname] = None
+    # Lifetime of a certificate Vault signs; renewed past two thirds of it. Units: s, m, h.
+    gateway_cert_ttl: DurationText(maximum=90 * 86400, minimum=3600) = "72h"
+    # How often the gateway's timer looks at its certificate's age.
+    gateway_renew_interval: DurationText(86400) = "1h"
+    # Strict-Transport-Security max-age (seconds): browsers use only HTTPS for this long.
+    gateway_hsts_max_age: whole(0, 2**31 - 1) = 63072000
+    # Where Vault's PKI engine for the gateways' certificates is mounted.
+    gateway_pki_mount: MountName = "pki"
+    # The address the gateway's Vault requests come from, as Vault sees it; None: its cluster_ip.
+    gateway_vault_cidr: Optional[OneHostNetwork] = None
+    # A certificate of the site's own instead of Vault's: one PEM file on the operator's machine
+    # with the key and the chain (the deploy installs it 0600; no renewal here then). None: Vault.
+    gateway_own_certificate: Optional[LocalPath] = None
+
+
+DEFAULTS = Data.defaults()
+
+
+def gateway_access(data):
+    from toskit.vault_gateway import GatewayAccess
+    return GatewayAccess(gateway=host.name, cidr=data.gateway_vault_cidr or network_of(data.cluster_ip),
+                         server_name=data.gateway_server_name, cert_ttl=data.gateway_cert_ttl,
+                         secret_id_ttl=data.vault_secret_id_ttl, pki_mount=data.gateway_pki_mount)
+
+
+def gateway_json(data, settings, access) -> str:
+    """/etc/tos/gateway.json: what tos-gateway needs (no secret in it)."""
+    return json.dumps({
+        "vault_addr": data.vault_addr or settings.addr, "vault_ca_file": VAULT_CA if settings.ca_file else None,
+        "approle_mount": settings.approle_mount, "pki_mount": access.pki_mount, "pki_role": access.role,
+        "server_name": access.server_name, "cert_ttl": access.cert_ttl, "certificate": CERTIFICATE,
+    }, indent=2, sort_keys=True) + "\n"
+
+
+def apply_changes(settings, access) -> None:
+    from toskit.vault_gateway import apply
+    apply(settings, settings.client(), access)
+
+
+def enrol(state, host, settings, role: str) -> None:
+    """Runs at deploy time: a fresh secret_id, wrapped, handed to the gateway, unwrapped there."""
+    from toskit.vault import VaultError, role_id, wrapped_secret_id
+    client = settings.client()
+    host.put_file(StringIO(role_id(settings, client, role) + "\n"), f"{CREDENTIALS}/role-id")
+    host.put_file(StringIO(wrapped_secret_id(settings, client, role) + "\n"), f"{CREDENTIALS}/wrapping-token")
+    ok, output = host.run_shell_command(f"{TOOL} enrol")
+    if not ok:
+        raise VaultError(f"{host.name}: enrolment failed: {output.stderr}")
+
+
+@deploy("TOS gateway", data_defaults=ALL_DEFAULTS)
+def gateway():
+    from toskit.vault import VaultError, VaultSettings
+    Data.check(host.name, host.data)
+    data = host.data
+    if data.gateway_server_name is None:
+        raise DataError(host.name, "gateway_server_name", None, "is not set, and a gateway's certificate names it",
+                        "set gateway_server_name for the gateways (group_data), e.g. 'tos.example.org'")
+    files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
+    files.directory(name="The gateway's certificate folder (root only)", path=CERTIFICATE_DIR,
+                    user="root", group="root", mode="700")
+    if data.gateway_own_certificate:
+        certificate = operations.put(name="The site's own certificate (key and chain)", mode="600",
+                                     src=data.gateway_own_certificate, dest=CERTIFICATE)
+        renewal = False
+    else:
+        certificate = _vault_certificate(data, VaultSettings, VaultError)
+        renewal = True
+    site = operations.template(name="nginx: TLS 1.3 only, HSTS, HTTP redirected",
+                               src=TEMPLATES / "gateway" / "nginx-tos-gateway.conf.j2", dest=NGINX_SITE,
+                               server_name=data.gateway_server_name, certificate=CERTIFICATE,
+                               hsts_max_age=data.gateway_hsts_max_age)
+    enabled = files.link(name="nginx: the gateway's site on", path="/etc/nginx/sites-enabled/tos-gateway",
+                         target=NGINX_SITE)
+    default = files.file(name="nginx: Debian's default site off", path="/etc/nginx/sites-enabled/default",
+                         present=False)
+    systemd.service(name="Run nginx", service="nginx.service", running=True, enabled=True)
+    server.shell(name="Reload nginx for its new configuration (connections kept)",
+                 commands=["nginx -t -q && systemctl reload nginx"],
+                 _if=any_changed(*[op for op in (site, enabled, default, certificate) if op is not None]))
+    service = operations.template(name="Certificate renewal service", src=TEMPLATES / "gateway" / "tos-gateway-renew.service.j2",
+                                  dest="/etc/systemd/system/tos-gateway-renew.service", certificate_dir=CERTIFICATE_DIR)
+    timer = operations.template(name="Certificate renewal timer", src=TEMPLATES / "gateway" / "tos-gateway-renew.timer.j2",
+                                dest="/etc/systemd/system/tos-gateway-renew.timer", interval=data.gateway_renew_interval)
+    systemd.daemon_reload(name="Load the renewal units", _if=any_changed(service, timer))
+    systemd.service(name=f"Renewal timer {'on' if renewal else 'off (the site renews its own certificate)'}",
+                    service="tos-gateway-renew.timer", running=renewal, enabled=renewal)
+
+
+def _vault_certificate(data, VaultSettings, VaultError):
+    """The gateway's AppRole and PKI role in Vault, its enrolment, and a certificate when due."""
+    settings = VaultSettings.from_data(host.name, data)
+    access = gateway_access(data)
+    from toskit.vault_gateway import drift
+    try:
+        changes = drift(settings, settings.client(), access)
+    except VaultError as e:
+        raise DataError(host.name, "vault_token_file", settings.token_source, str(e),
+                        "fix the Vault address, CA or token (see toskit/vault_data.py); nothing was changed") from None
+    if changes:
+        python.call(name=f"Vault: {'; '.join(changes)}", function=apply_changes, settings=settings, access=access)
+    if settings.ca_file:
+        operations.put(name="Vault's CA", src=settings.ca_file, dest=VAULT_CA, mode="644")
+    operations.put(name="Settings of tos-gateway", src=StringIO(gateway_json(data, settings, access)),
+                   dest=SETTINGS, mode="644")
+    operations.put(name="Install tos-gateway", src=str(TOOL_SOURCE), dest=TOOL, mode="755")
+    operations.put(name="Credential folder at boot", src=StringIO(f"d {CREDENTIALS} 0700 root root -\n"),
+                   dest="/etc/tmpfiles.d/tos-vault.conf", mode="644")
+    files.directory(name="Credential folder (tmpfs, root only)", path=CREDENTIALS, user="root", group="root",
+                    mode="700")
+    if host.get_fact(VaultLogin, tool=TOOL) != "ok" or any("approle" in c for c in changes):
+        python.call(name=f"Enrol {host.name} with Vault (AppRole secret_id by response wrapping)",
+                    function=enrol, settings=settings, role=access.role)
+    due = host.get_fact(GatewayCertificate, tool=TOOL)
+    if due == "valid":
+        return None
+    return server.shell(name=f"The gateway's certificate from Vault ({due or 'none yet'})", commands=[f"{TOOL} renew"])

@@ -1,0 +1,129 @@
+"""The gateway's certificate in a real OpenBao: the operator side (toskit/vault_gateway.py) makes
+the PKI engine, the CA, the gateway's PKI role, policy and AppRole; the gateway side (tos-gateway)
+enrols, makes its key and CSR and has Vault sign it. Run as the deploy and the timer would."""
+
+import datetime
+import importlib.machinery
+import importlib.util
+import stat
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from toskit.gateway import TOOL_SOURCE
+
+NAME = "gateway.tos.lab"
+
+
+def load_tool():
+    loader = importlib.machinery.SourceFileLoader("tos_gateway", str(TOOL_SOURCE))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("tos_gateway", loader))
+    loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def settings(running_vault):
+    from toskit.vault import VaultSettings
+    return VaultSettings(running_vault.url, str(running_vault.ca_file), str(running_vault.root_token_file),
+                         "transit", "approle")
+
+
+def access(gateway="gw1", name=NAME, ttl="2h"):
+    from toskit.vault_gateway import GatewayAccess
+    return GatewayAccess(gateway, "127.0.0.1/32", name, ttl, "1h", "pki")
+
+
+@pytest.fixture
+def tool(settings, tmp_path, monkeypatch):
+    """tos-gateway with its credentials and certificate under tmp_path, enrolled the deploy's way."""
+    from toskit.vault import role_id, wrapped_secret_id
+    from toskit.vault_gateway import apply
+    apply(settings, settings.client(), access())
+    module = load_tool()
+    creds = tmp_path / "vault"
+    creds.mkdir()
+    monkeypatch.setattr(module, "CREDENTIALS", creds)
+    monkeypatch.setattr(module, "reload_nginx", lambda: None)
+    client = settings.client()
+    (creds / "role-id").write_text(role_id(settings, client, access().role))
+    (creds / "wrapping-token").write_text(wrapped_secret_id(settings, client, access().role))
+    conf = {"vault_addr": settings.addr, "vault_ca_file": settings.ca_file, "approle_mount": "approle",
+            "pki_mount": "pki", "pki_role": access().role, "server_name": NAME, "cert_ttl": "2h",
+            "certificate": str(tmp_path / "tls" / "gateway.pem")}
+    module.enrol(conf)
+    return module, conf
+
+
+def test_apply_makes_what_a_gateway_needs_and_then_nothing_is_left_to_do(settings):
+    from toskit.vault_gateway import apply, drift
+    wanted = access("gw2")
+    assert "generate the gateway CA in pki/" in drift(settings, settings.client(), wanted) or \
+        drift(settings, settings.client(), wanted)  # the CA may exist from another test of this module
+    apply(settings, settings.client(), wanted)
+    assert drift(settings, settings.client(), wanted) == [] and apply(settings, settings.client(), wanted) == []
+
+
+def test_the_gateway_gets_a_short_lived_certificate_for_its_name_and_its_key_stays_private(tool, settings, tmp_path):
+    from toskit.vault_gateway import ca_pem
+    module, conf = tool
+    assert module.renew(conf).startswith("renewed (no certificate)")
+    pem = (tmp_path / "tls" / "gateway.pem").read_bytes()
+    assert stat.S_IMODE((tmp_path / "tls" / "gateway.pem").stat().st_mode) == 0o600
+    key = serialization.load_pem_private_key(pem, None)
+    cert, *chain = x509.load_pem_x509_certificates(pem)
+    assert cert.public_key().public_numbers() == key.public_key().public_numbers()  # the key made here
+    assert cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName) == [NAME]
+    assert cert.not_valid_after_utc - cert.not_valid_before_utc <= datetime.timedelta(hours=2, minutes=1)
+    ca = x509.load_pem_x509_certificate(ca_pem(settings, settings.client(), "pki").encode())
+    cert.verify_directly_issued_by(ca)  # chains to Vault's CA
+    assert chain[-1] == ca
+    assert module.renew(conf).startswith("valid until")  # not due: nothing changes
+    assert (tmp_path / "tls" / "gateway.pem").read_bytes() == pem
+
+
+def test_a_gateway_cannot_have_another_name_signed(tool):
+    module, conf = tool
+    with pytest.raises(module.Refused, match="signing"):
+        module.renew({**conf, "server_name": "bank.example.com"}, force=True)
+
+
+def test_a_gateway_can_do_nothing_else_in_vault(tool, settings):
+    import hvac.exceptions
+    module, conf = tool
+    client = module.login(conf)
+    with pytest.raises(hvac.exceptions.Forbidden):  # issue: Vault would make (and see) the key
+        client.secrets.pki.generate_certificate(access().role, NAME, mount_point="pki")
+    with pytest.raises(hvac.exceptions.Forbidden):
+        client.secrets.transit.list_keys()
+
+
+def _self_signed(name: str, start: datetime.datetime, hours: int) -> bytes:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject).public_key(key.public_key())
+            .serial_number(1).not_valid_before(start).not_valid_after(start + datetime.timedelta(hours=hours))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+            .sign(key, hashes.SHA256()))
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+NOW = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.timezone.utc)
+
+
+@pytest.mark.parametrize("name,started_hours_ago,hours,due", [
+    (NAME, 1, 72, None),                       # fresh
+    (NAME, 47, 72, None),                      # just under two thirds
+    (NAME, 49, 72, "past 67% of its life"),    # past two thirds
+    ("old.tos.lab", 1, 72, "it names"),        # the gateway's name changed
+])
+def test_a_certificate_is_due_past_two_thirds_of_its_life_or_for_another_name(name, started_hours_ago, hours, due):
+    module = load_tool()
+    cert = x509.load_pem_x509_certificate(_self_signed(name, NOW - datetime.timedelta(hours=started_hours_ago), hours))
+    found = module.due({"server_name": NAME}, cert, NOW)
+    assert (found is None) if due is None else (due in found)
+    assert module.due({"server_name": NAME}, None, NOW) == "no certificate"

@@ -1,0 +1,25 @@
+"""How a host and the operator's machine reach Vault: data every role that talks to Vault reads
+(the vault role on nodes, the gateway role). The roles' schemas include these keys, so
+`toskit.check` validates them with their other keys. No hvac here: the roles import this early."""
+
+from .schema import RoleData
+from .schema.net import HttpsUrl
+from .schema.types import DurationText, LocalPath, MountName, Optional
+
+
+class VaultAccessData(RoleData):
+    # Vault (or OpenBao) as the hosts reach it, https only; None: VAULT_ADDR on the operator's machine.
+    vault_addr: Optional[HttpsUrl] = None
+    # ...and as the operator's machine reaches it, if that differs; None: VAULT_ADDR, else vault_addr.
+    vault_operator_addr: Optional[HttpsUrl] = None
+    # CA of Vault's certificate (a PEM on the operator's machine, copied to the hosts);
+    # None: VAULT_CACERT, else the system's CAs.
+    vault_ca_file: Optional[LocalPath] = None
+    # File holding the operator's token; None: VAULT_TOKEN, else ~/.vault-token. The token needs
+    # templates/vault/tos-operator.hcl, not root.
+    vault_token_file: Optional[LocalPath] = None
+    # Where the AppRole auth method is mounted (each node and gateway has its AppRole there).
+    vault_approle_mount: MountName = "approle"
+    # How long a host's secret_id stays valid; the deploy enrols the host again after that
+    # (and after every reboot: the secret_id lives in RAM).
+    vault_secret_id_ttl: DurationText(minimum=600) = "720h"

@@ -1,0 +1,123 @@
+"""The gateways' certificates in Vault's PKI engine, managed from the operator's machine with hvac.
+
+What the gateway role makes, per gateway:
+- the PKI engine (once), with a root CA generated inside Vault: its key never leaves Vault;
+- a PKI role `tos-gateway-<host>` that signs, for its own server name only, server certificates
+  no longer-lived than `gateway_cert_ttl`;
+- a policy and an AppRole `tos-gateway-<host>` allowing exactly that signing (bound to the
+  gateway's address). The gateway makes its key and a CSR itself and sends Vault only the CSR:
+  its private key never leaves it (tos-gateway, on the gateway).
+Reads here never change anything (drift); apply() makes Vault match; both are idempotent.
+"""
+
+from dataclasses import dataclass
+
+import hvac
+
+from .vault import _APPLYING, VaultSettings, _call, _mounted, _role_matches, _seconds
+
+ROLE_PREFIX = "tos-gateway-"
+CA_COMMON_NAME = "TOS gateway CA"
+CA_TTL = "87600h"  # ten years: the root signs only short-lived gateway certificates
+
+
+def gateway_policy(pki_mount: str, role: str) -> str:
+    return (f"# Written by the TOS gateway role. A gateway may have Vault sign a CSR for its own\n"
+            f"# server name, and nothing else.\n"
+            f'path "{pki_mount}/sign/{role}" {{ capabilities = ["update"] }}\n')
+
+
+@dataclass(frozen=True)
+class GatewayAccess:
+    """What Vault must hold for one gateway."""
+    gateway: str
+    cidr: str
+    server_name: str
+    cert_ttl: str
+    secret_id_ttl: str
+    pki_mount: str
+
+    @property
+    def role(self) -> str:
+        return ROLE_PREFIX + self.gateway
+
+    def pki_role_settings(self) -> dict:
+        return {"allowed_domains": [self.server_name], "allow_bare_domains": True, "allow_subdomains": False,
+                "allow_glob_domains": False, "allow_ip_sans": False, "allow_localhost": False,
+                "server_flag": True, "client_flag": False, "key_type": "ec", "key_bits": 256,
+                "max_ttl": self.cert_ttl, "ttl": self.cert_ttl, "no_store": True}
+
+    def approle_settings(self) -> dict:
+        return {"token_policies": [self.role], "secret_id_bound_cidrs": [self.cidr],
+                "token_bound_cidrs": [self.cidr], "token_ttl": "5m", "token_max_ttl": "15m",
+                "secret_id_ttl": self.secret_id_ttl, "secret_id_num_uses": 0}
+
+
+def _ca_pem(settings: VaultSettings, client: hvac.Client, mount: str) -> str:
+    return _call("reading the gateway CA", settings, client.secrets.pki.read_ca_certificate, mount_point=mount) or ""
+
+
+def drift(settings: VaultSettings, client: hvac.Client, access: GatewayAccess) -> list:
+    """What apply() would change for this gateway; [] when Vault already matches. Reads only."""
+    changes = []
+    pki = _mounted(settings, client, access.pki_mount, "pki", auth=False, key="gateway_pki_mount")
+    if not pki:
+        changes.append(f"enable pki at {access.pki_mount}/")
+    if not pki or not _ca_pem(settings, client, access.pki_mount):
+        changes.append(f"generate the gateway CA in {access.pki_mount}/")
+    current = pki and _call(f"reading pki role {access.role}", settings, client.secrets.pki.read_role, access.role,
+                            mount_point=access.pki_mount, missing_ok=True)
+    if not current or not _pki_role_matches(current["data"], access.pki_role_settings()):
+        changes.append(f"write pki role {access.role}")
+    policy = _call(f"reading policy {access.role}", settings, client.sys.read_acl_policy, access.role,
+                   missing_ok=True)
+    if policy is None or policy["data"]["policy"] != gateway_policy(access.pki_mount, access.role):
+        changes.append(f"write policy {access.role}")
+    approle = _mounted(settings, client, settings.approle_mount, "approle", auth=True)
+    if not approle:
+        changes.append(f"enable approle at {settings.approle_mount}/")
+    role = approle and _call(f"reading approle {access.role}", settings, client.auth.approle.read_role,
+                             access.role, mount_point=settings.approle_mount, missing_ok=True)
+    if not role or not _role_matches(role["data"], access.approle_settings()):
+        changes.append(f"write approle {access.role}")
+    return changes
+
+
+def _pki_role_matches(current: dict, wanted: dict) -> bool:
+    for key, value in wanted.items():
+        have = current.get(key)
+        if key.endswith("ttl"):
+            if _seconds(have or 0) != _seconds(value):
+                return False
+        elif have != value:
+            return False
+    return True
+
+
+def apply(settings: VaultSettings, client: hvac.Client, access: GatewayAccess) -> list:
+    """Makes Vault hold what the gateway needs; returns what it changed."""
+    with _APPLYING:
+        changes = drift(settings, client, access)
+        if not changes:
+            return []
+        mount = access.pki_mount
+        if not _mounted(settings, client, mount, "pki", auth=False, key="gateway_pki_mount"):
+            _call("enabling pki", settings, client.sys.enable_secrets_engine, "pki", path=mount,
+                  config={"max_lease_ttl": CA_TTL})
+        if not _ca_pem(settings, client, mount):
+            _call("generating the gateway CA", settings, client.secrets.pki.generate_root, "internal",
+                  CA_COMMON_NAME, extra_params={"ttl": CA_TTL, "key_type": "ec", "key_bits": 384}, mount_point=mount)
+        _call(f"writing pki role {access.role}", settings, client.secrets.pki.create_or_update_role, access.role,
+              extra_params=access.pki_role_settings(), mount_point=mount)
+        _call(f"writing policy {access.role}", settings, client.sys.create_or_update_acl_policy, access.role,
+              gateway_policy(mount, access.role))
+        if not _mounted(settings, client, settings.approle_mount, "approle", auth=True):
+            _call("enabling approle", settings, client.sys.enable_auth_method, "approle", path=settings.approle_mount)
+        _call(f"writing approle {access.role}", settings, client.auth.approle.create_or_update_approle,
+              access.role, mount_point=settings.approle_mount, **access.approle_settings())
+        return changes
+
+
+def ca_pem(settings: VaultSettings, client: hvac.Client, mount: str) -> str:
+    """The gateway CA's certificate (public): what browsers and audits trust the gateways by."""
+    return _ca_pem(settings, client, mount)
