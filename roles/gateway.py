@@ -21,7 +21,7 @@ from toskit.defaults import ALL_DEFAULTS
 from toskit.gateway import TOOL_SOURCE
 from toskit.facts import GatewayCertificate, VaultLogin
 from toskit.schema import DataError
-from toskit.schema.net import OneHostNetwork, network_of
+from toskit.schema.net import Address, OneHostNetwork, network_of
 from toskit.schema.types import DurationText, Hostname, LocalPath, MountName, NonEmpty, Optional, PackageName, whole
 from toskit.templating import TEMPLATES
 from toskit.vault_data import VaultAccessData
@@ -52,6 +52,10 @@ class Data(VaultAccessData):  # how hosts reach Vault (toskit/vault_data.py), ch
     gateway_pki_mount: MountName = "pki"
     # The address the gateway's Vault requests come from, as Vault sees it; None: its cluster_ip.
     gateway_vault_cidr: Optional[OneHostNetwork] = None
+    # Where the audits, on the operator's machine, reach the gateway's HTTPS (a browser's view);
+    # None: its ssh_hostname (the lab forwards the port to this machine's loopback).
+    gateway_audit_address: Optional[Address] = None
+    gateway_audit_port: whole(1, 65535) = 443
     # A certificate of the site's own instead of Vault's: one PEM file on the operator's machine
     # with the key and the chain (the deploy installs it 0600; no renewal here then). None: Vault.
     gateway_own_certificate: Optional[LocalPath] = None

@@ -1,17 +1,21 @@
-# The least a TOS operator's token needs to run the vault role (deploys) and rotate tenant keys.
+# The least a TOS operator's token needs to run the vault and gateway roles (deploys) and rotate
+# tenant keys.
 #   bao policy write tos-operator templates/vault/tos-operator.hcl
 #   bao token create -policy=tos-operator -ttl=8h
-# Paths assume the default mounts (vault_transit_mount = "transit", vault_approle_mount = "approle").
+# Paths assume the default mounts (vault_transit_mount = "transit", vault_approle_mount = "approle",
+# gateway_pki_mount = "pki").
 
 # Check and enable the transit engine and the AppRole auth method.
 path "sys/mounts" { capabilities = ["read"] }
 path "sys/mounts/transit" { capabilities = ["create", "update", "read"] }
+path "sys/mounts/pki" { capabilities = ["create", "update", "read"] }
 path "sys/auth" { capabilities = ["read"] }
 path "sys/auth/approle" { capabilities = ["create", "update", "sudo", "read"] }
 
 # Per-node policies, and nothing else.
 path "sys/policies/acl" { capabilities = ["list"] }
 path "sys/policies/acl/tos-node-*" { capabilities = ["create", "read", "update"] }
+path "sys/policies/acl/tos-gateway-*" { capabilities = ["create", "read", "update"] }
 
 # Tenants' transit keys: create, read metadata, rotate. Never export, never delete, never decrypt.
 path "transit/keys/tos-tenant-*" { capabilities = ["create", "read", "update"] }
@@ -22,3 +26,16 @@ path "auth/approle/role/tos-node-*" { capabilities = ["create", "read", "update"
 path "auth/approle/role/tos-node-*/role-id" { capabilities = ["read"] }
 path "auth/approle/role/tos-node-*/secret-id" { capabilities = ["update", "list"] }
 path "auth/approle/role/tos-node-*/secret-id-accessor/destroy" { capabilities = ["update"] }
+
+# The gateways' CA (generated inside Vault once; its key never leaves), their PKI roles, and the
+# CA's certificate. Never issue or sign: only a gateway has its own name signed.
+path "pki/root/generate/internal" { capabilities = ["update"] }
+path "pki/ca/pem" { capabilities = ["read"] }
+path "pki/cert/ca" { capabilities = ["read"] }
+path "pki/roles/tos-gateway-*" { capabilities = ["create", "read", "update"] }
+
+# Gateways' AppRoles, as the nodes'.
+path "auth/approle/role/tos-gateway-*" { capabilities = ["create", "read", "update"] }
+path "auth/approle/role/tos-gateway-*/role-id" { capabilities = ["read"] }
+path "auth/approle/role/tos-gateway-*/secret-id" { capabilities = ["update", "list"] }
+path "auth/approle/role/tos-gateway-*/secret-id-accessor/destroy" { capabilities = ["update"] }

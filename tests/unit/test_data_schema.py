@@ -24,7 +24,7 @@ SAMPLES = {
     "vault_ca_file": "/etc/tos/ca.pem", "vault_token_file": "~/.vault-token", "vault_node_cidr": "10.0.0.5/32",
     "session_image_proxy": "http://127.0.0.1:3142",
     "gateway_server_name": "tos.example.org", "gateway_vault_cidr": "10.0.0.9/32",
-    "gateway_own_certificate": "/etc/tos/site.pem",
+    "gateway_own_certificate": "/etc/tos/site.pem", "gateway_audit_address": "127.0.0.1",
     "session_image_security_mirror": "http://deb.debian.org/debian-security",
     # ...and for empty lists.
     "base_extra_packages": ["vim"], "time_servers": ["10.0.0.1"], "sshd_allow_users": ["ops"],

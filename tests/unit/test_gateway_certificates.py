@@ -127,3 +127,19 @@ def test_a_certificate_is_due_past_two_thirds_of_its_life_or_for_another_name(na
     found = module.due({"server_name": NAME}, cert, NOW)
     assert (found is None) if due is None else (due in found)
     assert module.due({"server_name": NAME}, None, NOW) == "no certificate"
+
+
+def test_the_operator_policy_is_enough_for_a_gateway(settings, tmp_path):
+    import dataclasses
+
+    from toskit.vault import OPERATOR_POLICY
+    from toskit.vault_gateway import apply, drift
+    root = settings.client()
+    root.sys.create_or_update_acl_policy("tos-operator", OPERATOR_POLICY.read_text())
+    token = tmp_path / "operator"
+    token.write_text(root.auth.token.create(policies=["tos-operator"], ttl="10m")["auth"]["client_token"])
+    operator = dataclasses.replace(settings, token_source=str(token))
+    apply(operator, operator.client(), access("gw7", name="gw7.tos.lab"))
+    assert drift(settings, root, access("gw7", name="gw7.tos.lab")) == []
+    with pytest.raises(Exception, match="permission denied"):  # the operator never signs a certificate
+        operator.client().secrets.pki.generate_certificate("tos-gateway-gw7", "gw7.tos.lab", mount_point="pki")

@@ -1,0 +1,115 @@
+"""The front door, by real handshakes from the operator's machine (where a browser would be): TLS
+1.3 and nothing older, a certificate that chains to Vault's CA, names the gateway and lives no
+longer than configured, HSTS; and on the gateway, its key's file and the renewal timer."""
+
+import datetime
+import http.client
+import socket
+import ssl
+
+import pytest
+from cryptography import x509
+
+from toskit.check import DataView
+from toskit.schema.types import duration_seconds
+
+pytestmark = pytest.mark.groups("gateways")
+
+# [tos-gateway-04] The least HSTS max-age a gateway may send: one year (browsers' preload lists
+# ask for it).
+LEAST_HSTS_MAX_AGE = 31536000
+
+
+def endpoint(target) -> tuple:
+    return target.data.get("gateway_audit_address") or target.address, target.data["gateway_audit_port"]
+
+
+@pytest.fixture
+def vault_ca(target) -> str | None:
+    """The PEM of the gateways' CA, read from Vault (None: the site brings its own certificate)."""
+    if target.data.get("gateway_own_certificate"):
+        return None
+    from toskit.vault import VaultSettings
+    from toskit.vault_gateway import ca_pem
+    settings = VaultSettings.from_data(target.name, DataView(target.data))
+    return ca_pem(settings, settings.client(), target.data["gateway_pki_mount"])
+
+
+def handshake(target, context: ssl.SSLContext) -> ssl.SSLSocket:
+    address, port = endpoint(target)
+    raw = socket.create_connection((address, port), timeout=10)
+    return context.wrap_socket(raw, server_hostname=target.data["gateway_server_name"])
+
+
+def client(vault_ca, version: ssl.TLSVersion) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    if vault_ca:
+        context.load_verify_locations(cadata=vault_ca)
+    else:
+        context.load_default_certs()
+    context.minimum_version = context.maximum_version = version
+    if version < ssl.TLSVersion.TLSv1_2:
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")  # offered for real, so only the gateway can refuse
+    return context
+
+
+@pytest.mark.control("tos-gateway-01")
+def test_tls_1_3_is_accepted_with_a_certificate_the_vault_ca_vouches_for(target, vault_ca):
+    with handshake(target, client(vault_ca, ssl.TLSVersion.TLSv1_3)) as tls:
+        assert tls.version() == "TLSv1.3"
+
+
+@pytest.mark.control("tos-gateway-02")
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_1, ssl.TLSVersion.TLSv1],
+                         ids=["1.2", "1.1", "1.0"])
+def test_older_tls_is_refused(target, vault_ca, version):
+    """The same client as tos-gateway-01's, held to an older version."""
+    with pytest.raises(ssl.SSLError):
+        handshake(target, client(vault_ca, version)).close()
+
+
+@pytest.mark.control("tos-gateway-03")
+def test_the_certificate_names_the_gateway_and_lives_no_longer_than_configured(target, vault_ca):
+    with handshake(target, client(vault_ca, ssl.TLSVersion.TLSv1_3)) as tls:
+        cert = x509.load_der_x509_certificate(tls.getpeercert(binary_form=True))
+    names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(x509.DNSName)
+    assert names == [target.data["gateway_server_name"]]
+    if vault_ca:  # the site's own certificate lives as long as the site decides
+        lifetime = cert.not_valid_after_utc - cert.not_valid_before_utc
+        assert lifetime <= datetime.timedelta(seconds=duration_seconds(target.data["gateway_cert_ttl"]) + 60)
+    assert cert.not_valid_after_utc > datetime.datetime.now(datetime.timezone.utc)
+
+
+@pytest.mark.control("tos-gateway-04")
+def test_hsts_tells_browsers_to_use_https_only(target, vault_ca):
+    address, port = endpoint(target)
+    connection = http.client.HTTPSConnection(address, port, timeout=10,
+                                             context=client(vault_ca, ssl.TLSVersion.TLSv1_3))
+    connection.sock = handshake(target, client(vault_ca, ssl.TLSVersion.TLSv1_3))
+    connection.request("GET", "/", headers={"Host": target.data["gateway_server_name"]})
+    hsts = connection.getresponse().getheader("Strict-Transport-Security") or ""
+    connection.close()
+    assert hsts.startswith("max-age=") and int(hsts.split("=")[1].split(";")[0]) >= LEAST_HSTS_MAX_AGE, hsts
+
+
+@pytest.mark.control("tos-gateway-05")
+def test_plain_http_only_redirects_to_https(host, target):
+    answer = host.check_output("curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' http://127.0.0.1/some/path")
+    assert answer == f"301 https://{target.data['gateway_server_name']}/some/path"
+
+
+@pytest.mark.control("tos-gateway-06")
+def test_the_key_is_root_s_alone(host):
+    key = host.file("/etc/tos/tls/gateway.pem")
+    assert (key.user, key.group, key.mode) == ("root", "root", 0o600)
+    assert host.file("/etc/tos/tls").mode == 0o700
+
+
+@pytest.mark.control("tos-gateway-07")
+def test_the_certificate_is_renewed_by_a_timer_that_runs(host, target):
+    if target.data.get("gateway_own_certificate"):
+        pytest.skip("the site renews its own certificate")
+    timer = host.service("tos-gateway-renew.timer")
+    assert timer.is_enabled and timer.is_running
+    # Its last run (if any yet) ended well.
+    assert host.check_output("systemctl show -p Result --value tos-gateway-renew.service") == "success"
