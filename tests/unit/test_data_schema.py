@@ -329,6 +329,20 @@ def test_the_shipped_and_the_lab_inventories_pass(tmp_path, monkeypatch):
     assert check_inventory("inventories/example_production.py") == 3
 
 
+GATEWAY = 'gateways = [("gateway1", {"cluster_ip": "192.0.2.30", "gateway_server_name": "www.example.org"})]\n'
+
+
+def test_gateways_are_optional_and_a_gateway_with_its_name_passes(tmp_path):
+    assert check_inventory(inventory(tmp_path, STORAGE + NODES + GATEWAY)) == 3
+    assert check_inventory(inventory(tmp_path, STORAGE + NODES, name="no_gateway.py")) == 2
+
+
+def test_a_gateway_is_checked_with_base_alone_while_its_group_has_no_roles():
+    from roles import host_problems
+    assert host_problems("gateway1", ["gateways"], {"cluster_ip": "10.0.0.31", "ssh_strict_host_key_checking": "yes",
+                                                     "gateway_server_name": "gateway.tos.lab"}) == []
+
+
 def test_the_readme_documents_every_key():
     from pathlib import Path
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
@@ -342,6 +356,12 @@ def test_the_readme_documents_every_key():
      ' ("node2", {"cluster_ip": "192.0.2.2", "tenants": [{"id": "acme", "enabled": False}]})]\n',
      "tenant acme = {'id': 'acme', 'enabled': False} differs from node1's"),
     (STORAGE + 'nodes = [("node1", {})]\n', "cluster_ip = None is not set"),
+    (STORAGE + NODES + 'gateways = [("gateway1", {})]\n', "host gateway1: cluster_ip = None is not set"),
+    (STORAGE + NODES + GATEWAY.replace("www.example.org", "x; rm -rf /"),
+     "host gateway1: gateway_server_name = 'x; rm -rf /' is not a valid hostname"),
+    (STORAGE + NODES + GATEWAY.replace("gateway1", "node1"),
+     "host node1: group gateways = 'node1' is listed twice (also in nodes)"),
+    (STORAGE + NODES + GATEWAY.replace("192.0.2.30", "192.0.2.1"), "cluster_ip = '192.0.2.1' is also node1's"),
     (STORAGE + 'nodes = [("node1", {"cluster_ip": "192.0.2.1", "_ignore_errors": True})]\n',
      "_ignore_errors = True is not a key any role reads"),
     (STORAGE + 'nodes = [("node1", {"cluster_ip": "192.0.2.1", "ssh_strict_host_key_checking": "no"})]\n',

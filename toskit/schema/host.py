@@ -14,7 +14,7 @@ from pyinfra.connectors.ssh import ConnectorData
 from .errors import SITE_PREFIX, DataError
 from .model import RoleData, field_names, problems, unknown_key
 from .net import Address, HostAddress
-from .types import LocalPath, Optional, matching, whole
+from .types import Hostname, LocalPath, Optional, matching, whole
 
 # pyinfra's global arguments a host's data may set: how the deploy becomes root. The others
 # (_ignore_errors, _success_exit_codes, _continue_on_error, _if, ...) would have pyinfra ignore
@@ -29,6 +29,9 @@ class InventoryData(RoleData):
     # The host's address on the cluster's private network: NFS exports, Vault's CIDR, time.
     # Every host of a role group has one.
     cluster_ip: Optional[HostAddress] = None
+    # The name a gateway serves browsers under (hosts of the gateways group). Declared here, with
+    # the inventory's per-host keys, as no role reads it yet.
+    gateway_server_name: Optional[Hostname] = None
     # How pyinfra (and the audits) reach the host: pyinfra's connector keys.
     ssh_hostname: Optional[Address] = None
     ssh_port: Optional[whole(1, 65535)] = None
