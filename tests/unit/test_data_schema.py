@@ -320,12 +320,13 @@ def test_every_problem_of_every_host_is_reported_at_once(tmp_path):
     assert "host node1: sshd_port = '22'" in message and "host node2: sshd_prot = 22" in message
 
 
-def test_the_shipped_and_the_lab_inventories_pass(tmp_path, monkeypatch):
+@pytest.mark.parametrize("gateways", [0, 1, 2])
+def test_the_shipped_and_the_lab_inventories_pass(tmp_path, monkeypatch, gateways):
     from toskit.lab import inventory as lab_inventory
     from toskit.lab.config import LabConfig
     monkeypatch.setattr(lab_inventory, "INVENTORY", tmp_path / "lab.py")
-    lab_inventory.write(LabConfig(state_dir=tmp_path / "state").with_hosts())
-    assert check_inventory(str(tmp_path / "lab.py")) == 3
+    lab_inventory.write(LabConfig(state_dir=tmp_path / "state", gateway_count=gateways).with_hosts())
+    assert check_inventory(str(tmp_path / "lab.py")) == 3 + gateways
     assert check_inventory("inventories/example_production.py") == 3
 
 
