@@ -27,6 +27,8 @@ ROLES_BY_GROUP = {
         gateway.gateway,  # nginx, TLS 1.3 only, with a short-lived certificate from Vault's PKI
     ],
 }
+# Role groups an inventory may leave empty: a cluster (or a lab, TOS_LAB_GATEWAYS=0) without gateways.
+OPTIONAL_GROUPS = {"gateways"}
 
 
 # Every role deploy, each at one fixed position, the same on every host. pyinfra names an operation by
@@ -59,7 +61,9 @@ def known_keys() -> set:
 def host_problems(name: str, groups, data: dict) -> list:
     """Every problem of one host's data, as DataErrors: its roles' keys, and keys no role reads."""
     from toskit.schema.host import check_host
-    return check_host(name, data_models_of(groups), data, known_keys(), in_role_group=bool(roles_of(groups)))
+    # By group, not by roles: a host of a group without roles yet (gateways) needs its cluster_ip too.
+    in_role_group = bool(set(groups) & set(ROLES_BY_GROUP))
+    return check_host(name, data_models_of(groups), data, known_keys(), in_role_group=in_role_group)
 
 
 def packages_of(deploys: list, data) -> list:

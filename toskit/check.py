@@ -10,7 +10,7 @@ Every problem of the run is reported at once.
 import sys
 from pathlib import Path
 
-from roles import ROLES_BY_GROUP, host_problems
+from roles import OPTIONAL_GROUPS, ROLES_BY_GROUP, host_problems
 from toskit.defaults import ALL_DEFAULTS
 from toskit.inventory import GROUP_DATA, PROJECT_ROOT, load_inventory, raw_groups, written_twice
 from toskit.schema import DataError
@@ -50,7 +50,8 @@ def check_inventory(path: str) -> int:
         raise FileNotFoundError(f"inventory {path} does not exist")
     role_groups = set(ROLES_BY_GROUP)
     groups = raw_groups(path)
-    raise_all(written_twice(path) + check_groups(path, groups, role_groups))  # the rest needs a sound inventory
+    # The rest needs a sound inventory.
+    raise_all(written_twice(path) + check_groups(path, groups, role_groups, OPTIONAL_GROUPS))
     targets = load_inventory(path, role_defaults())
     known_groups = role_groups | {Path(path).stem, LAB_INVENTORY} | {
         p.stem for p in (PROJECT_ROOT / "inventories").glob("*.py")}

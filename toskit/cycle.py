@@ -15,7 +15,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent
 # Each host's audits in a worker of their own (tests/audit/conftest.py): the lab's two nodes side by
-# side, the storage host's audits in whichever worker is free first.
+# side, the storage host's and the gateway's audits in whichever worker is free first.
 AUDIT_WORKERS = ["-n", "2", "--dist", "loadgroup"]
 OP_RESULT = re.compile(r"^\s+\[(?P<host>[^\]]+)\]\s+(?P<result>Success|No changes|Error)", re.M)
 

@@ -5,6 +5,7 @@ That a second deploy changes nothing is test_2's last step (after its repair), n
 import re
 import subprocess
 
+import pytest
 from labtools import CONFIG, ROOT, cycle, lab, on
 
 from toskit.lab.config import GUEST_APT_CACHE, GUEST_APT_CACHE_PORT, GUEST_VAULT, GUEST_VAULT_PORT
@@ -25,6 +26,13 @@ def test_lab_up_again_is_the_same_lab():
     out = lab("up").stdout
     assert out.count("already up") == len(CONFIG.hosts), out
     assert CONFIG.known_hosts.read_text() == known_hosts
+
+
+@pytest.mark.parametrize("gateway", [h for h in CONFIG.hosts if h.group == "gateways"], ids=lambda h: h.name)
+def test_each_gateways_https_is_forwarded_from_this_machines_loopback_only(gateway):
+    # qemu listens there from boot, before anything serves 443 in the guest.
+    ss = subprocess.run(["ss", "-Hltn", f"sport = :{gateway.https_port}"], capture_output=True, text=True).stdout
+    assert [line.split()[3] for line in ss.splitlines()] == [f"127.0.0.1:{gateway.https_port}"], ss
 
 
 def test_first_deploy_then_audit_passes_on_every_host():

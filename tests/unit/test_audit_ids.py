@@ -17,6 +17,7 @@ SCHEME = re.compile(r"cis-docker-\d+(\.\d+)+|sshd-\d\d|tos-[a-z]+-\d\d")
 INVENTORY = """
 storage = [("storage", {"cluster_ip": "10.9.0.11"})]
 nodes = [("node1", {"cluster_ip": "10.9.0.21", "tenants": [{"id": "acme"}, {"id": "beta"}]})]
+gateways = [("gateway", {"cluster_ip": "10.9.0.31", "gateway_server_name": "gateway.tos.lab"})]
 """
 COLLECT = """
 import json, sys
@@ -46,6 +47,17 @@ def controls(tmp_path_factory) -> dict:
 def test_the_audits_were_collected_for_every_host(controls):
     assert len(controls) > 150
     assert any("[node1" in nodeid for nodeid in controls) and any("[storage" in nodeid for nodeid in controls)
+
+
+@pytest.mark.parametrize("audits,on_gateway", [
+    ("test_base.py", True),  # base runs on every host, a gateway too
+    ("test_sessions.py", False),
+    ("test_runtime.py", False),
+    ("test_storage.py", False),
+])
+def test_a_gateway_gets_the_base_audits_and_none_of_the_other_groups(controls, audits, on_gateway):
+    assert any(nodeid.startswith(f"tests/audit/{audits}::") and "[gateway" in nodeid for nodeid in controls) \
+        is on_gateway
 
 
 def test_every_audit_has_a_control_id_on_the_one_scheme(controls):

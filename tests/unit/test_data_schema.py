@@ -322,13 +322,28 @@ def test_every_problem_of_every_host_is_reported_at_once(tmp_path):
     assert "host node1: sshd_port = '22'" in message and "host node2: sshd_prot = 22" in message
 
 
-def test_the_shipped_and_the_lab_inventories_pass(tmp_path, monkeypatch):
+@pytest.mark.parametrize("gateways", [0, 1, 2])
+def test_the_shipped_and_the_lab_inventories_pass(tmp_path, monkeypatch, gateways):
     from toskit.lab import inventory as lab_inventory
     from toskit.lab.config import LabConfig
     monkeypatch.setattr(lab_inventory, "INVENTORY", tmp_path / "lab.py")
-    lab_inventory.write(LabConfig(state_dir=tmp_path / "state").with_hosts())
-    assert check_inventory(str(tmp_path / "lab.py")) == 3
+    lab_inventory.write(LabConfig(state_dir=tmp_path / "state", gateway_count=gateways).with_hosts())
+    assert check_inventory(str(tmp_path / "lab.py")) == 3 + gateways
     assert check_inventory("inventories/example_production.py") == 3
+
+
+GATEWAY = 'gateways = [("gateway1", {"cluster_ip": "192.0.2.30", "gateway_server_name": "www.example.org"})]\n'
+
+
+def test_gateways_are_optional_and_a_gateway_with_its_name_passes(tmp_path):
+    assert check_inventory(inventory(tmp_path, STORAGE + NODES + GATEWAY)) == 3
+    assert check_inventory(inventory(tmp_path, STORAGE + NODES, name="no_gateway.py")) == 2
+
+
+def test_a_gateway_is_checked_with_base_alone_while_its_group_has_no_roles():
+    from roles import host_problems
+    assert host_problems("gateway1", ["gateways"], {"cluster_ip": "10.0.0.31", "ssh_strict_host_key_checking": "yes",
+                                                     "gateway_server_name": "gateway.tos.lab"}) == []
 
 
 def test_the_readme_documents_every_key():
@@ -344,6 +359,12 @@ def test_the_readme_documents_every_key():
      ' ("node2", {"cluster_ip": "192.0.2.2", "tenants": [{"id": "acme", "enabled": False}]})]\n',
      "tenant acme = {'id': 'acme', 'enabled': False} differs from node1's"),
     (STORAGE + 'nodes = [("node1", {})]\n', "cluster_ip = None is not set"),
+    (STORAGE + NODES + 'gateways = [("gateway1", {})]\n', "host gateway1: cluster_ip = None is not set"),
+    (STORAGE + NODES + GATEWAY.replace("www.example.org", "x; rm -rf /"),
+     "host gateway1: gateway_server_name = 'x; rm -rf /' is not a valid hostname"),
+    (STORAGE + NODES + GATEWAY.replace("gateway1", "node1"),
+     "host node1: group gateways = 'node1' is listed twice (also in nodes)"),
+    (STORAGE + NODES + GATEWAY.replace("192.0.2.30", "192.0.2.1"), "cluster_ip = '192.0.2.1' is also node1's"),
     (STORAGE + 'nodes = [("node1", {"cluster_ip": "192.0.2.1", "_ignore_errors": True})]\n',
      "_ignore_errors = True is not a key any role reads"),
     (STORAGE + 'nodes = [("node1", {"cluster_ip": "192.0.2.1", "ssh_strict_host_key_checking": "no"})]\n',

@@ -1,3 +1,4 @@
+import json
 import os
 import socket
 import stat
@@ -9,10 +10,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from toskit.lab import keys, lab as lab_module
 from toskit.lab.aptcache import debian_mirrors
-from toskit.lab.config import LabConfig
+from toskit.lab.config import GUEST_APT_CACHE, GUEST_OUTSIDE, GUEST_VAULT, LabConfig
 from toskit.lab.criu_race import restore_outcome, root_task_ran_ahead
 from toskit.lab.errors import LabError
 from toskit.lab.lab import Lab
+from toskit.lab.vm import Guest
 
 
 def test_mirrors_come_from_this_machines_apt_sources(tmp_path):
@@ -91,6 +93,51 @@ def test_preflight_names_a_taken_port(monkeypatch, tmp_path):
     assert f"127.0.0.1:{port} (ssh of storage)" in str(err.value) and "TOS_LAB_SSH_PORT" in err.value.fix
 
 
+def test_preflight_names_a_gateways_taken_https_port(monkeypatch, tmp_path):
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    monkeypatch.setattr(lab_module.shutil, "which", lambda tool, **_: "/x")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        config = LabConfig(state_dir=tmp_path, cache_dir=tmp_path, https_port=port).with_hosts()
+        with pytest.raises(LabError) as err:
+            Lab(config).preflight()
+    assert f"127.0.0.1:{port} (HTTPS of gateway)" in str(err.value) and "TOS_LAB_HTTPS_PORT" in err.value.fix
+
+
+def user_network(config: LabConfig, name: str) -> list:
+    """The guest's user-mode network (qemu's -netdev user,...), split into its options."""
+    guest = Guest(config, config.host(name))
+    guest.dir.mkdir(parents=True)
+    guest.base_file.write_text(json.dumps({"disk": "d", "kernel": "k", "initrd": "i"}))
+    argv = guest.argv("tcg", tap_fd=3)
+    [netdev] = [value for flag, value in zip(argv, argv[1:]) if flag == "-netdev" and value.startswith("user,")]
+    return netdev.split(",")
+
+
+@pytest.mark.parametrize("gateways,name,https", [
+    (1, "gateway", "hostfwd=tcp:127.0.0.1:28443-:443"),
+    (2, "gateway1", "hostfwd=tcp:127.0.0.1:28443-:443"),
+    (2, "gateway2", "hostfwd=tcp:127.0.0.1:28444-:443"),
+    (1, "storage", None),
+    (1, "node1", None),
+])
+def test_only_gateways_forward_https_from_this_machines_loopback(tmp_path, gateways, name, https):
+    options = user_network(LabConfig(state_dir=tmp_path, gateway_count=gateways).with_hosts(), name)
+    assert [o for o in options if o.endswith("-:443")] == ([https] if https else [])
+
+
+@pytest.mark.parametrize("name,reaches_outside", [("gateway", False), ("storage", True), ("node1", True)])
+def test_every_guest_keeps_restrict_the_cache_and_vault_and_only_gateways_lack_the_outside(tmp_path, name,
+                                                                                           reaches_outside):
+    options = user_network(LabConfig(state_dir=tmp_path).with_hosts(), name)
+    assert options[:3] == ["user", "id=wan", "restrict=on"]
+    assert any(o.startswith(f"guestfwd=tcp:{GUEST_APT_CACHE}:") for o in options)
+    assert any(o.startswith(f"guestfwd=tcp:{GUEST_VAULT}:") for o in options)
+    assert any(o.startswith(f"guestfwd=tcp:{GUEST_OUTSIDE}:") for o in options) is reaches_outside
+
+
 def test_preflight_refuses_low_disk(monkeypatch, tmp_path):
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(lab_module.shutil, "which", lambda tool, **_: "/x")
@@ -131,6 +178,7 @@ def test_a_restore_is_told_apart_from_a_retried_one_and_a_cold_start(output, out
 @pytest.mark.parametrize("group,has,lacks", [
     ("nodes", {"docker.io", "criu", "cryptsetup-bin", "nfs-common", "python3", "chrony"}, {"nfs-kernel-server", "mmdebstrap"}),
     ("storage", {"nfs-kernel-server", "chrony"}, {"docker.io", "criu"}),
+    ("gateways", {"chrony", "ca-certificates"}, {"docker.io", "criu", "nfs-kernel-server", "nfs-common"}),
 ])
 def test_a_prepared_image_has_its_groups_packages_and_no_others(group, has, lacks):
     from roles import all_packages_of
@@ -146,6 +194,20 @@ def test_prepared_images_are_cached_apart_by_group_and_packages(tmp_path, monkey
     bare, nodes = image.HostImage(config), image.HostImage(config, label="nodes", role_packages=("criu",))
     assert bare.dir != nodes.dir and nodes.dir.name.startswith("trixie-nodes-")
     assert image.HostImage(config, label="nodes", role_packages=("criu", "runc")).dir != nodes.dir
+
+
+def test_every_lab_group_gets_a_prepared_image_with_its_roles_packages(tmp_path, monkeypatch):
+    from roles.base import DEFAULTS
+    from roles.gateway import DEFAULTS as GATEWAY
+    from toskit.lab import image, inventory
+    monkeypatch.setattr(image, "debian_mirrors", lambda: {"debian": "http://mirror/debian", "security": None})
+    monkeypatch.setattr(inventory, "INVENTORY", tmp_path / "lab.py")
+    config = LabConfig(state_dir=tmp_path / "state", cache_dir=tmp_path).with_hosts()
+    inventory.write(config)
+    images = Lab(config)._images()  # checks the lab's data first, as `lab up` does
+    assert set(images) == {"storage", "nodes", "gateways"}
+    assert images["gateways"].dir.name.startswith("trixie-gateways-")
+    assert images["gateways"].recipe["role_packages"] == sorted({*DEFAULTS["base_packages"], *GATEWAY["gateway_packages"]})
 
 
 def test_the_image_disables_only_the_profiles_that_confine_nothing(tmp_path):

@@ -25,6 +25,9 @@ GUEST_OUTSIDE_BANNER = "tos-outside"
 # up (a download), one swallows what it gets (an upload).
 GUEST_OUTSIDE_SOURCE_PORT = 8081
 GUEST_OUTSIDE_SINK_PORT = 8082
+# The name the lab's gateways serve browsers under (their TLS certificate's name): a browser on
+# this machine maps it to 127.0.0.1 and opens https://gateway.tos.lab:<https_port>/.
+GATEWAY_SERVER_NAME = "gateway.tos.lab"
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class LabHost:
     ssh_port: int
     lab_address: str  # address on the private lab network, with prefix length
     memory_mb: int
+    https_port: int | None = None  # on 127.0.0.1, forwarded to the guest's 443 (gateways only)
 
     @property
     def lab_ip(self) -> str:
@@ -74,12 +78,17 @@ def _env_choice(name: str, default: str, choices: tuple) -> str:
 class LabConfig:
     # Debian suite of the host image: trixie (Debian 13) or bookworm.            TOS_LAB_SUITE
     suite: str = "trixie"
-    # Hosts booted per inventory group.                           TOS_LAB_STORAGE, TOS_LAB_NODES
+    # Hosts booted per inventory group. Gateways (the hosts browsers reach) come after the others,
+    # so adding one moves no other host's ports or addresses.
+    #                                             TOS_LAB_STORAGE, TOS_LAB_NODES, TOS_LAB_GATEWAYS
     storage_count: int = 1
     node_count: int = 2
-    # Guest sizes.          TOS_LAB_NODE_MEMORY_MB, TOS_LAB_STORAGE_MEMORY_MB, TOS_LAB_CPUS
+    gateway_count: int = 1
+    # Guest sizes.  TOS_LAB_NODE_MEMORY_MB, TOS_LAB_STORAGE_MEMORY_MB, TOS_LAB_GATEWAY_MEMORY_MB,
+    #                                                                                TOS_LAB_CPUS
     node_memory_mb: int = 2048
     storage_memory_mb: int = 1024
+    gateway_memory_mb: int = 768
     cpus: int = 2
     # qemu accelerator: auto = KVM only if a probe boot of the guest kernel proves it works. TOS_LAB_ACCEL
     accel: str = "auto"
@@ -91,6 +100,9 @@ class LabConfig:
     ssh_base_port: int = 22201
     apt_cache_port: int = 23142
     vault_port: int = 28200
+    # Port on 127.0.0.1 forwarded to the first gateway's HTTPS port 443 (a second gateway's is the
+    # next one), so a browser and the audits on this machine reach it.          TOS_LAB_HTTPS_PORT
+    https_port: int = 28443
     # Private network between the guests; it exists only inside the lab's own network namespace.
     #                                                                            TOS_LAB_NETWORK
     network: str = "10.213.0.0/24"
@@ -114,14 +126,17 @@ class LabConfig:
             suite=_env_choice("TOS_LAB_SUITE", cls.suite, ("trixie", "bookworm")),
             storage_count=_env_int("TOS_LAB_STORAGE", cls.storage_count),
             node_count=_env_int("TOS_LAB_NODES", cls.node_count),
+            gateway_count=_env_int("TOS_LAB_GATEWAYS", cls.gateway_count),
             node_memory_mb=_env_int("TOS_LAB_NODE_MEMORY_MB", cls.node_memory_mb),
             storage_memory_mb=_env_int("TOS_LAB_STORAGE_MEMORY_MB", cls.storage_memory_mb),
+            gateway_memory_mb=_env_int("TOS_LAB_GATEWAY_MEMORY_MB", cls.gateway_memory_mb),
             cpus=_env_int("TOS_LAB_CPUS", cls.cpus),
             accel=_env_choice("TOS_LAB_ACCEL", cls.accel, ("auto", "kvm", "tcg")),
             tcg_cpu=env.get("TOS_LAB_TCG_CPU") or cls.tcg_cpu,
             ssh_base_port=_env_int("TOS_LAB_SSH_PORT", cls.ssh_base_port),
             apt_cache_port=_env_int("TOS_LAB_APT_CACHE_PORT", cls.apt_cache_port),
             vault_port=_env_int("TOS_LAB_VAULT_PORT", cls.vault_port),
+            https_port=_env_int("TOS_LAB_HTTPS_PORT", cls.https_port),
             network=env.get("TOS_LAB_NETWORK") or cls.network,
             state_dir=Path(env.get("TOS_LAB_STATE") or cls.state_dir),
             cache_dir=Path(env.get("TOS_LAB_CACHE") or cls.cache_dir),
@@ -136,6 +151,9 @@ class LabConfig:
         if not 0 <= self.storage_count <= 4 or not 0 <= self.node_count <= 8:
             raise LabError(f"{self.storage_count} storage and {self.node_count} node hosts asked for",
                            "use TOS_LAB_STORAGE 0-4 and TOS_LAB_NODES 0-8 (each guest takes up to 2 GB)")
+        if not 0 <= self.gateway_count <= 2:
+            raise LabError(f"{self.gateway_count} gateway hosts asked for",
+                           "use TOS_LAB_GATEWAYS 0-2 (one port from TOS_LAB_HTTPS_PORT on each)")
         try:
             net = ipaddress.ip_network(self.network)
         except ValueError as e:
@@ -147,11 +165,15 @@ class LabConfig:
         groups = [("storage", "storage")] if self.storage_count == 1 else \
             [(f"storage{i + 1}", "storage") for i in range(self.storage_count)]
         groups += [(f"node{i + 1}", "nodes") for i in range(self.node_count)]
+        gateways = ["gateway"] if self.gateway_count == 1 else [f"gateway{i + 1}" for i in range(self.gateway_count)]
+        groups += [(name, "gateways") for name in gateways]
+        https_ports = {name: self.https_port + i for i, name in enumerate(gateways)}
+        memory = {"storage": self.storage_memory_mb, "nodes": self.node_memory_mb, "gateways": self.gateway_memory_mb}
         hosts = tuple(
             LabHost(
                 name=name, group=group, index=index, ssh_port=self.ssh_base_port + index - 1,
                 lab_address=f"{net.network_address + 10 + index}/{net.prefixlen}",
-                memory_mb=self.storage_memory_mb if group == "storage" else self.node_memory_mb,
+                memory_mb=memory[group], https_port=https_ports.get(name),
             )
             for index, (name, group) in enumerate(groups, start=1)
         )
@@ -163,6 +185,14 @@ class LabConfig:
                 return host
         raise LabError(f"no lab host named {name!r}",
                        f"use one of: {', '.join(h.name for h in self.hosts)}")
+
+    @property
+    def gateway_url(self) -> str | None:
+        """The first gateway's address for a browser on this machine (GATEWAY_SERVER_NAME mapped to
+        127.0.0.1); None in a lab without gateways."""
+        if not any(h.group == "gateways" for h in self.hosts):
+            return None
+        return f"https://{GATEWAY_SERVER_NAME}:{self.https_port}/"
 
     @property
     def ssh_dir(self) -> Path:

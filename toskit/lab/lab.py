@@ -49,7 +49,9 @@ class Lab:
         self._check_ports()
 
     def _check_ports(self) -> None:
-        wanted = [(g.host.ssh_port, f"ssh of {g.host.name}") for g in self.guests if g.pid() is None]
+        stopped = [g.host for g in self.guests if g.pid() is None]
+        wanted = [(h.ssh_port, f"ssh of {h.name}") for h in stopped]
+        wanted += [(h.https_port, f"HTTPS of {h.name}") for h in stopped if h.https_port is not None]
         if not self.apt_cache.running():
             wanted.append((self.config.apt_cache_port, "the package cache"))
         if not self.vault.running():
@@ -58,7 +60,7 @@ class Lab:
         if taken:
             raise LabError(f"ports already in use: {', '.join(taken)}",
                            "stop what listens there (ss -ltnp), or move the lab with TOS_LAB_SSH_PORT, "
-                           "TOS_LAB_APT_CACHE_PORT, TOS_LAB_VAULT_PORT")
+                           "TOS_LAB_APT_CACHE_PORT, TOS_LAB_VAULT_PORT, TOS_LAB_HTTPS_PORT")
 
     # ---- lifecycle
     def up(self) -> dict:

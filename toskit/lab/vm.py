@@ -76,15 +76,23 @@ class Guest:
         base = self.base()
         fw = self.dir / "fw_cfg"
         cfg = self.config
-        wan = ",".join([
+        forwards = [
             "user,id=wan,restrict=on",  # no outbound at all, except the forwards below
             f"hostfwd=tcp:127.0.0.1:{self.host.ssh_port}-:22",
             f"guestfwd=tcp:{GUEST_APT_CACHE}:{GUEST_APT_CACHE_PORT}-cmd:socat - TCP:127.0.0.1:{cfg.apt_cache_port}",
             f"guestfwd=tcp:{GUEST_VAULT}:{GUEST_VAULT_PORT}-cmd:socat - TCP:127.0.0.1:{cfg.vault_port},,bind={self.host.vault_source_ip}",  # ",," is qemu for ","
-            f"guestfwd=tcp:{GUEST_OUTSIDE}:{GUEST_OUTSIDE_PORT}-cmd:echo {GUEST_OUTSIDE_BANNER}",
-            f"guestfwd=tcp:{GUEST_OUTSIDE}:{GUEST_OUTSIDE_SOURCE_PORT}-cmd:cat /dev/zero",
-            f"guestfwd=tcp:{GUEST_OUTSIDE}:{GUEST_OUTSIDE_SINK_PORT}-cmd:sh -c 'cat >/dev/null'",
-        ])
+        ]
+        if self.host.group == "gateways":
+            # Browsers and audits on this machine reach its HTTPS; it runs no sessions, so no
+            # stand-in for the outside (that shows tenants' egress).
+            forwards.append(f"hostfwd=tcp:127.0.0.1:{self.host.https_port}-:443")
+        else:
+            forwards += [
+                f"guestfwd=tcp:{GUEST_OUTSIDE}:{GUEST_OUTSIDE_PORT}-cmd:echo {GUEST_OUTSIDE_BANNER}",
+                f"guestfwd=tcp:{GUEST_OUTSIDE}:{GUEST_OUTSIDE_SOURCE_PORT}-cmd:cat /dev/zero",
+                f"guestfwd=tcp:{GUEST_OUTSIDE}:{GUEST_OUTSIDE_SINK_PORT}-cmd:sh -c 'cat >/dev/null'",
+            ]
+        wan = ",".join(forwards)
         accel_args = (["-accel", "kvm", "-cpu", "host"] if accel == "kvm" else
                       # thread=single: multi-threaded TCG crashed a guest under load (lab-facts).
                       ["-accel", "tcg,thread=single", "-cpu", cfg.tcg_cpu])

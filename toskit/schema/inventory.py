@@ -1,6 +1,6 @@
 """The inventory's shape: which groups exist, which hosts are in them, and what names they have.
 
-A misspelt group deploys nothing, a host in both role groups gets both roles, a duplicate host
+A misspelt group deploys nothing, a host in two role groups gets both their roles, a duplicate host
 name lets the second entry silently win, and a host's inventory name becomes its Vault role's
 name: each is refused before any host is contacted.
 """
@@ -12,15 +12,13 @@ from .types import HOSTNAME
 
 # pyinfra's implicit groups: every host, and the group named after the inventory file.
 IMPLICIT_GROUPS = {"all"}
-# Role groups a cluster may leave empty: without gateways, no browser reaches the sessions (the
-# operator drives them with tos-session on the nodes).
-OPTIONAL_GROUPS = {"gateways"}
 # Keys that make one thing for the whole cluster (one session image): every host of the group agrees.
 CLUSTER_WIDE = {"nodes": ("session_image_suite", "session_image_mirror", "session_image_security_mirror")}
 
 
-def check_groups(source: str, groups: dict, role_groups: set) -> list:
-    """Problems in the inventory file as written ({group: [(name, data), ...]})."""
+def check_groups(source: str, groups: dict, role_groups: set, optional_groups: set = frozenset()) -> list:
+    """Problems in the inventory file as written ({group: [(name, data), ...]}); every role
+    group but the optional ones needs a host."""
     errors, where = [], {}
     for group, hosts in groups.items():
         if group not in role_groups | IMPLICIT_GROUPS and not group.startswith(SITE_PREFIX):
@@ -41,7 +39,7 @@ def check_groups(source: str, groups: dict, role_groups: set) -> list:
                                             f"is listed twice (also in {where[name]}); only one entry would count",
                                             "list each host once, in one of the role groups"))
                 where[name] = group
-    for group in sorted(role_groups - OPTIONAL_GROUPS):
+    for group in sorted(role_groups - optional_groups):
         if not groups.get(group):
             errors.append(SourceError(f"{source}: group {group}", "has no host",
                                       f"list at least one host: {group} = [('host1', {{...}})]"))
