@@ -24,3 +24,10 @@ nodes = [
     ("node1", {**_ssh, "ssh_hostname": "192.0.2.21", "cluster_ip": "192.0.2.21"}),
     ("node2", {**_ssh, "ssh_hostname": "192.0.2.22", "cluster_ip": "192.0.2.22"}),
 ]
+
+# The front door (optional): the hosts browsers reach. Their server name goes into group_data
+# (gateway_server_name = "tos.example.org" in group_data/gateways.py) or here, per host.
+gateways = [
+    ("gateway1", {**_ssh, "ssh_hostname": "192.0.2.31", "cluster_ip": "192.0.2.31",
+                  "gateway_server_name": "tos.example.org"}),
+]
