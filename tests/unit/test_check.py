@@ -31,4 +31,4 @@ def test_hostile_tenant_is_refused_naming_host_key_and_value(tmp_path, capsys):
 
 
 def test_the_shipped_inventories_are_valid():
-    assert check_inventory("inventories/example_production.py") == 3
+    assert check_inventory("inventories/example_production.py") == 4  # storage1, node1, node2, gateway1

@@ -329,7 +329,7 @@ def test_the_shipped_and_the_lab_inventories_pass(tmp_path, monkeypatch, gateway
     monkeypatch.setattr(lab_inventory, "INVENTORY", tmp_path / "lab.py")
     lab_inventory.write(LabConfig(state_dir=tmp_path / "state", gateway_count=gateways).with_hosts())
     assert check_inventory(str(tmp_path / "lab.py")) == 3 + gateways
-    assert check_inventory("inventories/example_production.py") == 3
+    assert check_inventory("inventories/example_production.py") == 4  # storage1, node1, node2, gateway1
 
 
 GATEWAY = 'gateways = [("gateway1", {"cluster_ip": "192.0.2.30", "gateway_server_name": "www.example.org"})]\n'
