@@ -22,7 +22,8 @@ from toskit.gateway import TOOL_SOURCE
 from toskit.facts import GatewayCertificate, VaultLogin
 from toskit.schema import DataError
 from toskit.schema.net import Address, OneHostNetwork, network_of
-from toskit.schema.types import DurationText, Hostname, LocalPath, MountName, NonEmpty, Optional, PackageName, whole
+from toskit.schema.types import (DurationText, Hostname, LocalPath, MountName, NonEmpty, Optional, PackageName,
+                                 duration_seconds, whole)
 from toskit.templating import TEMPLATES
 from toskit.vault_data import VaultAccessData
 
@@ -35,6 +36,7 @@ CERTIFICATE = f"{CERTIFICATE_DIR}/gateway.pem"  # key and chain in one file (060
 VAULT_CA = "/etc/tos/vault-ca.pem"
 CREDENTIALS = "/run/tos/vault"
 NGINX_SITE = "/etc/nginx/sites-available/tos-gateway"
+DEBIAN_DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 
 
 class Data(VaultAccessData):  # how hosts reach Vault (toskit/vault_data.py), checked here too
@@ -104,6 +106,12 @@ def gateway():
     if data.gateway_server_name is None:
         raise DataError(host.name, "gateway_server_name", None, "is not set, and a gateway's certificate names it",
                         "set gateway_server_name for the gateways (group_data), e.g. 'tos.example.org'")
+    ttl, interval = duration_seconds(data.gateway_cert_ttl), duration_seconds(data.gateway_renew_interval)
+    if not data.gateway_own_certificate and interval + 60 >= ttl / 3:
+        raise DataError(host.name, "gateway_renew_interval", data.gateway_renew_interval,
+                        f"leaves too little time to renew a certificate that lives {data.gateway_cert_ttl} "
+                        f"(renewal starts past two thirds of its life)",
+                        "set it below a third of gateway_cert_ttl, e.g. 1h for 72h")
     files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
     files.directory(name="The gateway's certificate folder (root only)", path=CERTIFICATE_DIR,
                     user="root", group="root", mode="700")
@@ -120,11 +128,12 @@ def gateway():
                                hsts_max_age=data.gateway_hsts_max_age)
     enabled = files.link(name="nginx: the gateway's site on", path="/etc/nginx/sites-enabled/tos-gateway",
                          target=NGINX_SITE)
-    default = files.file(name="nginx: Debian's default site off", path="/etc/nginx/sites-enabled/default",
-                         present=False)
+    # A link Debian's package makes (also on a first deploy, after the plan saw no nginx: so the
+    # reload, which our new site brings about then, removes it too).
+    default = files.link(name="nginx: Debian's default site off", path=DEBIAN_DEFAULT_SITE, present=False)
     systemd.service(name="Run nginx", service="nginx.service", running=True, enabled=True)
     server.shell(name="Reload nginx for its new configuration (connections kept)",
-                 commands=["nginx -t -q && systemctl reload nginx"],
+                 commands=[f"rm -f {DEBIAN_DEFAULT_SITE} && nginx -t -q && systemctl reload nginx"],
                  _if=any_changed(*[op for op in (site, enabled, default, certificate) if op is not None]))
     service = operations.template(name="Certificate renewal service", src=TEMPLATES / "gateway" / "tos-gateway-renew.service.j2",
                                   dest="/etc/systemd/system/tos-gateway-renew.service", certificate_dir=CERTIFICATE_DIR)
@@ -143,8 +152,10 @@ def _vault_certificate(data, VaultSettings, VaultError):
     try:
         changes = drift(settings, settings.client(), access)
     except VaultError as e:
-        raise DataError(host.name, "vault_token_file", settings.token_source, str(e),
-                        "fix the Vault address, CA or token (see toskit/vault_data.py); nothing was changed") from None
+        key, value = ("gateway_pki_mount", access.pki_mount) if "gateway_pki_mount" in str(e) else \
+            ("vault_token_file", settings.token_source)
+        raise DataError(host.name, key, value, str(e), "fix what the message names (Vault's address, CA, token "
+                        "or a mount: toskit/vault_data.py, roles/gateway.py); nothing was changed") from None
     if changes:
         python.call(name=f"Vault: {'; '.join(changes)}", function=apply_changes, settings=settings, access=access)
     if settings.ca_file:
@@ -156,10 +167,14 @@ def _vault_certificate(data, VaultSettings, VaultError):
                    dest="/etc/tmpfiles.d/tos-vault.conf", mode="644")
     files.directory(name="Credential folder (tmpfs, root only)", path=CREDENTIALS, user="root", group="root",
                     mode="700")
-    if host.get_fact(VaultLogin, tool=TOOL) != "ok" or any("approle" in c for c in changes):
+    from toskit.vault import secret_id_fresh
+    # Enrolled again when its login fails, its role changed, or its secret_id is past half its life.
+    if host.get_fact(VaultLogin, tool=TOOL) != "ok" or any("approle" in c for c in changes) or \
+            not secret_id_fresh(settings, settings.client(), access.role, data.vault_secret_id_ttl):
         python.call(name=f"Enrol {host.name} with Vault (AppRole secret_id by response wrapping)",
                     function=enrol, settings=settings, role=access.role)
-    due = host.get_fact(GatewayCertificate, tool=TOOL)
+    # Due for the name this deploy sets (a changed name is renewed now, not by the timer later).
+    due = host.get_fact(GatewayCertificate, tool=TOOL, server_name=data.gateway_server_name)
     if due == "valid":
         return None
     return server.shell(name=f"The gateway's certificate from Vault ({due or 'none yet'})", commands=[f"{TOOL} renew"])

@@ -96,6 +96,9 @@ def vault():
                    dest="/etc/tmpfiles.d/tos-vault.conf", mode="644")
     files.directory(name="Node credential folder (tmpfs, root only)", path=CREDENTIALS,
                     user="root", group="root", mode="700")
-    if host.get_fact(VaultLogin) != "ok" or any("approle" in c for c in changes):
+    from toskit.vault import ROLE_PREFIX, secret_id_fresh
+    # Enrolled again when its login fails, its role changed, or its secret_id is past half its life.
+    if host.get_fact(VaultLogin) != "ok" or any("approle" in c for c in changes) or \
+            not secret_id_fresh(settings, settings.client(), ROLE_PREFIX + host.name, data.vault_secret_id_ttl):
         python.call(name=f"Enrol {host.name} with Vault (AppRole secret_id by response wrapping)",
                     function=enrol, settings=settings, node=host.name)

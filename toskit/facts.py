@@ -109,13 +109,13 @@ class VaultLogin(FactBase):
 
 
 class GatewayCertificate(FactBase):
-    """'valid' when the gateway's certificate needs no renewal, else 'due: why' (tos-gateway
-    status); None when the tool is not installed yet."""
+    """'valid' when the gateway's certificate, for `server_name`, needs no renewal, else 'due: why'
+    (tos-gateway status); None when the tool is not installed yet."""
 
-    def command(self, tool: str) -> str:
-        return f'out=$({tool} status 2>&1) && echo valid || echo "due: $out"'
+    def command(self, tool: str, server_name: str) -> str:
+        return f'out=$({tool} status --name {shlex.quote(server_name)} 2>&1) && echo valid || echo "due: $out"'
 
-    def requires_command(self, tool: str) -> str:
+    def requires_command(self, tool: str, server_name: str) -> str:
         return tool
 
     def process(self, output):

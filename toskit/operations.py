@@ -47,7 +47,7 @@ def put(src, dest: str, user: str = "root", group: str = "root", mode: str = "64
         raise OperationError(f"{dest} on {host.name} is not a regular file; move it away, then deploy again")
     fresh = current is None or current["sha1"] != get_file_sha1(src)
     if fresh:
-        if current and state.config.DIFF:
+        if current and state.config.DIFF and int(mode, 8) & 0o077:  # a private file's content stays unshown
             _log_diff(src, dest)
         yield f"mkdir -p {shlex.quote(posixpath.dirname(dest))}"
         staged = f"{dest}.tos-new" if validate else dest

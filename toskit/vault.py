@@ -9,6 +9,7 @@ What the vault role makes, per node:
 Reads here never change anything (drift); apply() makes Vault match; both are idempotent.
 """
 
+import datetime
 import ipaddress
 import os
 import threading
@@ -229,3 +230,20 @@ def wrapped_secret_id(settings: VaultSettings, client: hvac.Client, role: str, t
     response = _call(f"minting a secret_id for {role}", settings, client.auth.approle.generate_secret_id,
                      role, mount_point=mount, wrap_ttl=ttl)
     return response["wrap_info"]["token"]
+
+
+def secret_id_fresh(settings: VaultSettings, client: hvac.Client, role: str, ttl: str) -> bool:
+    """Whether the AppRole holds a secret_id with more than half of `ttl` left: past that the deploy
+    enrols the host again, so a host deployed now and then never sees its credential expire."""
+    mount = settings.approle_mount
+    listed = _call(f"listing the secret_ids of {role}", settings, client.auth.approle.list_secret_id_accessors,
+                   role, mount_point=mount, missing_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    for accessor in (listed or {"data": {"keys": []}})["data"]["keys"]:
+        found = _call(f"reading a secret_id of {role}", settings, client.auth.approle.read_secret_id_accessor,
+                      role, accessor, mount_point=mount, missing_ok=True)
+        expires = (found or {}).get("data", {}).get("expiration_time")
+        if expires and datetime.datetime.fromisoformat(expires.replace("Z", "+00:00")) - now \
+                > datetime.timedelta(seconds=_seconds(ttl) / 2):
+            return True
+    return False

@@ -22,9 +22,13 @@ CA_TTL = "87600h"  # ten years: the root signs only short-lived gateway certific
 
 
 def gateway_policy(pki_mount: str, role: str) -> str:
+    # not_after/not_before would bypass the role's max_ttl (sign honours them as given).
     return (f"# Written by the TOS gateway role. A gateway may have Vault sign a CSR for its own\n"
-            f"# server name, and nothing else.\n"
-            f'path "{pki_mount}/sign/{role}" {{ capabilities = ["update"] }}\n')
+            f"# server name, no longer-lived than its role allows, and nothing else.\n"
+            f'path "{pki_mount}/sign/{role}" {{\n'
+            f'  capabilities = ["update"]\n'
+            f'  denied_parameters = {{ "not_after" = [], "not_before" = [] }}\n'
+            f'}}\n')
 
 
 @dataclass(frozen=True)
