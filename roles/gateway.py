@@ -25,7 +25,7 @@ from toskit.schema.net import Address, OneHostNetwork, network_of
 from toskit.schema.types import (DurationText, Hostname, LocalPath, MountName, NonEmpty, Optional, PackageName,
                                  duration_seconds, whole)
 from toskit.templating import TEMPLATES
-from toskit.vault_data import VaultAccessData
+from toskit.vault_data import CREDENTIALS, VaultAccessData
 
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
 PACKAGES_KEY = "gateway_packages"
@@ -34,7 +34,6 @@ SETTINGS = "/etc/tos/gateway.json"
 CERTIFICATE_DIR = "/etc/tos/tls"
 CERTIFICATE = f"{CERTIFICATE_DIR}/gateway.pem"  # key and chain in one file (0600)
 VAULT_CA = "/etc/tos/vault-ca.pem"
-CREDENTIALS = "/run/tos/vault"
 NGINX_SITE = "/etc/nginx/sites-available/tos-gateway"
 DEBIAN_DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 
@@ -85,17 +84,6 @@ def gateway_json(data, settings, access) -> str:
 def apply_changes(settings, access) -> None:
     from toskit.vault_gateway import apply
     apply(settings, settings.client(), access)
-
-
-def enrol(state, host, settings, role: str) -> None:
-    """Runs at deploy time: a fresh secret_id, wrapped, handed to the gateway, unwrapped there."""
-    from toskit.vault import VaultError, role_id, wrapped_secret_id
-    client = settings.client()
-    host.put_file(StringIO(role_id(settings, client, role) + "\n"), f"{CREDENTIALS}/role-id")
-    host.put_file(StringIO(wrapped_secret_id(settings, client, role) + "\n"), f"{CREDENTIALS}/wrapping-token")
-    ok, output = host.run_shell_command(f"{TOOL} enrol")
-    if not ok:
-        raise VaultError(f"{host.name}: enrolment failed: {output.stderr}")
 
 
 @deploy("TOS gateway", data_defaults=ALL_DEFAULTS)
@@ -167,12 +155,12 @@ def _vault_certificate(data, VaultSettings, VaultError):
                    dest="/etc/tmpfiles.d/tos-vault.conf", mode="644")
     files.directory(name="Credential folder (tmpfs, root only)", path=CREDENTIALS, user="root", group="root",
                     mode="700")
-    from toskit.vault import secret_id_fresh
+    from toskit.vault import enrol, secret_id_fresh
     # Enrolled again when its login fails, its role changed, or its secret_id is past half its life.
     if host.get_fact(VaultLogin, tool=TOOL) != "ok" or any("approle" in c for c in changes) or \
             not secret_id_fresh(settings, settings.client(), access.role, data.vault_secret_id_ttl):
         python.call(name=f"Enrol {host.name} with Vault (AppRole secret_id by response wrapping)",
-                    function=enrol, settings=settings, role=access.role)
+                    function=enrol, settings=settings, role=access.role, tool=f"{TOOL} enrol")
     # Due for the name this deploy sets (a changed name is renewed now, not by the timer later).
     due = host.get_fact(GatewayCertificate, tool=TOOL, server_name=data.gateway_server_name)
     if due == "valid":

@@ -21,13 +21,12 @@ from toskit.schema import DataError
 from toskit.schema.net import OneHostNetwork, network_of
 from toskit.schema.types import MountName, Optional
 from toskit.tenants import tenants_of
-from toskit.vault_data import VaultAccessData
+from toskit.vault_data import CREDENTIALS, VaultAccessData
 
 # toskit.vault (hvac, hence ssl) is imported inside the functions: pyinfra's CLI must patch ssl
 # for gevent before anything imports it, and `roles` is imported early by toskit.check and tests.
 
 NODE_CA = "/etc/tos/vault-ca.pem"
-CREDENTIALS = "/run/tos/vault"
 
 class Data(VaultAccessData):  # how hosts reach Vault (toskit/vault_data.py), checked here too
     # Where the transit engine (the tenants' keys) is mounted.
@@ -59,18 +58,6 @@ def apply_changes(settings, access) -> None:
     apply(settings, settings.client(), access)
 
 
-def enrol(state, host, settings, node: str) -> None:
-    """Runs at deploy time: a fresh secret_id, wrapped, handed to the node, unwrapped there."""
-    from toskit.vault import ROLE_PREFIX, VaultError, role_id, wrapped_secret_id
-    client = settings.client()
-    role = ROLE_PREFIX + node
-    host.put_file(StringIO(role_id(settings, client, role) + "\n"), f"{CREDENTIALS}/role-id")
-    host.put_file(StringIO(wrapped_secret_id(settings, client, role) + "\n"), f"{CREDENTIALS}/wrapping-token")
-    ok, output = host.run_shell_command("tos-session vault-enrol")
-    if not ok:
-        raise VaultError(f"{node}: enrolment failed: {output.stderr}")
-
-
 @deploy("TOS vault", data_defaults=ALL_DEFAULTS)
 def vault():
     from toskit.vault import VaultError, VaultSettings, drift
@@ -96,9 +83,9 @@ def vault():
                    dest="/etc/tmpfiles.d/tos-vault.conf", mode="644")
     files.directory(name="Node credential folder (tmpfs, root only)", path=CREDENTIALS,
                     user="root", group="root", mode="700")
-    from toskit.vault import ROLE_PREFIX, secret_id_fresh
+    from toskit.vault import ROLE_PREFIX, enrol, secret_id_fresh
     # Enrolled again when its login fails, its role changed, or its secret_id is past half its life.
     if host.get_fact(VaultLogin) != "ok" or any("approle" in c for c in changes) or \
             not secret_id_fresh(settings, settings.client(), ROLE_PREFIX + host.name, data.vault_secret_id_ttl):
         python.call(name=f"Enrol {host.name} with Vault (AppRole secret_id by response wrapping)",
-                    function=enrol, settings=settings, node=host.name)
+                    function=enrol, settings=settings, role=ROLE_PREFIX + host.name, tool="tos-session vault-enrol")

@@ -14,6 +14,7 @@ import ipaddress
 import os
 import threading
 from dataclasses import dataclass
+from io import StringIO
 from pathlib import Path
 
 import hvac
@@ -23,6 +24,7 @@ import requests
 from .schema import DataError
 from .schema.types import duration_seconds
 from .tenants import TENANT_PREFIX
+from .vault_data import CREDENTIALS
 
 KEY_PREFIX = TENANT_PREFIX  # a tenant's transit key: tos-tenant-<id>
 ROLE_PREFIX = "tos-node-"
@@ -152,18 +154,32 @@ def drift(settings: VaultSettings, client: hvac.Client, access: NodeAccess) -> l
         if not transit or _call(f"reading transit key {key}", settings, client.secrets.transit.read_key, key,
                                 mount_point=settings.transit_mount, missing_ok=True) is None:
             changes.append(f"create transit key {key}")
-    policy = _call(f"reading policy {access.role}", settings, client.sys.read_acl_policy, access.role,
-                   missing_ok=True)
-    if policy is None or policy["data"]["policy"] != node_policy(settings, list(access.enabled_ids)):
-        changes.append(f"write policy {access.role}")
-    approle = _mounted(settings, client, settings.approle_mount, "approle", auth=True)
-    if not approle:
+    return changes + access_drift(settings, client, access.role, node_policy(settings, list(access.enabled_ids)),
+                                  access.role_settings(access.role))
+
+
+def access_drift(settings: VaultSettings, client: hvac.Client, role: str, policy: str, approle: dict) -> list:
+    """What apply_access would change: a host's policy (named as its AppRole) and its AppRole."""
+    changes = []
+    current = _call(f"reading policy {role}", settings, client.sys.read_acl_policy, role, missing_ok=True)
+    if current is None or current["data"]["policy"] != policy:
+        changes.append(f"write policy {role}")
+    mounted = _mounted(settings, client, settings.approle_mount, "approle", auth=True)
+    if not mounted:
         changes.append(f"enable approle at {settings.approle_mount}/")
-    current = approle and _call(f"reading approle {access.role}", settings, client.auth.approle.read_role,
-                                access.role, mount_point=settings.approle_mount, missing_ok=True)
-    if not current or not _role_matches(current["data"], access.role_settings(access.role)):
-        changes.append(f"write approle {access.role}")
+    found = mounted and _call(f"reading approle {role}", settings, client.auth.approle.read_role,
+                              role, mount_point=settings.approle_mount, missing_ok=True)
+    if not found or not _role_matches(found["data"], approle):
+        changes.append(f"write approle {role}")
     return changes
+
+
+def apply_access(settings: VaultSettings, client: hvac.Client, role: str, policy: str, approle: dict) -> None:
+    _call(f"writing policy {role}", settings, client.sys.create_or_update_acl_policy, role, policy)
+    if not _mounted(settings, client, settings.approle_mount, "approle", auth=True):
+        _call("enabling approle", settings, client.sys.enable_auth_method, "approle", path=settings.approle_mount)
+    _call(f"writing approle {role}", settings, client.auth.approle.create_or_update_approle,
+          role, mount_point=settings.approle_mount, **approle)
 
 
 def _seconds(value) -> int:
@@ -174,7 +190,7 @@ def _seconds(value) -> int:
 def _role_matches(current: dict, wanted: dict) -> bool:
     for key, value in wanted.items():
         have = current.get(key)
-        if key.endswith("_ttl"):
+        if key == "ttl" or key.endswith("_ttl"):
             if _seconds(have or 0) != _seconds(value):
                 return False
         elif key.endswith("_cidrs"):  # Vault reads 10.0.0.1/32 back as 10.0.0.1
@@ -201,12 +217,8 @@ def _apply(settings: VaultSettings, client: hvac.Client, access: NodeAccess) -> 
         # create_key leaves an existing key as it is; keys are never exportable.
         _call(f"creating transit key {KEY_PREFIX}{tenant_id}", settings, client.secrets.transit.create_key,
               KEY_PREFIX + tenant_id, key_type="aes256-gcm96", exportable=False, mount_point=settings.transit_mount)
-    _call(f"writing policy {access.role}", settings, client.sys.create_or_update_acl_policy, access.role,
-          node_policy(settings, list(access.enabled_ids)))
-    if not _mounted(settings, client, settings.approle_mount, "approle", auth=True):
-        _call("enabling approle", settings, client.sys.enable_auth_method, "approle", path=settings.approle_mount)
-    _call(f"writing approle {access.role}", settings, client.auth.approle.create_or_update_approle,
-          access.role, mount_point=settings.approle_mount, **access.role_settings(access.role))
+    apply_access(settings, client, access.role, node_policy(settings, list(access.enabled_ids)),
+                 access.role_settings(access.role))
     return changes
 
 
@@ -247,3 +259,15 @@ def secret_id_fresh(settings: VaultSettings, client: hvac.Client, role: str, ttl
                 > datetime.timedelta(seconds=_seconds(ttl) / 2):
             return True
     return False
+
+
+def enrol(state, host, settings: VaultSettings, role: str, tool: str) -> None:
+    """Runs at deploy time (python.call): a fresh secret_id of the host's AppRole, wrapped, handed
+    to the host, unwrapped there by its tool (`tos-session`, `tos-gateway`): `<tool> vault-enrol`
+    or `enrol`."""
+    client = settings.client()
+    host.put_file(StringIO(role_id(settings, client, role) + "\n"), f"{CREDENTIALS}/role-id")
+    host.put_file(StringIO(wrapped_secret_id(settings, client, role) + "\n"), f"{CREDENTIALS}/wrapping-token")
+    ok, output = host.run_shell_command(tool)
+    if not ok:
+        raise VaultError(f"{host.name}: enrolment failed: {output.stderr}")

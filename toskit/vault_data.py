@@ -6,6 +6,9 @@ from .schema import RoleData
 from .schema.net import HttpsUrl
 from .schema.types import DurationText, LocalPath, MountName, Optional
 
+# Where a host keeps its AppRole credential: tmpfs, root only; gone at reboot (the deploy enrols it again).
+CREDENTIALS = "/run/tos/vault"
+
 
 class VaultAccessData(RoleData):
     # Vault (or OpenBao) as the hosts reach it, https only; None: VAULT_ADDR on the operator's machine.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import hvac
 
-from .vault import _APPLYING, VaultSettings, _call, _mounted, _role_matches, _seconds
+from .vault import _APPLYING, VaultSettings, _call, _mounted, _role_matches, access_drift, apply_access
 
 ROLE_PREFIX = "tos-gateway-"
 CA_COMMON_NAME = "TOS gateway CA"
@@ -71,31 +71,10 @@ def drift(settings: VaultSettings, client: hvac.Client, access: GatewayAccess) -
         changes.append(f"generate the gateway CA in {access.pki_mount}/")
     current = pki and _call(f"reading pki role {access.role}", settings, client.secrets.pki.read_role, access.role,
                             mount_point=access.pki_mount, missing_ok=True)
-    if not current or not _pki_role_matches(current["data"], access.pki_role_settings()):
+    if not current or not _role_matches(current["data"], access.pki_role_settings()):
         changes.append(f"write pki role {access.role}")
-    policy = _call(f"reading policy {access.role}", settings, client.sys.read_acl_policy, access.role,
-                   missing_ok=True)
-    if policy is None or policy["data"]["policy"] != gateway_policy(access.pki_mount, access.role):
-        changes.append(f"write policy {access.role}")
-    approle = _mounted(settings, client, settings.approle_mount, "approle", auth=True)
-    if not approle:
-        changes.append(f"enable approle at {settings.approle_mount}/")
-    role = approle and _call(f"reading approle {access.role}", settings, client.auth.approle.read_role,
-                             access.role, mount_point=settings.approle_mount, missing_ok=True)
-    if not role or not _role_matches(role["data"], access.approle_settings()):
-        changes.append(f"write approle {access.role}")
-    return changes
-
-
-def _pki_role_matches(current: dict, wanted: dict) -> bool:
-    for key, value in wanted.items():
-        have = current.get(key)
-        if key.endswith("ttl"):
-            if _seconds(have or 0) != _seconds(value):
-                return False
-        elif have != value:
-            return False
-    return True
+    return changes + access_drift(settings, client, access.role, gateway_policy(access.pki_mount, access.role),
+                                  access.approle_settings())
 
 
 def apply(settings: VaultSettings, client: hvac.Client, access: GatewayAccess) -> list:
@@ -113,12 +92,7 @@ def apply(settings: VaultSettings, client: hvac.Client, access: GatewayAccess) -
                   CA_COMMON_NAME, extra_params={"ttl": CA_TTL, "key_type": "ec", "key_bits": 384}, mount_point=mount)
         _call(f"writing pki role {access.role}", settings, client.secrets.pki.create_or_update_role, access.role,
               extra_params=access.pki_role_settings(), mount_point=mount)
-        _call(f"writing policy {access.role}", settings, client.sys.create_or_update_acl_policy, access.role,
-              gateway_policy(mount, access.role))
-        if not _mounted(settings, client, settings.approle_mount, "approle", auth=True):
-            _call("enabling approle", settings, client.sys.enable_auth_method, "approle", path=settings.approle_mount)
-        _call(f"writing approle {access.role}", settings, client.auth.approle.create_or_update_approle,
-              access.role, mount_point=settings.approle_mount, **access.approle_settings())
+        apply_access(settings, client, access.role, gateway_policy(mount, access.role), access.approle_settings())
         return changes
 
 

@@ -80,30 +80,21 @@ def test_preflight_installs_missing_packages_and_a_failure_names_them(monkeypatc
     assert not (tmp_path / "policy-rc.d").exists()
 
 
-def test_preflight_names_a_taken_port(monkeypatch, tmp_path):
+@pytest.mark.parametrize("setting,says,variable", [
+    ("ssh_base_port", "ssh of storage", "TOS_LAB_SSH_PORT"),
+    ("https_port", "HTTPS of gateway", "TOS_LAB_HTTPS_PORT"),
+])
+def test_preflight_names_a_taken_port(monkeypatch, tmp_path, setting, says, variable):
     monkeypatch.setattr(os, "geteuid", lambda: 0)
     monkeypatch.setattr(lab_module.shutil, "which", lambda tool, **_: "/x")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        config = LabConfig(state_dir=tmp_path, cache_dir=tmp_path, ssh_base_port=port).with_hosts()
+        config = LabConfig(state_dir=tmp_path, cache_dir=tmp_path, **{setting: port}).with_hosts()
         with pytest.raises(LabError) as err:
             Lab(config).preflight()
-    assert f"127.0.0.1:{port} (ssh of storage)" in str(err.value) and "TOS_LAB_SSH_PORT" in err.value.fix
-
-
-def test_preflight_names_a_gateways_taken_https_port(monkeypatch, tmp_path):
-    monkeypatch.setattr(os, "geteuid", lambda: 0)
-    monkeypatch.setattr(lab_module.shutil, "which", lambda tool, **_: "/x")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        s.listen()
-        port = s.getsockname()[1]
-        config = LabConfig(state_dir=tmp_path, cache_dir=tmp_path, https_port=port).with_hosts()
-        with pytest.raises(LabError) as err:
-            Lab(config).preflight()
-    assert f"127.0.0.1:{port} (HTTPS of gateway)" in str(err.value) and "TOS_LAB_HTTPS_PORT" in err.value.fix
+    assert f"127.0.0.1:{port} ({says})" in str(err.value) and variable in err.value.fix
 
 
 def user_network(config: LabConfig, name: str) -> list:
