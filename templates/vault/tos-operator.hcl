@@ -17,15 +17,14 @@ path "sys/policies/acl" { capabilities = ["list"] }
 path "sys/policies/acl/tos-node-*" { capabilities = ["create", "read", "update"] }
 path "sys/policies/acl/tos-gateway-*" { capabilities = ["create", "read", "update"] }
 
-# Tenants' transit keys: create, read metadata, rotate. Never export, never delete, never decrypt.
+# Tenants' transit keys: create, read metadata, rotate (keys/<key>/rotate, below the key: covered by
+# the rule's trailing `*`). Never export, never delete, never decrypt.
 path "transit/keys/tos-tenant-*" { capabilities = ["create", "read", "update"] }
-path "transit/keys/tos-tenant-*/rotate" { capabilities = ["update"] }
 
-# Nodes' AppRoles: write the role, read its role_id, mint wrapped secret_ids, revoke old ones.
-path "auth/approle/role/tos-node-*" { capabilities = ["create", "read", "update"] }
-path "auth/approle/role/tos-node-*/role-id" { capabilities = ["read"] }
-path "auth/approle/role/tos-node-*/secret-id" { capabilities = ["update", "list"] }
-path "auth/approle/role/tos-node-*/secret-id-accessor/destroy" { capabilities = ["update"] }
+# Nodes' AppRoles: write the role, read its role_id, mint wrapped secret_ids, list them and see
+# when they expire (a deploy past half a secret_id's life mints a new one), revoke old ones. A `*`
+# matches only at the end of a path: this one rule covers the role and every path below it.
+path "auth/approle/role/tos-node-*" { capabilities = ["create", "read", "update", "list"] }
 
 # The gateways' CA (generated inside Vault once; its key never leaves), their PKI roles, and the
 # CA's certificate. Never issue or sign: only a gateway has its own name signed.
@@ -35,7 +34,4 @@ path "pki/cert/ca" { capabilities = ["read"] }
 path "pki/roles/tos-gateway-*" { capabilities = ["create", "read", "update"] }
 
 # Gateways' AppRoles, as the nodes'.
-path "auth/approle/role/tos-gateway-*" { capabilities = ["create", "read", "update"] }
-path "auth/approle/role/tos-gateway-*/role-id" { capabilities = ["read"] }
-path "auth/approle/role/tos-gateway-*/secret-id" { capabilities = ["update", "list"] }
-path "auth/approle/role/tos-gateway-*/secret-id-accessor/destroy" { capabilities = ["update"] }
+path "auth/approle/role/tos-gateway-*" { capabilities = ["create", "read", "update", "list"] }

@@ -175,5 +175,8 @@ def test_the_operator_policy_is_enough_for_a_gateway(settings, tmp_path):
     operator = dataclasses.replace(settings, token_source=str(token))
     apply(operator, operator.client(), access("gw7", name="gw7.tos.lab"))
     assert drift(settings, root, access("gw7", name="gw7.tos.lab")) == []
+    from toskit.vault import secret_id_fresh, wrapped_secret_id
+    wrapped_secret_id(operator, operator.client(), "tos-gateway-gw7")  # what a deploy's enrolment does
+    assert secret_id_fresh(operator, operator.client(), "tos-gateway-gw7", "1h")  # what every deploy asks
     with pytest.raises(Exception, match="permission denied"):  # the operator never signs a certificate
         operator.client().secrets.pki.generate_certificate("tos-gateway-gw7", "gw7.tos.lab", mount_point="pki")

@@ -104,6 +104,9 @@ def test_operator_policy_is_enough_and_a_weaker_token_changes_nothing(settings, 
     operator = dataclasses.replace(settings, token_source=str(operator_token))
     apply(operator, operator.client(), access(node="node3", tenants=("gamma",)))
     assert drift(settings, root, access(node="node3", tenants=("gamma",))) == []
+    from toskit.vault import secret_id_fresh
+    wrapped_secret_id(operator, operator.client(), "tos-node-node3")  # what a deploy's enrolment does
+    assert secret_id_fresh(operator, operator.client(), "tos-node-node3", "1h")  # what every deploy asks
     operator.client().secrets.transit.rotate_key("tos-tenant-gamma", mount_point=operator.transit_mount)
 
     weak_token = tmp_path / "weak"
