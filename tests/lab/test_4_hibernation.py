@@ -98,21 +98,21 @@ def test_health_is_the_agents_own_verdict_and_a_paused_session_is_not_probed(liv
     # A home that takes no writes (here: its mode, set from the node) makes the session unhealthy...
     home = f"{VOLUME}/home"
     mode = on("node1", f"stat -c %a {home}").stdout.strip()
-    on("node1", f"chmod a-w {home}")
-    try:
-        last = wait_for_health("unhealthy")["Log"][-1]["Output"]
-        assert "takes no writes" in last, last
-    finally:
-        on("node1", f"chmod {mode} {home}")
-    wait_for_health("healthy")
+    unhealthy_while(f"chmod a-w {home}", f"chmod {mode} {home}", says="takes no writes")
     # ...and so does an agent that stopped answering (its verdict goes stale).
     pid = on("node1", f"docker inspect -f '{{{{.State.Pid}}}}' tos-session-{TENANT}").stdout.strip()
-    on("node1", f"kill -STOP {pid}")
+    unhealthy_while(f"kill -STOP {pid}", f"kill -CONT {pid}", says="has not reported")
+
+
+def unhealthy_while(break_it: str, repair: str, says: str) -> None:
+    """Docker calls the session unhealthy, for the reason the agent (or the probe) gives, while
+    `break_it` holds on node1; healthy again once `repair` ran."""
+    on("node1", break_it)
     try:
         last = wait_for_health("unhealthy")["Log"][-1]["Output"]
-        assert "has not reported" in last, last
+        assert says in last, last
     finally:
-        on("node1", f"kill -CONT {pid}")
+        on("node1", repair)
     wait_for_health("healthy")
 
 
