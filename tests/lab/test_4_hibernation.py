@@ -85,11 +85,13 @@ def probes_during(seconds: float) -> int:
 
 def test_health_is_the_agents_own_verdict_and_a_paused_session_is_not_probed(live_session):
     assert wait_for_health("healthy")["FailingStreak"] == 0
-    assert probes_during(12) >= 2  # control: Docker probes a running session every 5 s
+    # Control: Docker probes a running session (every 5 s after the last probe ended; a probe takes
+    # seconds under emulation, so a window of 20 s holds at least one).
+    assert probes_during(20) >= 1
     on("node1", f"tos-session pause {TENANT}")
     assert on("node1", f"docker inspect -f '{{{{.State.Status}}}}' tos-session-{TENANT}").stdout.strip() == "paused"
     last = health()["Log"][-1]
-    assert probes_during(12) == 0 and health()["Log"][-1] == last  # not probed: no new verdict
+    assert probes_during(20) == 0 and health()["Log"][-1] == last  # the same window: not probed, no new verdict
     # (Docker's status reads unhealthy while it does not probe: moby sets it so when the monitor stops.)
     on("node1", f"tos-session resume {TENANT}")
     wait_for_health("healthy", within=30)  # the first probe after the resume
