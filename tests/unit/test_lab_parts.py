@@ -230,3 +230,32 @@ def test_lab_up_installs_only_what_is_missing(monkeypatch):
     assert hostpackages.missing() == ["socat"]
     monkeypatch.setattr(hostpackages.shutil, "which", lambda command, **_: "/usr/bin/x")
     assert hostpackages.install_missing(log=pytest.fail) == []  # nothing to install: nothing run, nothing said
+
+
+def test_a_killed_builds_mounts_are_undone_before_its_folder_goes(tmp_path, monkeypatch):
+    """mmdebstrap, killed, leaves /proc, /sys, a devpts and a bind of this machine's /dev/shm
+    mounted in its chroot: removing the folder must never walk into them."""
+    from toskit.lab import image
+    real_run = image.subprocess.run
+    work = tmp_path / ".build-trixie-nodes-abc-999999999"
+    (work / "rootfs" / "dev" / "shm").mkdir(parents=True)
+    mounts = tmp_path / "mounts"
+    mounts.write_text(f"proc {work}/rootfs/proc proc rw 0 0\ntmpfs {work}/rootfs/dev/shm tmpfs rw 0 0\n"
+                      f"devpts {work}/rootfs/dev/pts devpts rw 0 0\ntmpfs /dev/shm tmpfs rw 0 0\n")
+    calls = []
+    monkeypatch.setattr(image.subprocess, "run", lambda argv, **kw: (
+        calls.append(argv), real_run(argv, **kw) if argv[0] == "rm" else None)[1])
+    image.remove_build(work, mounts)
+    assert calls[:3] == [["umount", "--lazy", f"{work}/rootfs/dev/shm"], ["umount", "--lazy", f"{work}/rootfs/dev/pts"],
+                         ["umount", "--lazy", f"{work}/rootfs/proc"]]  # deepest first, only its own
+    assert calls[3][:3] == ["rm", "-rf", "--one-file-system"] and not work.exists()
+
+
+def test_only_builds_of_lab_ups_that_are_gone_are_removed(tmp_path, monkeypatch):
+    from toskit.lab import image
+    removed = []
+    monkeypatch.setattr(image, "remove_build", removed.append)
+    for pid in (999999999, os.getpid()):
+        (tmp_path / f".build-trixie-bare-abc-{pid}").mkdir()
+    image.remove_stale_builds(tmp_path)
+    assert removed == [tmp_path / ".build-trixie-bare-abc-999999999"]

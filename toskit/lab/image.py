@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -93,7 +94,8 @@ class HostImage:
         started = time.monotonic()
         log(f"building the {self.label} {self.config.suite} host image {self.dir.name} (once per recipe; ~1-4 min)")
         work = self.dir.with_name(f".build-{self.dir.name}-{os.getpid()}")
-        shutil.rmtree(work, ignore_errors=True)
+        remove_stale_builds(self.dir.parent)
+        remove_build(work)
         work.mkdir(parents=True)
         try:
             rootfs = work / "rootfs"
@@ -104,7 +106,7 @@ class HostImage:
             (work / "recipe.json").write_text(json.dumps(self.recipe, indent=2, sort_keys=True) + "\n")
             work.replace(self.dir)
         finally:
-            shutil.rmtree(work, ignore_errors=True)
+            remove_build(work)
         return time.monotonic() - started
 
     def _bootstrap(self, rootfs: Path) -> None:
@@ -178,3 +180,23 @@ def disable_unconfined_profiles(rootfs: Path) -> list:
                 link.symlink_to(f"/etc/apparmor.d/{profile.name}")
             disabled.append(profile.name)
     return disabled
+
+
+def remove_build(work: Path, mounts: Path = Path("/proc/self/mounts")) -> None:
+    """Removes a build folder; first unmounts what mmdebstrap mounted in its chroot and left when
+    killed: /proc, /sys, a devpts, and a bind of this machine's own /dev/shm, whose files a plain
+    recursive removal would delete."""
+    if not work.exists():
+        return
+    inside = [line.split()[1].replace("\\040", " ") for line in mounts.read_text().splitlines()]
+    for mountpoint in sorted((m for m in inside if m.startswith(f"{work}/")), key=len, reverse=True):
+        subprocess.run(["umount", "--lazy", mountpoint], capture_output=True)
+    subprocess.run(["rm", "-rf", "--one-file-system", str(work)], capture_output=True)
+
+
+def remove_stale_builds(images_dir: Path) -> None:
+    """Build folders of `lab up`s that were killed mid-build (their pid is gone)."""
+    for work in images_dir.glob(".build-*"):
+        pid = work.name.rsplit("-", 1)[-1]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            remove_build(work)
