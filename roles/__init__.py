@@ -6,7 +6,7 @@ import sys
 
 from toskit.defaults import ALL_DEFAULTS
 
-from . import base, gateway, hibernation, quotas, runtime, sessions, storage, storage_server, tenant_network, vault
+from . import base, gateway, hibernation, portal, quotas, runtime, sessions, storage, storage_server, tenant_network, vault
 
 # Which roles run on which inventory group, in order (after base, which every host gets).
 ROLES_BY_GROUP = {
@@ -25,6 +25,7 @@ ROLES_BY_GROUP = {
     ],
     "gateways": [
         gateway.gateway,  # nginx, TLS 1.3 only, with a short-lived certificate from Vault's PKI
+        portal.portal,    # the Level-0 view and sign-in (OIDC), sandboxed on loopback behind nginx
     ],
 }
 # Role groups an inventory may leave empty: a cluster (or a lab, TOS_LAB_GATEWAYS=0) without gateways.

@@ -25,7 +25,7 @@ from toskit.schema.net import Address, OneHostNetwork, network_of
 from toskit.schema.types import (DurationText, Hostname, LocalPath, MountName, NonEmpty, Optional, PackageName,
                                  duration_seconds, whole)
 from toskit.templating import TEMPLATES
-from toskit.vault_data import CREDENTIALS, VaultAccessData
+from toskit.vault_data import CREDENTIALS, HOST_VAULT_CA, VaultAccessData
 
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
 PACKAGES_KEY = "gateway_packages"
@@ -33,7 +33,7 @@ TOOL = "/usr/local/sbin/tos-gateway"
 SETTINGS = "/etc/tos/gateway.json"
 CERTIFICATE_DIR = "/etc/tos/tls"
 CERTIFICATE = f"{CERTIFICATE_DIR}/gateway.pem"  # key and chain in one file (0600)
-VAULT_CA = "/etc/tos/vault-ca.pem"
+VAULT_CA = HOST_VAULT_CA
 NGINX_SITE = "/etc/nginx/sites-available/tos-gateway"
 DEBIAN_DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 
@@ -113,7 +113,9 @@ def gateway():
     site = operations.template(name="nginx: TLS 1.3 only, HSTS, HTTP redirected",
                                src=TEMPLATES / "gateway" / "nginx-tos-gateway.conf.j2", dest=NGINX_SITE,
                                server_name=data.gateway_server_name, certificate=CERTIFICATE,
-                               hsts_max_age=data.gateway_hsts_max_age)
+                               hsts_max_age=data.gateway_hsts_max_age,
+                               portal={"port": data.portal_port, "sign_in_rate": data.portal_sign_in_rate}
+                               if data.portal_enabled else None)
     enabled = files.link(name="nginx: the gateway's site on", path="/etc/nginx/sites-enabled/tos-gateway",
                          target=NGINX_SITE)
     # A link Debian's package makes (also on a first deploy, after the plan saw no nginx: so the

@@ -7,7 +7,6 @@ uploaded to a node only when the node lacks it.
 
 import io
 import json
-import zipfile
 from io import StringIO
 
 from pyinfra import host, logger
@@ -16,6 +15,7 @@ from pyinfra.facts.docker import DockerImage
 from pyinfra.operations import apt, files, server
 
 from toskit import operations
+from toskit.bundle import zipapp
 from toskit.defaults import ALL_DEFAULTS
 from toskit.schema import RoleData
 from toskit.schema.net import MirrorUrl
@@ -87,21 +87,9 @@ def import_command(image: SessionImage) -> str:
 
 
 def tool_bundle() -> bytes:
-    """tos-session as one executable zip (zipapp): a shebang, then tosnode/ and a __main__
-    (toskit/node/launcher.py: root's calls run from bytecode kept once per version).
-
-    One file to upload and compare instead of one per module; built with fixed timestamps and
-    order, so the same sources always give the same bytes (and the deploy stays a no-op)."""
-    buffer = io.BytesIO()
-    buffer.write(b"#!/usr/bin/python3\n")
-    with zipfile.ZipFile(buffer, "a", zipfile.ZIP_DEFLATED) as bundle:
-        entries = [("__main__.py", (NODE_PROGRAMS / "launcher.py").read_bytes())]
-        entries += [(f"tosnode/{p.name}", p.read_bytes()) for p in sorted((NODE_PROGRAMS / "tosnode").glob("*.py"))]
-        for name, data in entries:
-            info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
-            info.external_attr = 0o644 << 16
-            bundle.writestr(info, data)
-    return buffer.getvalue()
+    """tos-session as one executable zip: tosnode/ and a __main__ (toskit/node/launcher.py: root's
+    calls run from bytecode kept once per version)."""
+    return zipapp((NODE_PROGRAMS / "launcher.py").read_bytes(), "tosnode", NODE_PROGRAMS / "tosnode")
 
 
 def tenants_json(tenants: list, image: str, hibernate_after: int, health_interval: int = 30) -> str:

@@ -21,12 +21,12 @@ from toskit.schema import DataError
 from toskit.schema.net import OneHostNetwork, network_of
 from toskit.schema.types import MountName, Optional
 from toskit.tenants import tenants_of
-from toskit.vault_data import CREDENTIALS, VaultAccessData
+from toskit.vault_data import CREDENTIALS, HOST_VAULT_CA, VaultAccessData
 
 # toskit.vault (hvac, hence ssl) is imported inside the functions: pyinfra's CLI must patch ssl
 # for gevent before anything imports it, and `roles` is imported early by toskit.check and tests.
 
-NODE_CA = "/etc/tos/vault-ca.pem"
+NODE_CA = HOST_VAULT_CA
 
 class Data(VaultAccessData):  # how hosts reach Vault (toskit/vault_data.py), checked here too
     # Where the transit engine (the tenants' keys) is mounted.

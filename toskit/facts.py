@@ -96,12 +96,13 @@ class VolumeSizes(FactBase):
 
 class VaultLogin(FactBase):
     """Can the host log in to Vault with the credential it holds? 'ok', else the reason. `tool`:
-    the host's Vault client (tos-session on nodes, tos-gateway on gateways); None if it is missing."""
+    the host's Vault client (tos-session on nodes, tos-gateway on gateways); None if it is missing.
+    `args`: the tool's further arguments (tos-gateway's --portal: the portal's AppRole)."""
 
-    def command(self, tool: str = "tos-session") -> str:
-        return f"{tool} vault-check 2>&1 || true"
+    def command(self, tool: str = "tos-session", args: str = "") -> str:
+        return f"{tool} vault-check {args} 2>&1 || true"
 
-    def requires_command(self, tool: str = "tos-session") -> str:
+    def requires_command(self, tool: str = "tos-session", args: str = "") -> str:
         return tool
 
     def process(self, output):

@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 from .schema.errors import DataError
 from .schema.model import RoleData, refuse_key, validate
 from .schema.net import Network
+from .portal_data import PersonValue, ProviderName
 from .schema.types import (Duration, Items, Literal, NonEmpty, Size, Switch, duration_seconds, number, refuse, size_bytes,
                            whole)
 
@@ -97,14 +98,23 @@ class TenantEntry(BaseModel):
     enabled: Switch = True  # False: Vault refuses its volume key to every node (vault role)
     hibernate_after: Optional[Duration()] = None  # None: the site's hibernation_after
     egress: Optional[Items(Egress)] = None  # None: the site's tenant_network_egress_default
+    # Who may sign in to it at the gateway: provider name -> values of that provider's claim
+    # (portal_providers: e.g. {"corp": ["ada@example.org"]}, or a group name for a groups claim).
+    people: Optional[dict[ProviderName, NonEmpty(PersonValue)]] = None
 
 
 def unique_ids(entries: list) -> list:
-    seen = set()
+    seen, people = set(), {}
     for index, entry in enumerate(entries):
         if entry.id in seen:
             refuse_key(f"tenants[{index}].id", entry.id, "is declared twice", "give every tenant its own id")
         seen.add(entry.id)
+        for provider, values in (entry.people or {}).items():
+            for value in values:
+                other = people.setdefault((provider, value), entry.id)
+                if other != entry.id:  # a person signs in to one tenant
+                    refuse_key(f"tenants[{index}].people.{provider}", value, f"is already one of tenant {other}'s people",
+                               "list a person under one tenant only")
     return entries
 
 
@@ -130,6 +140,7 @@ class Tenant:
     enabled: bool = True
     hibernate_after: int | None = None  # seconds; None: the site's hibernation_after
     egress: tuple | None = None  # Egress entries; None: the site's tenant_network_egress_default
+    people: dict | None = None  # provider name -> claim values of the people who sign in to it
 
     @property
     def slice(self) -> str:
@@ -207,7 +218,7 @@ def parse_tenants(host: str, tenants, quota_defaults) -> list:
     """Validates `tenants` (a list of {'id': ..., 'quotas': {...}}) and fills in default quotas."""
     parsed = validate(TenantsData, host, {"tenants": tenants, "tenant_quota_defaults": quota_defaults})
     return [Tenant(entry.id, Quotas(**quotas), entry.enabled, entry.hibernate_after,
-                   None if entry.egress is None else tuple(entry.egress))
+                   None if entry.egress is None else tuple(entry.egress), entry.people)
             for entry, quotas in zip(parsed.tenants, merged_quotas(parsed.tenants, parsed.tenant_quota_defaults))]
 
 

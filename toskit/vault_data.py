@@ -8,6 +8,7 @@ from .schema.types import DurationText, LocalPath, MountName, Optional
 
 # Where a host keeps its AppRole credential: tmpfs, root only; gone at reboot (the deploy enrols it again).
 CREDENTIALS = "/run/tos/vault"
+HOST_VAULT_CA = "/etc/tos/vault-ca.pem"  # Vault's CA on a host (copied from vault_ca_file)
 
 
 class VaultAccessData(RoleData):

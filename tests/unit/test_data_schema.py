@@ -26,6 +26,8 @@ SAMPLES = {
     "gateway_server_name": "tos.example.org", "gateway_vault_cidr": "10.0.0.9/32",
     "gateway_own_certificate": "/etc/tos/site.pem", "gateway_audit_address": "127.0.0.1",
     "session_image_security_mirror": "http://deb.debian.org/debian-security",
+    "portal_public_url": "https://tos.example.org",
+    "portal_providers": {"corp": {"issuer": "https://sso.example.org", "client_id": "tos"}},
     # ...and for empty lists.
     "base_extra_packages": ["vim"], "time_servers": ["10.0.0.1"], "sshd_allow_users": ["ops"],
     "tenants": [{"id": "acme"}],

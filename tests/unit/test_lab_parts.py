@@ -190,6 +190,7 @@ def test_prepared_images_are_cached_apart_by_group_and_packages(tmp_path, monkey
 def test_every_lab_group_gets_a_prepared_image_with_its_roles_packages(tmp_path, monkeypatch):
     from roles.base import DEFAULTS
     from roles.gateway import DEFAULTS as GATEWAY
+    from roles.portal import DEFAULTS as PORTAL
     from toskit.lab import image, inventory
     monkeypatch.setattr(image, "debian_mirrors", lambda: {"debian": "http://mirror/debian", "security": None})
     monkeypatch.setattr(inventory, "INVENTORY", tmp_path / "lab.py")
@@ -198,7 +199,8 @@ def test_every_lab_group_gets_a_prepared_image_with_its_roles_packages(tmp_path,
     images = Lab(config)._images()  # checks the lab's data first, as `lab up` does
     assert set(images) == {"storage", "nodes", "gateways"}
     assert images["gateways"].dir.name.startswith("trixie-gateways-")
-    assert images["gateways"].recipe["role_packages"] == sorted({*DEFAULTS["base_packages"], *GATEWAY["gateway_packages"]})
+    assert images["gateways"].recipe["role_packages"] == sorted({*DEFAULTS["base_packages"], *GATEWAY["gateway_packages"],
+                                                                     *PORTAL["portal_packages"]})
 
 
 def test_the_image_disables_only_the_profiles_that_confine_nothing(tmp_path):

@@ -1,0 +1,162 @@
+"""The portal's web application (starlette, served by uvicorn on loopback behind nginx).
+
+    GET  /                        Level-0: the sign-in providers (or, signed in, where to go next)
+    GET  /auth/login/<provider>   off to the provider (state, nonce, PKCE kept in the session)
+    GET  /auth/callback/<provider>  back from it: the person, their tenant, or "access denied"
+    GET  /approved                "Authorization Approved": who is signed in, for which tenant
+    POST /signout                 ends the session here (CSRF token required)
+    GET  /rate-limited            what nginx shows when sign-in attempts come too fast
+
+Starting a sign-in is a GET: it changes nothing but the pending state in the visitor's own
+session, and the callback only completes the sign-in that session started (state check).
+"""
+
+import hmac
+import logging
+import secrets
+from importlib import resources
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from .providers import Providers, SignInRefused
+from .sessions import SessionMiddleware, SessionStore
+from .settings import Settings
+from .vault import PortalVault, SecretUnavailable
+
+log = logging.getLogger("tos-portal")
+
+# No inline script or style anywhere; nothing from another origin.
+CSP = ("default-src 'none'; style-src 'self'; img-src 'self'; script-src 'self'; connect-src 'self'; "
+       "form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                ".svg": "image/svg+xml"}
+
+
+def _static_files() -> dict:
+    folder = resources.files(__package__) / "static"
+    return {f.name: f.read_bytes() for f in folder.iterdir() if f.name[f.name.rfind("."):] in STATIC_TYPES}
+
+
+class Portal:
+    def __init__(self, settings: Settings, vault: PortalVault | None = None):
+        self.settings = settings
+        self.providers = Providers(settings, vault or PortalVault(settings.vault))
+        self.pages = jinja2.Environment(loader=jinja2.PackageLoader(__package__, "templates"),
+                                        autoescape=True, undefined=jinja2.StrictUndefined)
+        self.static = _static_files()
+        self.origin = settings.public_url.rstrip("/")
+
+    def page(self, template: str, request, status: int = 200, **values) -> HTMLResponse:
+        session = request.scope.get("session") or {}  # none in the outermost (500) handler
+        body = self.pages.get_template(template).render(
+            title=self.settings.title, person=session.get("person"), csrf=session.get("csrf", ""), **values)
+        return HTMLResponse(body, status_code=status, headers={"Content-Security-Policy": CSP,
+                                                               "Cache-Control": "no-store"})
+
+    def error(self, request, status: int, heading: str, message: str) -> HTMLResponse:
+        return self.page("error.html", request, status=status, code=status, heading=heading, message=message)
+
+    async def level0(self, request):
+        return self.page("level0.html", request, providers=self.settings.providers)
+
+    def _provider(self, request):
+        provider = self.settings.provider(request.path_params["provider"])
+        if provider is None:
+            raise HTTPException(404)
+        return provider
+
+    async def login(self, request):
+        provider = self._provider(request)
+        try:
+            return await self.providers.start(request, provider)
+        except SecretUnavailable as e:
+            log.error("sign-in with %s refused: %s", provider.name, e)
+            return self.error(request, 503, "Subspace relay offline",
+                              f"Sign-in with {provider.title} is unavailable right now. Try again shortly.")
+        except SignInRefused as e:
+            log.warning("sign-in with %s refused: %s", provider.name, e)
+            return self.error(request, 502, "Subspace relay offline",
+                              f"{provider.title} could not be reached. Try again shortly.")
+
+    async def callback(self, request):
+        provider = self._provider(request)
+        try:
+            person = await self.providers.finish(request, provider)
+        except SecretUnavailable as e:
+            log.error("sign-in with %s refused: %s", provider.name, e)
+            return self.error(request, 503, "Subspace relay offline",
+                              f"Sign-in with {provider.title} is unavailable right now. Try again shortly.")
+        except SignInRefused as e:
+            log.warning("sign-in refused: %s", e)
+            return self.error(request, 400, "Sign-in not verified",
+                              "The answer from your sign-in provider could not be verified. Start again.")
+        tenant = self.settings.tenant_of(person.provider, person.claim_values)
+        if tenant is None or not tenant.enabled:
+            log.warning("access denied: %s subject %s belongs to no enabled tenant", person.provider, person.subject)
+            request.session.end()
+            return self.page("denied.html", request, status=403)
+        request.session.clear()
+        request.session.rotate()  # a new id at sign-in: a cookie planted before it is worth nothing
+        request.session.update(person={"provider": person.provider, "subject": person.subject,
+                                       "name": person.name, "tenant": tenant.id},
+                               csrf=secrets.token_urlsafe(32))
+        log.info("signed in: %s subject %s, tenant %s", person.provider, person.subject, tenant.id)
+        return RedirectResponse("/approved", status_code=303)
+
+    async def approved(self, request):
+        if not request.session.get("person"):
+            return RedirectResponse("/", status_code=303)
+        return self.page("approved.html", request)
+
+    async def signout(self, request):
+        form = await request.form()
+        if not self._same_origin(request) or not self._csrf_ok(request, form.get("csrf")):
+            log.warning("sign-out refused: cross-site or without a valid CSRF token")
+            return self.error(request, 403, "Request refused", "This request did not come from this page.")
+        person = request.session.get("person")
+        request.session.end()
+        if person:
+            log.info("signed out: %s subject %s", person["provider"], person["subject"])
+        return RedirectResponse("/", status_code=303)
+
+    def _same_origin(self, request) -> bool:
+        origin = request.headers.get("origin")
+        return origin is None or origin == self.origin  # browsers send Origin on every POST
+
+    @staticmethod
+    def _csrf_ok(request, token) -> bool:
+        expected = request.session.get("csrf")
+        return bool(expected and isinstance(token, str) and hmac.compare_digest(expected, token))
+
+    async def rate_limited(self, request):
+        return self.error(request, 429, "Too many attempts", "Sign-in attempts came too fast. Wait a minute.")
+
+    async def static_file(self, request):
+        name = request.path_params["name"]
+        if name not in self.static:
+            raise HTTPException(404)
+        return Response(self.static[name], media_type=STATIC_TYPES[name[name.rfind("."):]],
+                        headers={"Cache-Control": "public, max-age=3600"})
+
+    async def http_error(self, request, exc: HTTPException):
+        if exc.status_code == 404:
+            return self.error(request, 404, "Sector not found", "There is nothing at this address.")
+        return self.error(request, exc.status_code, "Request refused", "This request cannot be served.")
+
+    async def server_error(self, request, exc: Exception):
+        log.exception("unexpected error", exc_info=exc)
+        return self.error(request, 500, "Malfunction", "Something failed on our side. Try again.")
+
+    def application(self) -> Starlette:
+        routes = [Route("/", self.level0), Route("/auth/login/{provider}", self.login),
+                  Route("/auth/callback/{provider}", self.callback), Route("/approved", self.approved),
+                  Route("/signout", self.signout, methods=["POST"]), Route("/rate-limited", self.rate_limited),
+                  Route("/static/{name}", self.static_file)]
+        app = Starlette(routes=routes, exception_handlers={HTTPException: self.http_error, 500: self.server_error})
+        store = SessionStore(self.settings.session_idle, self.settings.session_max)
+        app.add_middleware(SessionMiddleware, store=store)
+        return app

@@ -1,0 +1,72 @@
+"""The portal's settings: /etc/tos/portal.json, written (and validated) by the deploy's portal role."""
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+SETTINGS = Path("/etc/tos/portal.json")
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A sign-in provider. kind "oidc": an OpenID Connect issuer (discovery, ID token);
+    kind "oauth2": plain OAuth 2 with a user API (GitHub), no ID token."""
+    name: str
+    title: str
+    kind: str
+    client_id: str
+    scopes: tuple
+    claim: str  # the claim (or user API field) that names a person to the tenants' people lists
+    issuer: str | None = None
+    authorize_url: str | None = None
+    token_url: str | None = None
+    userinfo_url: str | None = None
+    ca_file: str | None = None  # a private issuer's CA; None: the system's trust store
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    enabled: bool
+    people: dict  # provider name -> claim values of this tenant's people
+
+
+@dataclass(frozen=True)
+class VaultAccess:
+    addr: str
+    ca_file: str | None
+    approle_mount: str
+    kv_mount: str
+    kv_prefix: str  # client secrets at <kv_mount>/data/<kv_prefix>/oidc/<provider>, key client_secret
+    credentials: str | None  # folder holding role-id and secret-id; None: systemd's $CREDENTIALS_DIRECTORY
+
+
+@dataclass(frozen=True)
+class Settings:
+    public_url: str  # what browsers open, e.g. https://tos.example.org (redirect URIs hang off it)
+    providers: tuple
+    tenants: tuple
+    vault: VaultAccess
+    session_idle: int = 1800  # seconds without a request before a signed-in session ends
+    session_max: int = 43200  # seconds after sign-in when it ends regardless
+    listen_port: int = 8400  # on 127.0.0.1 only: nginx is the way in
+    title: str = "TOS"
+
+    def provider(self, name: str) -> Provider | None:
+        return next((p for p in self.providers if p.name == name), None)
+
+    def tenant_of(self, provider: str, values) -> "Tenant | None":
+        """The tenant one of `values` (a person's claim values at `provider`) belongs to. The deploy
+        refuses data that puts a person in two tenants."""
+        values = set(values)
+        return next((t for t in self.tenants if values & set(t.people.get(provider, ()))), None)
+
+
+def parse(raw: dict) -> Settings:
+    providers = tuple(Provider(**{**p, "scopes": tuple(p["scopes"])}) for p in raw["providers"])
+    tenants = tuple(Tenant(**t) for t in raw["tenants"])
+    return Settings(**{**raw, "providers": providers, "tenants": tenants, "vault": VaultAccess(**raw["vault"])})
+
+
+def load(path: Path = SETTINGS) -> Settings:
+    return parse(json.loads(path.read_text()))
