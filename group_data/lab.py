@@ -10,11 +10,14 @@ tenant_quota_defaults = {"cpu": 0.5, "memory": "256M", "swap": 0, "pids": 128, "
 # Each node's audit pair (A, B) is (acme, beta) and (gamma, delta): B may reach the lab's stand-in
 # for an outside destination (qemu answers it: toskit/lab/config.py GUEST_OUTSIDE), A may not.
 site_lab_outside = [{"network": "10.0.2.200/32", "ports": [8080, 8081, 8082]}]
+# people: who signs in to each at the lab's gateway, through the lab's own provider (OpenBao,
+# toskit/lab/identity.py makes a userpass person for each address).
 tenants = [
-    {"id": "acme"},
-    {"id": "beta", "hibernate_after": "20s", "egress": site_lab_outside},  # 20s: the lab tests see the idle policy hibernate it
-    {"id": "gamma"},
-    {"id": "delta", "egress": site_lab_outside},
+    {"id": "acme", "people": {"lab": ["alice@acme.test"]}},
+    {"id": "beta", "hibernate_after": "20s", "egress": site_lab_outside,  # 20s: the lab tests see the idle policy hibernate it
+     "people": {"lab": ["bob@beta.test"]}},
+    {"id": "gamma", "people": {"lab": ["carol@gamma.test"]}},
+    {"id": "delta", "egress": site_lab_outside, "people": {"lab": ["dave@delta.test"]}},
 ]
 
 # The idle policy's timer stays off in the lab: the audits drive sessions without a client, and

@@ -7,7 +7,7 @@ import fnmatch
 import ipaddress
 from typing import Annotated
 
-from pydantic import Strict, model_validator
+from pydantic import BaseModel, ConfigDict, Strict, model_validator
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import apt, files, server, systemd
@@ -18,7 +18,7 @@ from toskit.defaults import ALL_DEFAULTS
 from toskit.schema import RoleData
 from toskit.schema.errors import raise_all
 from toskit.schema.model import refuse_key
-from toskit.schema.net import Address, IPAddress, PrivateNetwork
+from toskit.schema.net import Address, HostAddress, IPAddress, PrivateNetwork
 from toskit.schema.types import (Hostname, Items, Literal, NonEmpty, Optional, PackageName, allowed, including,
                                  matching, whole)
 from toskit.templating import TEMPLATES
@@ -39,9 +39,18 @@ SshUserPattern = Annotated[str, Strict(), matching(
 Algorithm = Annotated[str, Strict()]
 
 
+class HostsEntry(BaseModel):
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    name: Hostname
+    address: HostAddress
+
+
 class Data(RoleData):
     # Hostname to set; None means the host's inventory name.
     hostname: Optional[Hostname] = None
+    # Names the host resolves without DNS (/etc/hosts, one managed block), e.g. a private identity
+    # provider: [{"name": "sso.corp.example", "address": "10.0.0.20"}].
+    base_hosts: Items(HostsEntry) = []
     # Installed on every host. chrony keeps time; the rest is what sysadmins and audits rely on.
     base_packages: Annotated[NonEmpty(PackageName), including("chrony", "ca-certificates")] = [
         "ca-certificates", "chrony", "curl", "iproute2", "less", "procps"]
@@ -117,6 +126,9 @@ def base():
         name="Resolve the hostname locally (Debian's 127.0.1.1 convention)",
         path="/etc/hosts", line=r"^127\.0\.1\.1\s", replace=f"127.0.1.1\t{name}",
     )
+    files.block(name="Names resolved without DNS (base_hosts)", path="/etc/hosts", marker="# {mark} TOS base_hosts",
+                content="\n".join(f"{e['address']}\t{e['name']}" for e in host.data.base_hosts) or None,
+                present=bool(host.data.base_hosts))
     apt.packages(
         name="Install essential packages (and those of the host's roles)",
         packages=all_packages_of(host.groups, host.data),

@@ -74,7 +74,7 @@ class Data(TenantsData):  # the tenants' `people` lists name the providers below
 
     @model_validator(mode="after")
     def _people_name_providers(self):
-        for index, tenant in enumerate(self.tenants):
+        for index, tenant in enumerate(self.tenants if self.portal_enabled else []):
             for provider in tenant.people or {}:
                 if provider not in self.portal_providers:
                     refuse_key(f"tenants[{index}].people.{provider}", provider, "names no provider of portal_providers",

@@ -29,12 +29,12 @@ SAMPLES = {
     "portal_public_url": "https://tos.example.org",
     "portal_providers": {"corp": {"issuer": "https://sso.example.org", "client_id": "tos"}},
     # ...and for empty lists.
-    "base_extra_packages": ["vim"], "time_servers": ["10.0.0.1"], "sshd_allow_users": ["ops"],
+    "base_extra_packages": ["vim"], "base_hosts": [{"name": "sso.example.org", "address": "10.0.0.20"}], "time_servers": ["10.0.0.1"], "sshd_allow_users": ["ops"],
     "tenants": [{"id": "acme"}],
     "tenant_network_egress_default": [{"network": "203.0.113.0/24", "ports": [443]}],
     "tenant_network_forbidden": ["10.0.0.0/24"],
 }
-OPTIONAL_LISTS = {"base_extra_packages", "time_pools", "time_servers", "sshd_allow_users", "tenants",
+OPTIONAL_LISTS = {"base_extra_packages", "base_hosts", "time_pools", "time_servers", "sshd_allow_users", "tenants",
                   "tenant_network_egress_default", "tenant_network_forbidden"}
 ROLE_OF = {key: role for role in ROLES for key in role.Data.model_fields}
 # Keys whose values are free text by design (a file on the operator's machine): no shape to break.

@@ -28,6 +28,9 @@ GUEST_OUTSIDE_SINK_PORT = 8082
 # The name the lab's gateways serve browsers under (their TLS certificate's name): a browser on
 # this machine maps it to 127.0.0.1 and opens https://gateway.tos.lab:<https_port>/.
 GATEWAY_SERVER_NAME = "gateway.tos.lab"
+# The name of the lab's OpenBao as an identity provider (its issuer): a browser on this machine
+# maps it to 127.0.0.1, a gateway guest to GUEST_VAULT (both on port vault_port).
+VAULT_NAME = "vault.tos.lab"
 
 
 @dataclass(frozen=True)

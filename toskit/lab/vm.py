@@ -86,6 +86,10 @@ class Guest:
             # Browsers and audits on this machine reach its HTTPS; it runs no sessions, so no
             # stand-in for the outside (that shows tenants' egress).
             forwards.append(f"hostfwd=tcp:127.0.0.1:{self.host.https_port}-:443")
+            # OpenBao as the lab's identity provider, at the port browsers on this machine use
+            # too: one issuer URL (https://vault.tos.lab:<vault_port>) for both.
+            forwards.append(f"guestfwd=tcp:{GUEST_VAULT}:{cfg.vault_port}-cmd:socat - "
+                            f"TCP:127.0.0.1:{cfg.vault_port},,bind={self.host.vault_source_ip}")
         else:
             forwards += [
                 f"guestfwd=tcp:{GUEST_OUTSIDE}:{GUEST_OUTSIDE_PORT}-cmd:echo {GUEST_OUTSIDE_BANNER}",
