@@ -235,3 +235,14 @@ def pair(target, targets, host, _started_sessions, _pair_started_on):
     _pair_started_on.clear()
     _pair_started_on.add(target.name)
     return a, b
+
+
+@pytest.fixture
+def vault_ca(target) -> str | None:
+    """The PEM of the gateways' CA, read from Vault (None: the site brings its own certificate)."""
+    if target.data.get("gateway_own_certificate"):
+        return None
+    from toskit.vault import VaultSettings
+    from toskit.vault_gateway import ca_pem
+    settings = VaultSettings.from_data(target.name, DataView(target.data))
+    return ca_pem(settings, settings.client(), target.data["gateway_pki_mount"])

@@ -4,13 +4,12 @@ longer than configured, HSTS; and on the gateway, its key's file and the renewal
 
 import datetime
 import http.client
-import socket
 import ssl
 
 import pytest
 from cryptography import x509
+from front_door import client, endpoint, handshake
 
-from toskit.check import DataView
 from toskit.schema.types import duration_seconds
 
 pytestmark = pytest.mark.groups("gateways")
@@ -18,39 +17,6 @@ pytestmark = pytest.mark.groups("gateways")
 # [tos-gateway-04] The least HSTS max-age a gateway may send: one year (browsers' preload lists
 # ask for it).
 LEAST_HSTS_MAX_AGE = 31536000
-
-
-def endpoint(target) -> tuple:
-    return target.data.get("gateway_audit_address") or target.address, target.data["gateway_audit_port"]
-
-
-@pytest.fixture
-def vault_ca(target) -> str | None:
-    """The PEM of the gateways' CA, read from Vault (None: the site brings its own certificate)."""
-    if target.data.get("gateway_own_certificate"):
-        return None
-    from toskit.vault import VaultSettings
-    from toskit.vault_gateway import ca_pem
-    settings = VaultSettings.from_data(target.name, DataView(target.data))
-    return ca_pem(settings, settings.client(), target.data["gateway_pki_mount"])
-
-
-def handshake(target, context: ssl.SSLContext) -> ssl.SSLSocket:
-    address, port = endpoint(target)
-    raw = socket.create_connection((address, port), timeout=10)
-    return context.wrap_socket(raw, server_hostname=target.data["gateway_server_name"])
-
-
-def client(vault_ca, version: ssl.TLSVersion) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    if vault_ca:
-        context.load_verify_locations(cadata=vault_ca)
-    else:
-        context.load_default_certs()
-    context.minimum_version = context.maximum_version = version
-    if version < ssl.TLSVersion.TLSv1_2:
-        context.set_ciphers("DEFAULT:@SECLEVEL=0")  # offered for real, so only the gateway can refuse
-    return context
 
 
 @pytest.mark.control("tos-gateway-01")

@@ -15,7 +15,7 @@ POLICY_RC = Path("/usr/sbin/policy-rc.d")
 
 
 def wanted() -> dict:
-    """package -> a command it installs."""
+    """package -> a command it installs (or, for a package without one, an absolute path of a file)."""
     rows = (line.split("#", 1)[0].split() for line in LIST.read_text().splitlines())
     return {row[0]: row[1] for row in rows if row}
 
@@ -23,7 +23,8 @@ def wanted() -> dict:
 def missing() -> list:
     # sbin too: a root shell without it on PATH (`su` without `-`) still has the packages.
     path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
-    return sorted(package for package, command in wanted().items() if shutil.which(command, path=path) is None)
+    return sorted(package for package, command in wanted().items()
+                  if not (Path(command).exists() if command.startswith("/") else shutil.which(command, path=path)))
 
 
 @contextmanager

@@ -1,0 +1,83 @@
+"""The Level-0 portal on the lab's gateway, as a person meets it: a real browser on this machine
+opens https://gateway.tos.lab through the gateway's forwarded port (TLS 1.3, the certificate
+Vault's PKI signed), signs in on the lab's identity provider (OpenBao's login page), and is
+approved; then what a gateway must refuse. (Its audits, tos-portal-01..05, ran in test_1.)"""
+
+import http.client
+import socket
+import ssl
+
+import pytest
+from browser import chromium, screenshot, sign_in, wait_for
+from labtools import CONFIG, on
+
+from toskit.lab import identity
+from toskit.lab.config import GATEWAY_SERVER_NAME, GUEST_VAULT, VAULT_NAME
+from toskit.lab.vault import LabVault
+
+GATEWAYS = [h for h in CONFIG.hosts if h.group == "gateways"]
+pytestmark = pytest.mark.skipif(not GATEWAYS, reason="the lab has no gateway (TOS_LAB_GATEWAYS=0)")
+VAULT = LabVault(CONFIG)
+
+
+def portal_url(gateway) -> str:
+    return f"https://{GATEWAY_SERVER_NAME}:{gateway.https_port}"
+
+
+def trusted() -> dict:
+    """What the browser trusts: the lab's CA (OpenBao's certificate) and Vault's gateway CA."""
+    return {"tos-lab": VAULT.ca_file.read_text(),
+            "tos-gateways": VAULT.root_client().secrets.pki.read_ca_certificate(mount_point="pki")}
+
+
+def get(gateway, path: str) -> tuple:
+    """GET through the gateway's front door (TLS 1.3, its name); (status, body)."""
+    context = ssl.create_default_context(cadata=trusted()["tos-gateways"])
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    connection = http.client.HTTPSConnection(GATEWAY_SERVER_NAME, gateway.https_port, timeout=30, context=context)
+    connection.sock = context.wrap_socket(socket.create_connection(("127.0.0.1", gateway.https_port), timeout=30),
+                                          server_hostname=GATEWAY_SERVER_NAME)
+    connection.request("GET", path)
+    response = connection.getresponse()
+    body = response.read().decode(errors="replace")
+    connection.close()
+    return response.status, body
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS, ids=lambda h: h.name)
+def test_a_person_signs_in_through_the_gateway_and_is_approved(gateway):
+    with chromium([GATEWAY_SERVER_NAME, VAULT_NAME], trusted()) as browser:
+        browser.get(portal_url(gateway) + "/")
+        wait_for(browser, "ul.choices")
+        screenshot(browser, "lab-level0")
+        sign_in(browser, portal_url(gateway), "alice", identity.password(VAULT.dir, "alice"))
+        assert wait_for(browser, "[role=status]", 120).text == "AUTHORIZATION APPROVED"
+        assert "acme" in browser.find_element("css selector", "dl.readout").text.lower()
+        screenshot(browser, "lab-authorization-approved")
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS, ids=lambda h: h.name)
+def test_sign_in_fails_closed_without_vault(gateway):
+    """A portal started while Vault is out of reach cannot read its client secret: it refuses the
+    sign-in with a clear page. Control: the same request before, with Vault there, goes on to the
+    provider."""
+    assert get(gateway, "/auth/login/lab")[0] == 302
+    on(gateway.name, f"ip route add blackhole {GUEST_VAULT}/32")
+    try:
+        on(gateway.name, "systemctl restart tos-portal.service")
+        status, body = get(gateway, "/auth/login/lab")
+    finally:
+        on(gateway.name, f"ip route del blackhole {GUEST_VAULT}/32")
+        on(gateway.name, "systemctl restart tos-portal.service")
+    assert status == 503 and "unavailable" in body.lower(), (status, body[:300])
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS, ids=lambda h: h.name)
+def test_sign_in_attempts_beyond_the_rate_are_refused(gateway):
+    """nginx's limit on /auth/ (portal_sign_in_rate a minute, burst 10). Run last: the lab's
+    requests all come from one address, which then waits a minute."""
+    statuses = [get(gateway, "/auth/login/lab")[0] for _ in range(30)]
+    assert statuses[0] == 302  # control: a sign-in starts
+    assert 429 in statuses, statuses
+    status, body = get(gateway, "/auth/login/lab")
+    assert status == 429 and "Too many attempts" in body  # the portal's page, not nginx's
