@@ -34,9 +34,15 @@ class PortalAccess:
 
     def policy(self) -> str:
         return (f"# Written by the TOS portal role: the portal reads the sign-in providers' client\n"
-                f"# secrets, and nothing else.\n"
+                f"# secrets, keeps people's passkeys (public keys, counters), and nothing else.\n"
                 f'path "{self.kv_mount}/data/{self.kv_prefix}/oidc/*" {{\n'
                 f'  capabilities = ["read"]\n'
+                f'}}\n'
+                f'path "{self.kv_mount}/data/{self.kv_prefix}/passkeys/*" {{\n'
+                f'  capabilities = ["create", "read", "update"]\n'
+                f'}}\n'
+                f'path "{self.kv_mount}/data/{self.kv_prefix}/people/*" {{\n'
+                f'  capabilities = ["create", "read", "update"]\n'
                 f'}}\n')
 
     def approle_settings(self) -> dict:

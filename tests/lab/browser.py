@@ -54,10 +54,19 @@ def chromium(names: list, cas: dict, width: int = 1280, height: int = 800):
 
 
 def wait_for(driver, css: str, seconds: float = 60):
+    """The element, once visible; else a failure saying where the browser is and what it shows
+    (and a screenshot in docs/screenshots/failed-*.png, git-ignored)."""
+    from selenium.common.exceptions import TimeoutException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions as ready
     from selenium.webdriver.support.ui import WebDriverWait
-    return WebDriverWait(driver, seconds).until(ready.visibility_of_element_located((By.CSS_SELECTOR, css)))
+    try:
+        return WebDriverWait(driver, seconds).until(ready.visibility_of_element_located((By.CSS_SELECTOR, css)))
+    except TimeoutException:
+        screenshot(driver, "failed-" + "".join(c if c.isalnum() else "-" for c in css)[:40])
+        shown = driver.find_element(By.TAG_NAME, "body").text[:400] if driver.find_elements(By.TAG_NAME, "body") else ""
+        raise AssertionError(f"no visible {css} after {seconds:.0f} s at {driver.current_url}; the page shows: "
+                             f"{shown!r}") from None
 
 
 def screenshot(driver, name: str) -> None:

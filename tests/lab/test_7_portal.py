@@ -51,7 +51,7 @@ def test_a_person_signs_in_through_the_gateway_and_is_approved(gateway):
         wait_for(browser, "ul.choices")
         screenshot(browser, "lab-level0")
         sign_in(browser, portal_url(gateway), "alice", identity.password(VAULT.dir, "alice"))
-        assert wait_for(browser, "[role=status]", 120).text == "AUTHORIZATION APPROVED"
+        assert wait_for(browser, "p.approved", 120).text == "AUTHORIZATION APPROVED"
         assert "acme" in browser.find_element("css selector", "dl.readout").text.lower()
         screenshot(browser, "lab-authorization-approved")
 

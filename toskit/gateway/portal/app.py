@@ -6,6 +6,10 @@
     GET  /approved                "Authorization Approved": who is signed in, for which tenant
     POST /signout                 ends the session here (CSRF token required)
     GET  /rate-limited            what nginx shows when sign-in attempts come too fast
+    GET  /passkeys                a signed-in person's passkeys: add (JSON ceremony), remove (POST)
+    POST /passkeys/register/begin|complete   WebAuthn registration (JSON, CSRF header)
+    POST /passkeys/remove         one of them (CSRF token)
+    POST /auth/passkey/begin|complete        sign-in with a passkey alone (JSON, CSRF header)
 
 Starting a sign-in is a GET: it changes nothing but the pending state in the visitor's own
 session, and the callback only completes the sign-in that session started (state check).
@@ -15,13 +19,16 @@ import hmac
 import logging
 import secrets
 from importlib import resources
+from urllib.parse import urlsplit
 
 import jinja2
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from .passkeys import PasskeyRefused, Passkeys
 from .providers import Providers, SignInRefused
 from .sessions import SessionMiddleware, SessionStore
 from .settings import Settings
@@ -44,7 +51,10 @@ def _static_files() -> dict:
 class Portal:
     def __init__(self, settings: Settings, vault: PortalVault | None = None):
         self.settings = settings
-        self.providers = Providers(settings, vault or PortalVault(settings.vault))
+        vault = vault or PortalVault(settings.vault)
+        self.providers = Providers(settings, vault)
+        self.passkeys = Passkeys(urlsplit(settings.public_url).hostname, settings.public_url.rstrip("/"), vault,
+                                 settings.title)
         self.pages = jinja2.Environment(loader=jinja2.PackageLoader(__package__, "templates"),
                                         autoescape=True, undefined=jinja2.StrictUndefined)
         self.static = _static_files()
@@ -61,6 +71,7 @@ class Portal:
         return self.page("error.html", request, status=status, code=status, heading=heading, message=message)
 
     async def level0(self, request):
+        request.session.setdefault("csrf", secrets.token_urlsafe(32))  # for the passkey sign-in
         return self.page("level0.html", request, providers=self.settings.providers)
 
     def _provider(self, request):
@@ -99,13 +110,16 @@ class Portal:
             log.warning("access denied: %s subject %s belongs to no enabled tenant", person.provider, person.subject)
             request.session.end()
             return self.page("denied.html", request, status=403)
+        self._signed_in(request, {"provider": person.provider, "subject": person.subject, "name": person.name,
+                                  "claims": list(person.claim_values)}, tenant.id, "provider")
+        return RedirectResponse("/approved", status_code=303)
+
+    @staticmethod
+    def _signed_in(request, person: dict, tenant: str, via: str) -> None:
         request.session.clear()
         request.session.rotate()  # a new id at sign-in: a cookie planted before it is worth nothing
-        request.session.update(person={"provider": person.provider, "subject": person.subject,
-                                       "name": person.name, "tenant": tenant.id},
-                               csrf=secrets.token_urlsafe(32))
-        log.info("signed in: %s subject %s, tenant %s", person.provider, person.subject, tenant.id)
-        return RedirectResponse("/approved", status_code=303)
+        request.session.update(person={**person, "tenant": tenant, "via": via}, csrf=secrets.token_urlsafe(32))
+        log.info("signed in (%s): %s subject %s, tenant %s", via, person["provider"], person["subject"], tenant)
 
     async def approved(self, request):
         if not request.session.get("person"):
@@ -132,6 +146,120 @@ class Portal:
         expected = request.session.get("csrf")
         return bool(expected and isinstance(token, str) and hmac.compare_digest(expected, token))
 
+    async def denied(self, request):
+        return self.page("denied.html", request, status=403)
+
+    # ---- passkeys
+    def _json_refused(self, request) -> JSONResponse | None:
+        """A JSON call must come from this origin's page, with its CSRF token in a header."""
+        if not self._same_origin(request) or not self._csrf_ok(request, request.headers.get("x-csrf-token")):
+            log.warning("passkey request refused: cross-site or without a valid CSRF token")
+            return JSONResponse({"error": "This request did not come from this page."}, status_code=403)
+        return None
+
+    async def _json_body(self, request) -> dict:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise PasskeyRefused("the request is not a JSON object")
+        return body
+
+    async def passkeys_page(self, request):
+        person = request.session.get("person")
+        if not person:
+            return RedirectResponse("/", status_code=303)
+        try:
+            listed = await run_in_threadpool(self.passkeys.listed, person)
+        except SecretUnavailable as e:
+            log.error("passkeys of %s: %s", person["subject"], e)
+            return self.error(request, 503, "Subspace relay offline", "Passkeys are unavailable right now.")
+        return self.page("passkeys.html", request, passkeys=listed)
+
+    async def passkey_register_begin(self, request):
+        person = request.session.get("person")
+        refused = self._json_refused(request) if person else JSONResponse({"error": "Sign in first."}, 401)
+        if refused:
+            return refused
+        return await self._ceremony(request, "registration", self._register_begin)
+
+    async def _register_begin(self, request):
+        options, state = await run_in_threadpool(self.passkeys.register_begin, request.session["person"])
+        request.session["passkey_registration"] = state
+        return options
+
+    async def passkey_register_complete(self, request):
+        person = request.session.get("person")
+        refused = self._json_refused(request) if person else JSONResponse({"error": "Sign in first."}, 401)
+        if refused:
+            return refused
+        return await self._ceremony(request, "registration", self._register_complete)
+
+    async def _register_complete(self, request):
+        state = request.session.pop("passkey_registration", None)
+        body = await self._json_body(request)
+        if state is None:
+            raise PasskeyRefused("no registration was started in this session")
+        name = body.get("name") if isinstance(body.get("name"), str) else ""
+        credential_id = await run_in_threadpool(self.passkeys.register_complete, request.session["person"], state,
+                                                body.get("credential"), name)
+        log.info("passkey registered: %s subject %s, credential %s", request.session["person"]["provider"],
+                 request.session["person"]["subject"], credential_id[:16])
+        return {"registered": True}
+
+    async def passkey_remove(self, request):
+        person = request.session.get("person")
+        form = await request.form()
+        if not person or not self._same_origin(request) or not self._csrf_ok(request, form.get("csrf")):
+            return self.error(request, 403, "Request refused", "This request did not come from this page.")
+        credential = form.get("credential")
+        try:
+            removed = await run_in_threadpool(self.passkeys.remove, person, str(credential or ""))
+        except SecretUnavailable as e:
+            log.error("passkey removal: %s", e)
+            return self.error(request, 503, "Subspace relay offline", "Passkeys are unavailable right now.")
+        if removed:
+            log.info("passkey removed: %s subject %s", person["provider"], person["subject"])
+        return RedirectResponse("/passkeys", status_code=303)
+
+    async def passkey_sign_in_begin(self, request):
+        return self._json_refused(request) or await self._ceremony(request, "sign-in", self._sign_in_begin)
+
+    async def _sign_in_begin(self, request):
+        options, state = self.passkeys.sign_in_begin()
+        request.session["passkey_sign_in"] = state
+        return options
+
+    async def passkey_sign_in_complete(self, request):
+        return self._json_refused(request) or await self._ceremony(request, "sign-in", self._sign_in_complete)
+
+    async def _sign_in_complete(self, request):
+        state = request.session.pop("passkey_sign_in", None)  # one use, pass or fail
+        body = await self._json_body(request)
+        if state is None:
+            raise PasskeyRefused("no passkey sign-in was started in this session")
+        record = await run_in_threadpool(self.passkeys.sign_in_complete, state, body)
+        person = record["person"]
+        tenant = self.settings.tenant_of(person["provider"], record.get("claims", []))
+        if tenant is None or not tenant.enabled:
+            log.warning("access denied (passkey): %s subject %s belongs to no enabled tenant",
+                        person["provider"], person["subject"])
+            request.session.end()
+            return {"next": "/denied"}
+        self._signed_in(request, {**person, "claims": record.get("claims", [])}, tenant.id, "passkey")
+        return {"next": "/approved"}
+
+    async def _ceremony(self, request, what: str, step) -> JSONResponse:
+        try:
+            return JSONResponse(await step(request))
+        except PasskeyRefused as e:
+            log.warning("passkey %s refused: %s", what, e)
+            return JSONResponse({"error": f"The passkey {what} was refused."}, status_code=400)
+        except SecretUnavailable as e:
+            log.error("passkey %s: %s", what, e)
+            return JSONResponse({"error": "Passkeys are unavailable right now."}, status_code=503)
+
     async def rate_limited(self, request):
         return self.error(request, 429, "Too many attempts", "Sign-in attempts came too fast. Wait a minute.")
 
@@ -155,6 +283,12 @@ class Portal:
         routes = [Route("/", self.level0), Route("/auth/login/{provider}", self.login),
                   Route("/auth/callback/{provider}", self.callback), Route("/approved", self.approved),
                   Route("/signout", self.signout, methods=["POST"]), Route("/rate-limited", self.rate_limited),
+                  Route("/denied", self.denied), Route("/passkeys", self.passkeys_page),
+                  Route("/passkeys/register/begin", self.passkey_register_begin, methods=["POST"]),
+                  Route("/passkeys/register/complete", self.passkey_register_complete, methods=["POST"]),
+                  Route("/passkeys/remove", self.passkey_remove, methods=["POST"]),
+                  Route("/auth/passkey/begin", self.passkey_sign_in_begin, methods=["POST"]),
+                  Route("/auth/passkey/complete", self.passkey_sign_in_complete, methods=["POST"]),
                   Route("/static/{name}", self.static_file)]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self.http_error, 500: self.server_error})
         store = SessionStore(self.settings.session_idle, self.settings.session_max)

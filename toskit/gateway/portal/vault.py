@@ -38,30 +38,51 @@ class PortalVault:
         client.auth.approle.login(role_id, secret_id, mount_point=self.access.approle_mount)
         return client
 
-    def _read(self, path: str) -> dict:
+    def _with_login(self, call):
+        """call(client) with a logged-in client; once more after a new login if the token expired."""
         with self._lock:
-            for attempt in (1, 2):  # a second time with a new login: the token may have expired
+            for attempt in (1, 2):
                 if self._client is None or attempt == 2:
                     self._client = self._login()
                 try:
-                    return self._client.secrets.kv.v2.read_secret_version(
-                        path, mount_point=self.access.kv_mount, raise_on_deleted_version=True)["data"]["data"]
+                    return call(self._client)
                 except hvac.exceptions.Forbidden:
                     if attempt == 2:
                         raise
         raise AssertionError("unreachable")
 
-    def client_secret(self, provider: str) -> str:
-        path = f"{self.access.kv_prefix}/oidc/{provider}"
+    def _guarded(self, what: str, call):
         try:
-            secret = self._read(path).get("client_secret")
+            return call()
         except (requests.exceptions.ConnectionError, requests.exceptions.Timeout) as e:
             raise SecretUnavailable(f"Vault does not answer ({type(e).__name__})") from None
-        except hvac.exceptions.InvalidPath:
-            raise SecretUnavailable(f"no client secret in Vault at {self.access.kv_mount}/{path}") from None
         except hvac.exceptions.VaultError as e:
-            raise SecretUnavailable(f"Vault refused reading {self.access.kv_mount}/{path}: "
-                                    f"{str(e).splitlines()[0]}") from None
-        if not secret:
-            raise SecretUnavailable(f"{self.access.kv_mount}/{path} holds no client_secret")
-        return secret
+            raise SecretUnavailable(f"Vault refused {what}: {str(e).splitlines()[0]}") from None
+
+    def record(self, name: str) -> tuple:
+        """(data, version) of <kv_prefix>/<name>, or (None, 0) if there is none."""
+        path = f"{self.access.kv_prefix}/{name}"
+
+        def read(client):
+            try:
+                found = client.secrets.kv.v2.read_secret_version(path, mount_point=self.access.kv_mount,
+                                                                 raise_on_deleted_version=True)["data"]
+            except hvac.exceptions.InvalidPath:
+                return None, 0
+            return found["data"], found["metadata"]["version"]
+        return self._guarded(f"reading {path}", lambda: self._with_login(read))
+
+    def save_record(self, name: str, data: dict, version: int) -> None:
+        """Writes <kv_prefix>/<name> only if it is still at `version` (0: absent): two gateways
+        changing a person's passkeys at once cannot undo each other's change."""
+        path = f"{self.access.kv_prefix}/{name}"
+        self._guarded(f"writing {path}", lambda: self._with_login(
+            lambda c: c.secrets.kv.v2.create_or_update_secret(path, data, cas=version,
+                                                              mount_point=self.access.kv_mount)))
+
+    def client_secret(self, provider: str) -> str:
+        data, _ = self.record(f"oidc/{provider}")
+        if not data or not data.get("client_secret"):
+            raise SecretUnavailable(f"no client_secret in Vault at {self.access.kv_mount}/"
+                                    f"{self.access.kv_prefix}/oidc/{provider}")
+        return data["client_secret"]
