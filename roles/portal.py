@@ -9,6 +9,7 @@ from RAM (LoadCredential). One switch: portal_enabled.
 
 import json
 from io import BytesIO, StringIO
+from urllib.parse import urlsplit
 from typing import Annotated
 
 from pydantic import Strict, model_validator
@@ -104,7 +105,7 @@ def portal_json(data, checked: Data, settings, vault_ca) -> str:
                  for name, entry in checked.portal_providers.items()]
     tenants = [{"id": t.id, "enabled": t.enabled, "people": t.people or {}} for t in tenants_of(host.name, data)]
     return json.dumps({
-        "public_url": (data.portal_public_url or f"https://{data.gateway_server_name}").rstrip("/"),
+        "public_url": origin(data.portal_public_url or f"https://{data.gateway_server_name}"),
         "title": data.portal_title, "listen_port": data.portal_port,
         "session_idle": duration_seconds(data.portal_session_idle),
         "session_max": duration_seconds(data.portal_session_max),
@@ -113,6 +114,13 @@ def portal_json(data, checked: Data, settings, vault_ca) -> str:
                   "kv_mount": data.portal_kv_mount, "kv_prefix": data.portal_kv_prefix,
                   "credentials": None},  # None: systemd's $CREDENTIALS_DIRECTORY
     }, indent=2, sort_keys=True) + "\n"
+
+
+def origin(url: str) -> str:
+    """The URL as a browser's Origin header names it (no default port, no trailing slash): what
+    the portal compares requests and passkey ceremonies against."""
+    parts = urlsplit(url)
+    return f"https://{parts.hostname}" + (f":{parts.port}" if parts.port not in (None, 443) else "")
 
 
 def apply_changes(settings, access) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated, Literal, Optional
 from pydantic import BaseModel, ConfigDict, Strict, model_validator
 
 from .schema.model import refuse_key
-from .schema.net import HttpsUrl
+from .schema.net import IssuerUrl
 from .schema.types import LocalPath, NonEmpty, matching
 
 ProviderName = Annotated[str, Strict(), matching(
@@ -49,7 +49,7 @@ class ProviderEntry(BaseModel):
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
     client_id: ClientId
     preset: Optional[Literal["google", "microsoft", "github"]] = None  # None: an OIDC issuer of your own
-    issuer: Optional[HttpsUrl] = None  # required without a preset: its discovery is <issuer>/.well-known/...
+    issuer: Optional[IssuerUrl] = None  # required without a preset: its discovery is <issuer>/.well-known/...
     title: Optional[Title] = None  # on the button; None: the preset's, else the name
     scopes: Optional[NonEmpty(Scope)] = None  # None: the preset's, else openid email profile
     claim: Optional[ClaimName] = None  # matched against the tenants' people; None: the preset's, else email
@@ -67,8 +67,11 @@ class ProviderEntry(BaseModel):
         if (self.preset == "microsoft") != (self.directory is not None):
             refuse_key("directory", self.directory, "belongs with the microsoft preset (and only there)",
                        "set directory to your Entra ID tenant id for the microsoft preset; remove it elsewhere")
-        if self.preset is None and self.scopes is not None and "openid" not in self.scopes:
+        if self.preset != "github" and self.scopes is not None and "openid" not in self.scopes:
             refuse_key("scopes", self.scopes, "lacks 'openid', and an OIDC sign-in needs it", "add 'openid'")
+        if self.preset == "microsoft" and self.claim in ("email", "upn", "preferred_username"):
+            refuse_key("claim", self.claim, "is a value Entra ID lets users or admins of other directories set",
+                       "match people by 'oid' (the default), or by 'groups'")
         return self
 
 

@@ -135,13 +135,18 @@ def test_a_forged_state_is_refused(browser, provider):
     assert done.status_code == 400 and browser.get("/approved").headers["location"] == "/"
 
 
-def test_a_code_is_good_once(browser, provider):
+def test_a_callback_is_good_once(browser, provider):
+    """A replayed callback (the same code and state again) finds no sign-in under way."""
     start = browser.get("/auth/login/lab")
     code = authorize(provider, "alice", start.headers["location"])
-    assert browser.get("/auth/callback/lab", params=code).status_code == 303
-    browser.post("/signout", data={"csrf": csrf_of(browser)}, headers={"origin": PUBLIC})
-    # Replayed with a fresh sign-in's state: the provider refuses the spent code.
-    again = browser.get("/auth/login/lab")
+    assert browser.get("/auth/callback/lab", params=code).status_code == 303  # control
+    assert browser.get("/auth/callback/lab", params=code).status_code == 400
+
+
+def test_a_code_with_another_sign_ins_state_is_refused(browser, provider):
+    first = browser.get("/auth/login/lab")
+    code = authorize(provider, "alice", first.headers["location"])
+    again = browser.get("/auth/login/lab")  # replaces the first's state (and its PKCE verifier)
     state = parse_qs(urlsplit(again.headers["location"]).query)["state"][0]
     assert browser.get("/auth/callback/lab", params={"code": code["code"], "state": state}).status_code == 400
 
@@ -218,3 +223,30 @@ def test_vault_unreachable_refuses_the_sign_in(provider, tmp_path):
 def _raw(settings_) -> dict:
     from dataclasses import asdict
     return asdict(settings_)
+
+
+def test_an_email_the_provider_does_not_vouch_for_is_refused(provider, browser):
+    root = provider["vault"].root_client()
+    root.write_data("identity/oidc/scope/email", data={"template": '{"email": {{identity.entity.metadata.email}}}'})
+    try:
+        done, _ = sign_in(browser, provider, "alice")
+    finally:
+        root.write_data("identity/oidc/scope/email", data={"template": identity.SCOPES["email"]})
+    assert done.status_code == 400
+    assert sign_in(browser, provider, "alice")[0].status_code == 303  # control: vouched for again
+
+
+def test_a_person_found_in_two_tenants_is_denied(provider, caplog):
+    """E-mail addresses compare without case, so these two lists name the same person."""
+    raw = _raw(settings(provider))
+    raw["tenants"] = [{"id": "acme", "enabled": True, "people": {"lab": ["alice@acme.test"]}},
+                      {"id": "gamma", "enabled": True, "people": {"lab": ["ALICE@acme.test"]}}]
+    with TestClient(Portal(parse(raw)).application(), base_url=PUBLIC, follow_redirects=False) as browser:
+        done, _ = sign_in(browser, provider, "alice")
+    assert done.status_code == 403 and "2 tenants (acme, gamma)" in caplog.text
+
+
+def test_a_providers_error_answer_is_logged_on_one_line(browser, caplog):
+    forged = "x\nINFO tos-portal: signed in: lab subject admin, tenant acme"
+    assert browser.get("/auth/callback/lab", params={"error": "denied", "error_description": forged}).status_code == 400
+    assert not [r for r in caplog.records if "\n" in r.getMessage()]

@@ -100,7 +100,7 @@ def _url(value: str, fix: str, *, https_only: bool, path: bool):
     except ValueError:
         refuse("is not a URL", fix)
     if https_only and not value.startswith("https://"):
-        refuse("is not an https:// address: Vault credentials would travel in the clear", fix)
+        refuse("is not an https:// address: what it carries would travel in the clear", fix)
     if not value.startswith(("http://", "https://")):
         refuse("is not an http:// or https:// address", fix)
     if url.username or url.password or url.query or url.fragment or port == 0 \
@@ -118,6 +118,11 @@ def _https_url(value: str) -> str:
                 https_only=True, path=False)
 
 
+def _issuer_url(value: str) -> str:
+    return _url(value, "write the issuer exactly as the provider publishes it, e.g. https://sso.example.org/realms/staff",
+                https_only=True, path=True)
+
+
 def _mirror_url(value: str) -> str:
     # apt checks every package's signature, so plain http is how most Debian mirrors are reached.
     return _url(value, "write it like http://deb.debian.org/debian (http or https, a host, a port, a path)",
@@ -125,6 +130,9 @@ def _mirror_url(value: str) -> str:
 
 
 HttpsUrl = Annotated[str, Strict(), AfterValidator(_https_url)]
+# An OpenID Connect issuer: https, a host, an optional port and path (kept exactly as written: the
+# ID token's `iss` must equal it).
+IssuerUrl = Annotated[str, Strict(), AfterValidator(_issuer_url)]
 # A Debian mirror or an http proxy: http(s), a host, an optional port and path.
 MirrorUrl = Annotated[str, Strict(), AfterValidator(_mirror_url)]
 

@@ -29,7 +29,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from .passkeys import PasskeyRefused, Passkeys
-from .providers import Providers, SignInRefused
+from .providers import Providers, SignInRefused, printable
 from .sessions import SessionMiddleware, SessionStore
 from .settings import Settings
 from .vault import PortalVault, SecretUnavailable
@@ -105,21 +105,30 @@ class Portal:
             log.warning("sign-in refused: %s", e)
             return self.error(request, 400, "Sign-in not verified",
                               "The answer from your sign-in provider could not be verified. Start again.")
-        tenant = self.settings.tenant_of(person.provider, person.claim_values)
-        if tenant is None or not tenant.enabled:
-            log.warning("access denied: %s subject %s belongs to no enabled tenant", person.provider, person.subject)
+        tenant = self._tenant(person.provider, person.subject, person.claim_values)
+        if tenant is None:
             request.session.end()
             return self.page("denied.html", request, status=403)
         self._signed_in(request, {"provider": person.provider, "subject": person.subject, "name": person.name,
                                   "claims": list(person.claim_values)}, tenant.id, "provider")
         return RedirectResponse("/approved", status_code=303)
 
+    def _tenant(self, provider: str, subject: str, claim_values):
+        """The person's one enabled tenant, else None (logged): in none, in a disabled one, or in two."""
+        tenants = self.settings.tenants_of(provider, claim_values)
+        if len(tenants) == 1 and tenants[0].enabled:
+            return tenants[0]
+        why = "no tenant" if not tenants else "a disabled tenant" if len(tenants) == 1 else \
+            f"{len(tenants)} tenants ({', '.join(t.id for t in tenants)})"
+        log.warning("access denied: %s subject %s is in %s", provider, printable(subject), why)
+        return None
+
     @staticmethod
     def _signed_in(request, person: dict, tenant: str, via: str) -> None:
         request.session.clear()
         request.session.rotate()  # a new id at sign-in: a cookie planted before it is worth nothing
         request.session.update(person={**person, "tenant": tenant, "via": via}, csrf=secrets.token_urlsafe(32))
-        log.info("signed in (%s): %s subject %s, tenant %s", via, person["provider"], person["subject"], tenant)
+        log.info("signed in (%s): %s subject %s, tenant %s", via, person["provider"], printable(person["subject"]), tenant)
 
     async def approved(self, request):
         if not request.session.get("person"):
@@ -241,10 +250,8 @@ class Portal:
             raise PasskeyRefused("no passkey sign-in was started in this session")
         record = await run_in_threadpool(self.passkeys.sign_in_complete, state, body)
         person = record["person"]
-        tenant = self.settings.tenant_of(person["provider"], record.get("claims", []))
-        if tenant is None or not tenant.enabled:
-            log.warning("access denied (passkey): %s subject %s belongs to no enabled tenant",
-                        person["provider"], person["subject"])
+        tenant = self._tenant(person["provider"], person["subject"], record.get("claims", []))
+        if tenant is None:
             request.session.end()
             return {"next": "/denied"}
         self._signed_in(request, {**person, "claims": record.get("claims", [])}, tenant.id, "passkey")

@@ -18,6 +18,14 @@ from .settings import Provider, Settings
 from .vault import PortalVault, SecretUnavailable
 
 CLOCK_LEEWAY = 60  # seconds of clock difference allowed in the ID token's times
+# ID token signatures accepted, whatever a discovery document offers: public-key ones only (no
+# "none", no shared-secret HS*).
+SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+
+
+def printable(text, limit: int = 200) -> str:
+    """Text from outside (a provider's error, a query string) as one log-safe line."""
+    return "".join(c if c.isprintable() else "?" for c in str(text))[:limit]
 
 
 class SignInRefused(Exception):
@@ -76,7 +84,7 @@ class Providers:
             return await client.authorize_redirect(request, self.redirect_uri(provider))
         except (httpx.HTTPError, OAuthError, ValueError) as e:
             raise SignInRefused(f"{provider.name}: the provider cannot be reached or read "
-                                f"({type(e).__name__}: {e})") from None
+                                f"({type(e).__name__}: {printable(e)})") from None
 
     async def finish(self, request, provider: Provider) -> Person:
         """The person the provider vouches for, from its callback; SignInRefused otherwise."""
@@ -88,26 +96,30 @@ class Providers:
         except SecretUnavailable:
             raise
         except (OAuthError, JoseError, httpx.HTTPError, ValueError, KeyError) as e:
-            raise SignInRefused(f"{provider.name}: {type(e).__name__}: {e}") from None
+            raise SignInRefused(f"{provider.name}: {type(e).__name__}: {printable(e)}") from None
 
     async def _check_issuer(self, client, provider: Provider) -> None:
         # OIDC Discovery 1.0, 4.3: the document must name the issuer it was fetched for.
         metadata = await client.load_server_metadata()
         if metadata.get("issuer") != provider.issuer:
-            raise SignInRefused(f"{provider.name}: discovery names issuer {metadata.get('issuer')!r}, "
+            raise SignInRefused(f"{provider.name}: discovery names issuer {printable(metadata.get('issuer'))!r}, "
                                 f"not {provider.issuer!r}")
+        offered = metadata.get("id_token_signing_alg_values_supported") or ["RS256"]
+        metadata["id_token_signing_alg_values_supported"] = [a for a in offered if a in SIGNING_ALGORITHMS]
 
     async def _finish_oidc(self, request, client, provider: Provider) -> Person:
         await self._check_issuer(client, provider)
         token = await client.authorize_access_token(
             request, leeway=CLOCK_LEEWAY,
             claims_options={"iss": {"essential": True, "values": [provider.issuer]},
+                            "aud": {"essential": True, "values": [provider.client_id]},
                             "sub": {"essential": True}, "exp": {"essential": True}})
         claims = token.get("userinfo")
         if not claims:  # authlib verifies an ID token only if one came: an OIDC sign-in needs one
             raise SignInRefused(f"{provider.name}: the token response carried no ID token")
-        if provider.claim == "email" and claims.get("email_verified") is False:
-            raise SignInRefused(f"{provider.name}: the e-mail address is not verified by the provider")
+        if provider.claim == "email" and claims.get("email_verified") is not True:
+            raise SignInRefused(f"{provider.name}: the provider does not vouch for the e-mail address "
+                                f"(email_verified is {printable(claims.get('email_verified'))!r})")
         return Person(provider.name, str(claims["sub"]), str(claims.get("name") or claims.get("email") or claims["sub"]),
                       _values(claims.get(provider.claim)))
 

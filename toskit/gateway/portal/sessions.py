@@ -1,10 +1,15 @@
 """Server-side sessions: the browser holds only a random id (a `__Host-` cookie: Secure, HttpOnly,
 SameSite=Lax, path /); what a session holds stays in this process's memory. Signing out deletes
-it here, so a copied cookie is worth nothing afterwards. A restart of the portal ends every
-session (people sign in again; nothing is lost: passkeys and secrets live in Vault).
+it here, so a copied cookie is worth nothing afterwards, even to a request already under way. A
+restart of the portal ends every session (people sign in again; nothing is lost: passkeys and
+secrets live in Vault).
 
 Lax, not Strict: a provider sends the browser back to the callback by a cross-site top-level
 navigation, which must carry the cookie holding the pending sign-in's state.
+
+Two pools: signed-in sessions, and pending ones (a sign-in under way, a Level-0 view). Pending
+sessions live minutes and the pool is small, so a flood of anonymous visitors pushes out other
+anonymous visitors, never a signed-in person.
 """
 
 import secrets
@@ -15,6 +20,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.requests import HTTPConnection
 
 COOKIE = "__Host-tos-session"
+PENDING_LIFETIME = 600  # seconds: enough to sign in at the provider
+PENDING_LIMIT = 5000
 
 
 class Session(dict):
@@ -34,37 +41,55 @@ class Session(dict):
 
 
 class SessionStore:
-    """Sessions by id, least recently used first; bounded, so anonymous visitors cannot fill memory."""
+    """Sessions by id in two bounded pools, least recently used first."""
 
     def __init__(self, idle: int, lifetime: int, limit: int = 20000, clock=time.monotonic):
         self.idle, self.lifetime, self.limit, self.clock = idle, lifetime, limit, clock
-        self._sessions: OrderedDict = OrderedDict()  # sid -> (data, created, last_seen)
+        self._signed_in: OrderedDict = OrderedDict()  # sid -> (data, created, last_seen)
+        self._pending: OrderedDict = OrderedDict()
 
     def __len__(self) -> int:
-        return len(self._sessions)
+        return len(self._signed_in) + len(self._pending)
+
+    def _pool(self, data: dict) -> tuple:
+        return (self._signed_in, self.limit, self.idle, self.lifetime) if data.get("person") else \
+            (self._pending, PENDING_LIMIT, PENDING_LIFETIME, PENDING_LIFETIME)
+
+    def _find(self, sid: str):
+        return self._signed_in.get(sid) or self._pending.get(sid)
+
+    def _drop(self, sid: str) -> None:
+        self._signed_in.pop(sid, None)
+        self._pending.pop(sid, None)
 
     def load(self, sid: str | None) -> Session:
         now = self.clock()
-        found = self._sessions.get(sid) if sid else None
+        found = self._find(sid) if sid else None
         if found is not None:
             data, created, seen = found
-            if now - seen <= self.idle and now - created <= self.lifetime:
+            _, _, idle, lifetime = self._pool(data)
+            if now - seen <= idle and now - created <= lifetime:
                 return Session(sid, data, created)
-            del self._sessions[sid]
+            self._drop(sid)
         return Session(None, {}, now)
 
     def save(self, session: Session) -> str | None:
-        """Stores the session; returns the id the browser must hold now (None: drop its cookie)."""
+        """Stores the session; returns the id the browser must hold now (None: drop its cookie).
+        A session deleted while this request ran (a sign-out) is not brought back."""
         if session.sid and (session.ended or session.rotated or not session):
-            self._sessions.pop(session.sid, None)
+            self._drop(session.sid)
         if session.ended or not session:
             return None
+        if session.sid is not None and not session.rotated and self._find(session.sid) is None:
+            return None  # ended by another request meanwhile
         if session.sid is None or session.rotated:
             session.sid = secrets.token_urlsafe(32)
-        self._sessions[session.sid] = (dict(session), session.created, self.clock())
-        self._sessions.move_to_end(session.sid)
-        while len(self._sessions) > self.limit:
-            self._sessions.popitem(last=False)
+            session.created = self.clock()
+        self._drop(session.sid)
+        pool, limit, _, _ = self._pool(session)
+        pool[session.sid] = (dict(session), session.created, self.clock())
+        while len(pool) > limit:
+            pool.popitem(last=False)
         return session.sid
 
 

@@ -55,11 +55,14 @@ class Settings:
     def provider(self, name: str) -> Provider | None:
         return next((p for p in self.providers if p.name == name), None)
 
-    def tenant_of(self, provider: str, values) -> "Tenant | None":
-        """The tenant one of `values` (a person's claim values at `provider`) belongs to. The deploy
-        refuses data that puts a person in two tenants."""
-        values = set(values)
-        return next((t for t in self.tenants if values & set(t.people.get(provider, ()))), None)
+    def tenants_of(self, provider: str, values) -> list:
+        """The tenants whose people lists hold one of `values` (a person's claim values at
+        `provider`); e-mail addresses compared without case. The deploy refuses a value in two
+        tenants, but a list claim (groups) can still match two: the caller refuses that."""
+        found = self.provider(provider)
+        fold = (lambda v: v.casefold()) if found and found.claim == "email" else (lambda v: v)
+        values = {fold(v) for v in values}
+        return [t for t in self.tenants if values & {fold(v) for v in t.people.get(provider, ())}]
 
 
 def parse(raw: dict) -> Settings:
