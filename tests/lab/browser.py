@@ -84,3 +84,38 @@ def sign_in(driver, portal_url: str, username: str, password: str, provider_titl
     wait_for(driver, "input[name=username]").send_keys(username)
     driver.find_element(By.CSS_SELECTOR, "input[name=password]").send_keys(password)
     driver.find_element(By.ID, "auth-submit").click()
+
+
+def authenticator(driver):
+    """A passkey device with a screen lock, as Chromium's DevTools emulate it (WebAuthn.*)."""
+    from selenium.webdriver.common.virtual_authenticator import Protocol, Transport, VirtualAuthenticatorOptions
+    options = VirtualAuthenticatorOptions(protocol=Protocol.CTAP2, transport=Transport.INTERNAL, has_resident_key=True,
+                                          has_user_verification=True, is_user_verified=True)
+    driver.add_virtual_authenticator(options)
+
+
+def until(driver, condition, seconds: float = 30):
+    """condition(driver) turns true; a page reloading meanwhile is no failure."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+    return WebDriverWait(driver, seconds, ignored_exceptions=[StaleElementReferenceException]).until(condition)
+
+
+def add_passkey(driver, portal_url: str, name: str) -> None:
+    driver.get(portal_url + "/passkeys")
+    field = wait_for(driver, "#passkey-name")
+    field.clear()
+    field.send_keys(name)
+    driver.find_element("id", "passkey-add").click()
+    until(driver, lambda d: name in d.find_element("tag name", "main").text)
+
+
+def passkey_sign_in(driver, portal_url: str) -> None:
+    driver.get(portal_url + "/")
+    wait_for(driver, "#passkey-sign-in").click()
+
+
+def sign_out(driver, portal_url: str) -> None:
+    driver.get(portal_url + "/approved")
+    driver.find_element("css selector", "form[action='/signout'] button").click()
+    wait_for(driver, "ul.choices")

@@ -8,7 +8,7 @@ import socket
 import ssl
 
 import pytest
-from browser import chromium, screenshot, sign_in, wait_for
+from browser import add_passkey, authenticator, chromium, passkey_sign_in, screenshot, sign_in, sign_out, wait_for
 from labtools import CONFIG, on
 
 from toskit.lab import identity
@@ -45,15 +45,23 @@ def get(gateway, path: str) -> tuple:
 
 
 @pytest.mark.parametrize("gateway", GATEWAYS, ids=lambda h: h.name)
-def test_a_person_signs_in_through_the_gateway_and_is_approved(gateway):
+def test_a_person_signs_in_through_the_gateway_then_with_a_passkey_alone(gateway):
+    """The relying party is the gateway's real name and origin; the passkey lands in Vault."""
+    url = portal_url(gateway)
     with chromium([GATEWAY_SERVER_NAME, VAULT_NAME], trusted()) as browser:
-        browser.get(portal_url(gateway) + "/")
+        browser.get(url + "/")
         wait_for(browser, "ul.choices")
         screenshot(browser, "lab-level0")
-        sign_in(browser, portal_url(gateway), "alice", identity.password(VAULT.dir, "alice"))
+        sign_in(browser, url, "alice", identity.password(VAULT.dir, "alice"))
         assert wait_for(browser, "p.approved", 120).text == "AUTHORIZATION APPROVED"
         assert "acme" in browser.find_element("css selector", "dl.readout").text.lower()
         screenshot(browser, "lab-authorization-approved")
+        authenticator(browser)
+        add_passkey(browser, url, "lab browser")
+        sign_out(browser, url)
+        passkey_sign_in(browser, url)
+        assert wait_for(browser, "p.approved", 120).text == "AUTHORIZATION APPROVED"
+        assert "passkey" in browser.find_element("css selector", "dl.readout").text.lower()
 
 
 @pytest.mark.parametrize("gateway", GATEWAYS, ids=lambda h: h.name)

@@ -16,14 +16,13 @@ from toskit.lab import identity, keys
 from toskit.vault_portal import PortalAccess
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
-from browser import CHROMEDRIVER, CHROMIUM, chromium, screenshot, sign_in, wait_for  # noqa: E402
+from browser import (CHROMEDRIVER, CHROMIUM, add_passkey, authenticator, chromium, passkey_sign_in,  # noqa: E402
+                     screenshot, sign_in, sign_out, until, wait_for)
 
 pytestmark = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
                                 reason="no chromium/chromedriver (apt install chromium chromium-driver)")
 pytest.importorskip("selenium")
 from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.common.exceptions import StaleElementReferenceException  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
 # The provider by "localhost" here (its certificate names it): the portal, a process on this
 # machine, resolves names by the system's resolver (in the lab, the gateway's base_hosts).
@@ -124,49 +123,20 @@ def test_a_person_of_no_tenant_sees_access_denied(browser, front_door):
     assert browser.current_url == front_door["url"] + "/"
 
 
-def authenticator(driver):
-    """A passkey device with a screen lock, as Chromium's DevTools emulate it (WebAuthn.*)."""
-    from selenium.webdriver.common.virtual_authenticator import Protocol, Transport, VirtualAuthenticatorOptions
-    options = VirtualAuthenticatorOptions(protocol=Protocol.CTAP2, transport=Transport.INTERNAL, has_resident_key=True,
-                                          has_user_verification=True, is_user_verified=True)
-    driver.add_virtual_authenticator(options)
-
-
-def until(driver, condition, seconds: float = 30):
-    """condition(driver) turns true; a page reloading meanwhile is no failure."""
-    return WebDriverWait(driver, seconds, ignored_exceptions=[StaleElementReferenceException]).until(condition)
-
-
-def add_passkey(driver, front_door, name: str) -> None:
-    driver.get(front_door["url"] + "/passkeys")
-    field = wait_for(driver, "#passkey-name")
-    field.clear()
-    field.send_keys(name)
-    driver.find_element(By.ID, "passkey-add").click()
-    until(driver, lambda d: name in d.find_element(By.TAG_NAME, "main").text)
-
-
-def passkey_sign_in(driver, front_door) -> None:
-    driver.get(front_door["url"] + "/")
-    wait_for(driver, "#passkey-sign-in").click()
-
-
 def test_passkeys_several_per_person_then_a_sign_in_with_a_passkey_alone(browser, front_door):
     sign_in(browser, front_door["url"], "alice", identity.password(front_door["vault"].dir, "alice"))
     wait_for(browser, "p.approved")
     authenticator(browser)
-    add_passkey(browser, front_door, "laptop")
+    add_passkey(browser, front_door["url"], "laptop")
     browser.remove_virtual_authenticator()  # the laptop is elsewhere now; a phone joins
     authenticator(browser)
-    add_passkey(browser, front_door, "phone")
+    add_passkey(browser, front_door["url"], "phone")
     rows = browser.find_elements(By.CSS_SELECTOR, "table.readout-table tbody tr")
     assert [r.find_element(By.TAG_NAME, "td").text for r in rows] == ["laptop", "phone"]
     screenshot(browser, "passkeys")
-    browser.get(front_door["url"] + "/approved")
-    browser.find_element(By.CSS_SELECTOR, "form[action='/signout'] button").click()
-    wait_for(browser, "ul.choices")
+    sign_out(browser, front_door["url"])
 
-    passkey_sign_in(browser, front_door)  # the phone's passkey, and nothing else
+    passkey_sign_in(browser, front_door["url"])  # the phone's passkey, and nothing else
     assert wait_for(browser, "p.approved").text == "AUTHORIZATION APPROVED"
     assert "acme" in browser.find_element(By.CSS_SELECTOR, "dl.readout").text.lower()
     screenshot(browser, "passkey-authorization-approved")
@@ -176,13 +146,11 @@ def test_a_removed_passkey_no_longer_signs_in(browser, front_door):
     sign_in(browser, front_door["url"], "alice", identity.password(front_door["vault"].dir, "alice"))
     wait_for(browser, "p.approved")
     authenticator(browser)
-    add_passkey(browser, front_door, "tablet")
+    add_passkey(browser, front_door["url"], "tablet")
     browser.find_element(By.CSS_SELECTOR, "button[aria-label='Remove passkey tablet']").click()
     until(browser, lambda d: "tablet" not in d.find_element(By.TAG_NAME, "main").text)
-    browser.get(front_door["url"] + "/approved")
-    browser.find_element(By.CSS_SELECTOR, "form[action='/signout'] button").click()
-    wait_for(browser, "ul.choices")
-    passkey_sign_in(browser, front_door)  # the authenticator still holds it; the server does not
+    sign_out(browser, front_door["url"])
+    passkey_sign_in(browser, front_door["url"])  # the authenticator still holds it; the server does not
     until(browser, lambda d: "failed" in d.find_element(By.ID, "passkey-status").text.lower())
     browser.get(front_door["url"] + "/approved")
     assert browser.current_url == front_door["url"] + "/"
