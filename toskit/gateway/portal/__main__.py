@@ -1,7 +1,9 @@
-"""tos-portal: serve the portal on 127.0.0.1 (run by systemd: tos-portal.service)."""
+"""tos-portal [--settings FILE]: serve the portal on 127.0.0.1 (run by systemd: tos-portal.service).
+Settings: /etc/tos/portal.json, written by the deploy."""
 
 import logging
 import sys
+from pathlib import Path
 
 import uvicorn
 
@@ -9,12 +11,14 @@ from .app import Portal
 from .settings import SETTINGS, load
 
 
-def main() -> int:
+def main(argv: list | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    path = Path(argv[argv.index("--settings") + 1]) if "--settings" in argv[:-1] else SETTINGS
     try:
-        settings = load()
+        settings = load(path)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        print(f"tos-portal: cannot read {SETTINGS} ({e}); run the deploy", file=sys.stderr)
+        print(f"tos-portal: cannot read {path} ({e}); run the deploy", file=sys.stderr)
         return 1
     # No access log: a callback's URL holds a code and a state. No proxy headers: the portal
     # names no client by address.

@@ -187,11 +187,7 @@ class Portal:
         return self.page("passkeys.html", request, passkeys=listed)
 
     async def passkey_register_begin(self, request):
-        person = request.session.get("person")
-        refused = self._json_refused(request) if person else JSONResponse({"error": "Sign in first."}, 401)
-        if refused:
-            return refused
-        return await self._ceremony(request, "registration", self._register_begin)
+        return await self._registration(request, self._register_begin)
 
     async def _register_begin(self, request):
         options, state = await run_in_threadpool(self.passkeys.register_begin, request.session["person"])
@@ -199,11 +195,12 @@ class Portal:
         return options
 
     async def passkey_register_complete(self, request):
-        person = request.session.get("person")
-        refused = self._json_refused(request) if person else JSONResponse({"error": "Sign in first."}, 401)
-        if refused:
-            return refused
-        return await self._ceremony(request, "registration", self._register_complete)
+        return await self._registration(request, self._register_complete)
+
+    async def _registration(self, request, step):
+        if not request.session.get("person"):
+            return JSONResponse({"error": "Sign in first."}, 401)
+        return self._json_refused(request) or await self._ceremony(request, "registration", step)
 
     async def _register_complete(self, request):
         state = request.session.pop("passkey_registration", None)

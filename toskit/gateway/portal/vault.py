@@ -34,6 +34,9 @@ class PortalVault:
         except OSError as e:
             raise SecretUnavailable(f"the portal holds no Vault credential ({e.strerror}); run the deploy, "
                                     "which enrols it") from None
+        if not role_id or not secret_id:  # systemd's empty stand-ins: not enrolled since a reboot
+            raise SecretUnavailable("the portal holds no Vault credential (none since the gateway started); "
+                                    "run the deploy, which enrols it")
         client = hvac.Client(url=self.access.addr, verify=self.access.ca_file or True, timeout=10)
         client.auth.approle.login(role_id, secret_id, mount_point=self.access.approle_mount)
         return client
