@@ -65,6 +65,16 @@ def test_a_person_signs_in_through_the_gateway_then_with_a_passkey_alone(gateway
 
 
 @pytest.mark.parametrize("gateway", GATEWAYS, ids=lambda h: h.name)
+def test_a_person_of_no_tenant_is_denied_at_the_gateway(gateway):
+    with chromium([GATEWAY_SERVER_NAME, VAULT_NAME], trusted()) as browser:
+        sign_in(browser, portal_url(gateway), identity.OUTSIDER.username,
+                identity.password(VAULT.dir, identity.OUTSIDER.username))
+        assert wait_for(browser, "[role=alert]", 120).text == "ACCESS DENIED"
+        browser.get(portal_url(gateway) + "/approved")
+        assert browser.current_url == portal_url(gateway) + "/"
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS, ids=lambda h: h.name)
 def test_sign_in_fails_closed_without_vault(gateway):
     """A portal started while Vault is out of reach cannot read its client secret: it refuses the
     sign-in with a clear page. Control: the same request before, with Vault there, goes on to the

@@ -250,3 +250,39 @@ def test_a_providers_error_answer_is_logged_on_one_line(browser, caplog):
     forged = "x\nINFO tos-portal: signed in: lab subject admin, tenant acme"
     assert browser.get("/auth/callback/lab", params={"error": "denied", "error_description": forged}).status_code == 400
     assert not [r for r in caplog.records if "\n" in r.getMessage()]
+
+
+@pytest.mark.parametrize("case,status", [("valid", 303), ("expired", 400), ("another audience", 400),
+                                         ("another issuer", 400), ("no signature", 400)])
+def test_the_id_tokens_times_audience_issuer_and_algorithm_are_checked(provider, monkeypatch, case, status):
+    """The provider's real claims, re-signed with a key this test publishes as the provider's (its
+    JWKS replaced): so each claim can be changed alone. "valid" is the control."""
+    from authlib.integrations.starlette_client import StarletteOAuth2App
+    from authlib.jose import JsonWebKey, jwt
+    key = JsonWebKey.generate_key("EC", "P-256", is_private=True, options={"kid": "test"})
+    monkeypatch.setattr(StarletteOAuth2App, "fetch_jwk_set",
+                        lambda self, force=False: _async({"keys": [key.as_dict(is_private=False)]}))
+    real = StarletteOAuth2App.fetch_access_token
+
+    async def resigned(self, **kwargs):
+        token = await real(self, **kwargs)
+        claims = json.loads(base64.urlsafe_b64decode(token["id_token"].split(".")[1] + "=="))
+        now = int(time.time())
+        claims.update({"expired": {"exp": now - 600, "iat": now - 1200}, "another audience": {"aud": "someone-else"},
+                       "another issuer": {"iss": "https://evil.test"}}.get(case, {}))
+        if case == "no signature":
+            header = base64.urlsafe_b64encode(b'{"alg":"none"}').rstrip(b"=").decode()
+            body = base64.urlsafe_b64encode(json.dumps(claims).encode()).rstrip(b"=").decode()
+            token["id_token"] = f"{header}.{body}."
+        else:
+            token["id_token"] = jwt.encode({"alg": "ES256", "kid": "test"}, claims, key).decode()
+        return token
+
+    monkeypatch.setattr(StarletteOAuth2App, "fetch_access_token", resigned)
+    with TestClient(Portal(settings(provider)).application(), base_url=PUBLIC, follow_redirects=False) as browser:
+        done, _ = sign_in(browser, provider, "alice")
+    assert done.status_code == status
+
+
+async def _async(value):
+    return value
