@@ -6,6 +6,7 @@ approved; then what a gateway must refuse. (Its audits, tos-portal-01..05, ran i
 import http.client
 import socket
 import ssl
+import time
 
 import pytest
 from browser import add_passkey, authenticator, chromium, passkey_sign_in, screenshot, sign_in, sign_out, wait_for
@@ -42,6 +43,15 @@ def get(gateway, path: str) -> tuple:
     body = response.read().decode(errors="replace")
     connection.close()
     return response.status, body
+
+
+def restart_portal(gateway) -> None:
+    """Restarts the portal and waits until it answers (systemd reports it started before uvicorn listens)."""
+    on(gateway.name, "systemctl restart tos-portal.service")
+    deadline = time.monotonic() + 90
+    while get(gateway, "/")[0] != 200:
+        assert time.monotonic() < deadline, "the portal did not answer within 90 s of its restart"
+        time.sleep(1)
 
 
 @pytest.mark.parametrize("gateway", GATEWAYS, ids=lambda h: h.name)
@@ -82,11 +92,11 @@ def test_sign_in_fails_closed_without_vault(gateway):
     assert get(gateway, "/auth/login/lab")[0] == 302
     on(gateway.name, f"ip route add blackhole {GUEST_VAULT}/32")
     try:
-        on(gateway.name, "systemctl restart tos-portal.service")
+        restart_portal(gateway)
         status, body = get(gateway, "/auth/login/lab")
     finally:
         on(gateway.name, f"ip route del blackhole {GUEST_VAULT}/32")
-        on(gateway.name, "systemctl restart tos-portal.service")
+        restart_portal(gateway)
     assert status == 503 and "unavailable" in body.lower(), (status, body[:300])
 
 

@@ -93,6 +93,9 @@ class LabConfig:
     storage_memory_mb: int = 1024
     gateway_memory_mb: int = 768
     cpus: int = 2
+    # A gateway runs nginx and the portal, no sessions: one vCPU (under TCG every idle vCPU still
+    # costs this machine timer work; the nodes need the cycles).          TOS_LAB_GATEWAY_CPUS
+    gateway_cpus: int = 1
     # qemu accelerator: auto = KVM only if a probe boot of the guest kernel proves it works. TOS_LAB_ACCEL
     accel: str = "auto"
     # CPU model qemu emulates under TCG (qemu -cpu; the same on every guest: CRIU restores only
@@ -134,6 +137,7 @@ class LabConfig:
             storage_memory_mb=_env_int("TOS_LAB_STORAGE_MEMORY_MB", cls.storage_memory_mb),
             gateway_memory_mb=_env_int("TOS_LAB_GATEWAY_MEMORY_MB", cls.gateway_memory_mb),
             cpus=_env_int("TOS_LAB_CPUS", cls.cpus),
+            gateway_cpus=_env_int("TOS_LAB_GATEWAY_CPUS", cls.gateway_cpus),
             accel=_env_choice("TOS_LAB_ACCEL", cls.accel, ("auto", "kvm", "tcg")),
             tcg_cpu=env.get("TOS_LAB_TCG_CPU") or cls.tcg_cpu,
             ssh_base_port=_env_int("TOS_LAB_SSH_PORT", cls.ssh_base_port),

@@ -105,7 +105,7 @@ class Guest:
             fw_cfg += ["-fw_cfg", f"name=opt/tos/{name},file={fw / name}"]
         return [
             QEMU, "-name", f"tos-lab-{self.host.name}", "-machine", "q35", *accel_args,
-            "-smp", str(cfg.cpus), "-m", str(self.host.memory_mb),
+            "-smp", str(cfg.gateway_cpus if self.host.group == "gateways" else cfg.cpus), "-m", str(self.host.memory_mb),
             "-display", "none", "-monitor", "none", "-serial", f"file:{self.console}",
             "-qmp", f"unix:{self.qmp},server=on,wait=off",
             "-daemonize", "-pidfile", str(self.pidfile),
