@@ -33,6 +33,10 @@ def provider(running_vault, tmp_path_factory):
     root = running_vault.root_client()
     state = tmp_path_factory.mktemp("identity")
     made = identity.apply(root, state, running_vault.url, [f"{PUBLIC}/auth/callback/lab"], PEOPLE)
+    # `lab up` again: the same provider, client and people (passwords kept).
+    passwords = (state / "people.json").read_text()
+    assert identity.apply(root, state, running_vault.url, [f"{PUBLIC}/auth/callback/lab"], PEOPLE) == made
+    assert (state / "people.json").read_text() == passwords
     if "secret/" not in root.sys.list_mounted_secrets_engines()["data"]:
         root.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
     root.secrets.kv.v2.create_or_update_secret("tos/portal/oidc/lab", {"client_secret": made["client_secret"]},

@@ -34,10 +34,9 @@ class LabPerson:
 
 
 def _entity_id(client: hvac.Client, person: LabPerson, accessor: str) -> str:
-    entity = client.secrets.identity.create_or_update_entity_by_name(
-        person.username, metadata={"email": person.email})
-    entity_id = (entity or {}).get("data", {}).get("id") or \
-        client.secrets.identity.read_entity_by_name(person.username)["data"]["id"]
+    # Creating answers with the entity; updating answers 204 (hvac: a bare Response): read it then.
+    client.secrets.identity.create_or_update_entity_by_name(person.username, metadata={"email": person.email})
+    entity_id = client.secrets.identity.read_entity_by_name(person.username)["data"]["id"]
     aliases = client.secrets.identity.read_entity(entity_id)["data"].get("aliases") or []
     if not any(a["mount_accessor"] == accessor for a in aliases):
         client.secrets.identity.create_or_update_entity_alias(person.username, entity_id, accessor)
