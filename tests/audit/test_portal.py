@@ -18,7 +18,7 @@ SANDBOX = {"DynamicUser": "yes", "NoNewPrivileges": "yes", "ProtectSystem": "str
            "RestrictSUIDSGID": "yes", "LockPersonality": "yes", "MemoryDenyWriteExecute": "yes",
            "CapabilityBoundingSet": "", "RestrictAddressFamilies": "AF_UNIX AF_INET AF_INET6"}
 # The most systemd-analyze may rate the unit's exposure (0 safest .. 10; "OK" is under 4).
-MOST_EXPOSURE = 3.0
+MOST_EXPOSURE = 2.0  # measured on the lab's trixie gateway: 1.2
 # [tos-portal-03] What every page's Content-Security-Policy must say.
 CSP_MUST = ("default-src 'none'", "script-src 'self'", "style-src 'self'", "frame-ancestors 'none'",
             "base-uri 'none'", "form-action 'self'")
@@ -56,7 +56,7 @@ def test_the_portal_listens_on_loopback_only(host, portal):
 def test_the_portal_is_not_reachable_from_the_cluster_network(host, target, portal):
     ip = target.data["cluster_ip"]
     refused = host.run(f"curl -sS -m 5 -o /dev/null http://{ip}:{portal}/")
-    assert refused.rc != 0 and "refused" in refused.stderr.lower(), refused.stderr
+    assert refused.rc == 7, refused.stderr  # curl's "failed to connect" (nothing listens there)
 
 
 @pytest.mark.control("tos-portal-02")
