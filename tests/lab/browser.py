@@ -102,12 +102,19 @@ def until(driver, condition, seconds: float = 30):
 
 
 def add_passkey(driver, portal_url: str, name: str) -> None:
+    """Adds a passkey named `name` and waits until the list shows one more of that name (a person
+    may hold several of one name, e.g. from an earlier run)."""
     driver.get(portal_url + "/passkeys")
     field = wait_for(driver, "#passkey-name")
+
+    def named() -> int:
+        return sum(1 for row in driver.find_elements("css selector", "table.readout-table tbody tr")
+                   if row.find_element("tag name", "td").text == name)
+    before = named()
     field.clear()
     field.send_keys(name)
     driver.find_element("id", "passkey-add").click()
-    until(driver, lambda d: name in d.find_element("tag name", "main").text)
+    until(driver, lambda d: named() == before + 1)
 
 
 def passkey_sign_in(driver, portal_url: str) -> None:
