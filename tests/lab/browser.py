@@ -95,10 +95,11 @@ def authenticator(driver):
 
 
 def until(driver, condition, seconds: float = 30):
-    """condition(driver) turns true; a page reloading meanwhile is no failure."""
-    from selenium.common.exceptions import StaleElementReferenceException
+    """condition(driver) turns true; a page reloading meanwhile is no failure (elements read during
+    the reload fail with a stale reference or an inspector error: the wait reads again)."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
-    return WebDriverWait(driver, seconds, ignored_exceptions=[StaleElementReferenceException]).until(condition)
+    return WebDriverWait(driver, seconds, ignored_exceptions=[WebDriverException]).until(condition)
 
 
 def add_passkey(driver, portal_url: str, name: str) -> None:
