@@ -33,7 +33,6 @@ TOOL = "/usr/local/sbin/tos-gateway"
 SETTINGS = "/etc/tos/gateway.json"
 CERTIFICATE_DIR = "/etc/tos/tls"
 CERTIFICATE = f"{CERTIFICATE_DIR}/gateway.pem"  # key and chain in one file (0600)
-VAULT_CA = HOST_VAULT_CA
 NGINX_SITE = "/etc/nginx/sites-available/tos-gateway"
 DEBIAN_DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 
@@ -75,7 +74,7 @@ def gateway_access(data):
 def gateway_json(data, settings, access) -> str:
     """/etc/tos/gateway.json: what tos-gateway needs (no secret in it)."""
     return json.dumps({
-        "vault_addr": data.vault_addr or settings.addr, "vault_ca_file": VAULT_CA if settings.ca_file else None,
+        "vault_addr": data.vault_addr or settings.addr, "vault_ca_file": HOST_VAULT_CA if settings.ca_file else None,
         "approle_mount": settings.approle_mount, "pki_mount": access.pki_mount, "pki_role": access.role,
         "server_name": access.server_name, "cert_ttl": access.cert_ttl, "certificate": CERTIFICATE,
     }, indent=2, sort_keys=True) + "\n"
@@ -149,7 +148,7 @@ def _vault_certificate(data, VaultSettings, VaultError):
     if changes:
         python.call(name=f"Vault: {'; '.join(changes)}", function=apply_changes, settings=settings, access=access)
     if settings.ca_file:
-        operations.put(name="Vault's CA", src=settings.ca_file, dest=VAULT_CA, mode="644")
+        operations.put(name="Vault's CA", src=settings.ca_file, dest=HOST_VAULT_CA, mode="644")
     operations.put(name="Settings of tos-gateway", src=StringIO(gateway_json(data, settings, access)),
                    dest=SETTINGS, mode="644")
     operations.put(name="Install tos-gateway", src=str(TOOL_SOURCE), dest=TOOL, mode="755")

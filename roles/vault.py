@@ -26,7 +26,6 @@ from toskit.vault_data import CREDENTIALS, HOST_VAULT_CA, VaultAccessData
 # toskit.vault (hvac, hence ssl) is imported inside the functions: pyinfra's CLI must patch ssl
 # for gevent before anything imports it, and `roles` is imported early by toskit.check and tests.
 
-NODE_CA = HOST_VAULT_CA
 
 class Data(VaultAccessData):  # how hosts reach Vault (toskit/vault_data.py), checked here too
     # Where the transit engine (the tenants' keys) is mounted.
@@ -48,7 +47,7 @@ def node_access(data):
 
 
 def vault_json(data, settings) -> str:
-    return json.dumps({"addr": data.vault_addr or settings.addr, "ca_file": NODE_CA if settings.ca_file else None,
+    return json.dumps({"addr": data.vault_addr or settings.addr, "ca_file": HOST_VAULT_CA if settings.ca_file else None,
                        "transit_mount": data.vault_transit_mount, "approle_mount": data.vault_approle_mount},
                       indent=2, sort_keys=True) + "\n"
 
@@ -75,7 +74,7 @@ def vault():
 
     files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
     if settings.ca_file:
-        operations.put(name="Vault's CA", src=settings.ca_file, dest=NODE_CA, mode="644")
+        operations.put(name="Vault's CA", src=settings.ca_file, dest=HOST_VAULT_CA, mode="644")
     operations.put(name="Vault settings of tos-session", src=StringIO(vault_json(data, settings)),
                    dest="/etc/tos/vault.json", mode="644")
     # Recreated at every boot (RAM only); the credential in it is not: a rebooted node is enrolled again.

@@ -7,6 +7,7 @@ import ssl
 
 import pytest
 from front_door import client, endpoint, handshake
+from vault_credential import assert_in_ram_for_root_only
 
 pytestmark = pytest.mark.groups("gateways")
 
@@ -107,10 +108,4 @@ def test_a_callbacks_code_and_state_stay_out_of_the_gateways_logs(host, target, 
 
 @pytest.mark.control("tos-portal-05")
 def test_the_portals_vault_credential_is_in_ram_for_root_only(host, portal):
-    assert host.check_output("tos-gateway vault-check --portal") == "ok"
-    folder = host.file("/run/tos/portal")
-    assert (folder.user, folder.mode) == ("root", 0o700)
-    assert host.check_output("findmnt -n -o FSTYPE -T /run/tos/portal") == "tmpfs"
-    secret = host.file("/run/tos/portal/secret-id")
-    assert (secret.user, secret.mode) == ("root", 0o600)
-    assert not host.file("/run/tos/portal/wrapping-token").exists
+    assert_in_ram_for_root_only(host, "tos-gateway vault-check --portal", "/run/tos/portal")

@@ -6,6 +6,7 @@ import ipaddress
 import secrets
 
 import pytest
+from vault_credential import assert_in_ram_for_root_only
 
 
 # ---- the storage host
@@ -54,13 +55,7 @@ def test_share_is_nfs_4_2_without_exec_suid_or_devices(host, target):
 @pytest.mark.groups("nodes")
 @pytest.mark.control("tos-vault-01")
 def test_node_holds_its_vault_credential_in_ram_only(host):
-    assert host.check_output("tos-session vault-check") == "ok"
-    folder = host.file("/run/tos/vault")
-    assert (folder.user, folder.mode) == ("root", 0o700)
-    assert host.check_output("findmnt -n -o FSTYPE -T /run/tos/vault") == "tmpfs"
-    secret = host.file("/run/tos/vault/secret-id")
-    assert (secret.user, secret.mode) == ("root", 0o600)
-    assert not host.file("/run/tos/vault/wrapping-token").exists
+    assert_in_ram_for_root_only(host, "tos-session vault-check", "/run/tos/vault")
 
 
 @pytest.mark.groups("nodes")
