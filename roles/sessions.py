@@ -29,7 +29,7 @@ PACKAGES_KEY = "session_tool_packages"
 STAGED_IMAGE = "/var/tmp/tos-session-image.tar"
 # [CIS Docker 4.6] The image's health check: the agent's own verdict (tos-session-health), as
 # Docker records it (seconds in ns, fields in Docker's order). Its interval is Docker's default;
-# each session runs with the site's (session_health_interval).
+# each session runs with its tenant's health_interval, else the site's session_health_interval.
 HEALTHCHECK = {"Test": ["CMD", "/usr/local/bin/tos-session-health"], "Interval": 30 * 10**9,
                "Timeout": 10 * 10**9, "StartPeriod": 60 * 10**9, "Retries": 3}
 
@@ -58,7 +58,8 @@ class Data(RoleData):
     # What the node needs to run the session tool.
     session_tool_packages: NonEmpty(PackageName) = ["python3"]
     # [CIS Docker 5.27] How often Docker runs each session's health probe (a `docker exec` of
-    # tos-session-health). Paused and hibernating sessions are not probed.
+    # tos-session-health), unless its tenant sets 'health_interval'. Paused and hibernating sessions
+    # are not probed.
     session_health_interval: DurationText(3600) = "30s"
 
 
@@ -93,12 +94,14 @@ def tool_bundle() -> bytes:
 
 
 def tenants_json(tenants: list, image: str, hibernate_after: int, health_interval: int = 30) -> str:
-    """/etc/tos/tenants.json: what tos-session needs to know of each tenant."""
-    return json.dumps({"image": image, "health_interval": health_interval, "tenants": [
+    """/etc/tos/tenants.json: what tos-session needs to know of each tenant (a tenant's own
+    hibernate_after and health_interval, else the site's)."""
+    return json.dumps({"image": image, "tenants": [
         {"id": t.id, "slice": t.slice, "network": t.network, "cpu": t.quotas.cpu,
          "memory": t.quotas.memory, "swap": t.quotas.swap, "pids": t.quotas.pids,
          "volume_size": t.quotas.volume_size, "volume_read": t.quotas.volume_read,
-         "volume_write": t.quotas.volume_write, "hibernate_after": t.hibernate_after or hibernate_after}
+         "volume_write": t.quotas.volume_write, "hibernate_after": t.hibernate_after or hibernate_after,
+         "health_interval": t.health_interval or health_interval}
         for t in tenants]}, indent=2, sort_keys=True) + "\n"
 
 

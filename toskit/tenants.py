@@ -97,6 +97,7 @@ class TenantEntry(BaseModel):
     quotas: Optional[QuotaOverrides] = None
     enabled: Switch = True  # False: Vault refuses its volume key to every node (vault role)
     hibernate_after: Optional[Duration()] = None  # None: the site's hibernation_after
+    health_interval: Optional[Duration(3600)] = None  # None: the site's session_health_interval
     egress: Optional[Items(Egress)] = None  # None: the site's tenant_network_egress_default
     # Who may sign in to it at the gateway: provider name -> values of that provider's claim
     # (portal_providers: e.g. {"corp": ["ada@example.org"]}, or a group name for a groups claim).
@@ -139,6 +140,7 @@ class Tenant:
     quotas: Quotas
     enabled: bool = True
     hibernate_after: int | None = None  # seconds; None: the site's hibernation_after
+    health_interval: int | None = None  # seconds; None: the site's session_health_interval
     egress: tuple | None = None  # Egress entries; None: the site's tenant_network_egress_default
     people: dict | None = None  # provider name -> claim values of the people who sign in to it
 
@@ -172,7 +174,7 @@ class TenantsData(RoleData):
     # The tenants whose sessions this node may run: [{"id": "acme", "quotas": {...}}, ...].
     # An id is 2-24 characters, a-z then a-z/0-9; it names the tenant's slice and network.
     # Per tenant: 'quotas' (any of those below), 'enabled' (False: locked out of its volume),
-    # 'hibernate_after' (else hibernation_after).
+    # 'hibernate_after' (else hibernation_after), 'health_interval' (else session_health_interval).
     tenants: Tenants = []
     # Quotas of a tenant that sets none of its own. Sizes need a unit (K, M, G, T).
     tenant_quota_defaults: QuotaValues = {
@@ -217,7 +219,7 @@ def volumes_hold_memory(entries: list, defaults: QuotaValues) -> None:
 def parse_tenants(host: str, tenants, quota_defaults) -> list:
     """Validates `tenants` (a list of {'id': ..., 'quotas': {...}}) and fills in default quotas."""
     parsed = validate(TenantsData, host, {"tenants": tenants, "tenant_quota_defaults": quota_defaults})
-    return [Tenant(entry.id, Quotas(**quotas), entry.enabled, entry.hibernate_after,
+    return [Tenant(entry.id, Quotas(**quotas), entry.enabled, entry.hibernate_after, entry.health_interval,
                    None if entry.egress is None else tuple(entry.egress), entry.people)
             for entry, quotas in zip(parsed.tenants, merged_quotas(parsed.tenants, parsed.tenant_quota_defaults))]
 

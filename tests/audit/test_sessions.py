@@ -7,7 +7,9 @@ import json
 
 import pytest
 
+from toskit.check import DataView
 from toskit.schema.types import duration_seconds
+from toskit.tenants import tenants_of
 
 pytestmark = pytest.mark.groups("nodes")
 
@@ -90,12 +92,14 @@ def test_the_session_image_is_the_clusters_one_byte_for_byte(host):
 
 
 @pytest.mark.control("cis-docker-5.27")
-def test_sessions_are_probed_at_the_sites_interval_and_the_agents_last_verdict_is_healthy(sessions, target):
-    """Every session at session_health_interval, and the agent's verdict as the probe last read it
-    healthy (none yet: just started). Not Docker's status word: Docker sets it to unhealthy whenever
-    it stops probing (a pause), until the first probe after the resume."""
-    interval = duration_seconds(target.data["session_health_interval"]) * 10**9
-    assert each(sessions, lambda c: (c["Config"].get("Healthcheck") or {}).get("Interval") == interval) == []
+def test_sessions_are_probed_at_their_tenants_interval_and_the_agents_last_verdict_is_healthy(sessions, target):
+    """Every session at its tenant's health_interval (else session_health_interval), and the agent's
+    verdict as the probe last read it healthy (none yet: just started). Not Docker's status word:
+    Docker sets it to unhealthy whenever it stops probing (a pause), until the first probe after the resume."""
+    site = duration_seconds(target.data["session_health_interval"])
+    intervals = {t.id: (t.health_interval or site) * 10**9 for t in tenants_of(target.name, DataView(target.data))}
+    assert each(sessions, lambda c: (c["Config"].get("Healthcheck") or {}).get("Interval")
+                == intervals.get(c["Config"]["Labels"].get("tos.tenant"))) == []
     assert each(sessions, lambda c: all(r["ExitCode"] == 0 for r in ((c["State"].get("Health") or {}).get("Log") or [])[-1:])) == [], \
         [(c["Name"], (c["State"].get("Health") or {}).get("Log", [])[-1:]) for c in sessions]
 

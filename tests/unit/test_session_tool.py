@@ -13,8 +13,9 @@ from toskit.node.tosnode.errors import NodeError
 @pytest.fixture
 def tenants_file():
     import json
-    tenants = parse_tenants("n1", [{"id": "acme"}, {"id": "beta"}], ALL_DEFAULTS["tenant_quota_defaults"])
-    return json.loads(tenants_json(tenants, "tos-session:abc", 1800))
+    tenants = parse_tenants("n1", [{"id": "acme"}, {"id": "beta", "health_interval": "5s"}],
+                            ALL_DEFAULTS["tenant_quota_defaults"])
+    return json.loads(tenants_json(tenants, "tos-session:abc", 1800, health_interval=30))
 
 
 def test_session_runs_with_every_isolation_flag(tenants_file):
@@ -30,6 +31,13 @@ def test_session_runs_with_every_isolation_flag(tenants_file):
     mounts = [b for a, b in zip(argv, argv[1:]) if a == "--mount"]
     assert mounts == ["type=bind,source=/run/tos/volumes/acme/home,target=/home/session"]
     assert "host" not in argv and not any("docker.sock" in a for a in argv)
+
+
+def test_each_session_is_probed_at_its_tenants_interval_else_the_sites(tenants_file):
+    acme, beta = tenants_file["tenants"]
+    intervals = [next(b for a, b in zip(argv, argv[1:]) if a == "--health-interval")
+                 for argv in (tool.run_argv(tenants_file, t, f"/run/tos/volumes/{t['id']}/home") for t in (acme, beta))]
+    assert intervals == ["30s", "5s"]
 
 
 def test_unknown_tenant_is_named(tenants_file):

@@ -38,6 +38,8 @@ def test_defaults_fill_in_what_a_tenant_does_not_set():
     ([{"id": "acme", "name": "x"}], "tenants[0].name", "is not a key tenants[0] may have"),
     ([{"id": "acme", "hibernate_after": 30}], "tenants[0].hibernate_after", "is not a duration with a unit"),
     ([{"id": "acme", "hibernate_after": "30 minutes"}], "tenants[0].hibernate_after", "is not a duration"),
+    ([{"id": "acme", "health_interval": "2h"}], "tenants[0].health_interval", "is longer than 1h"),
+    ([{"id": "acme", "health_interval": 5}], "tenants[0].health_interval", "is not a duration with a unit"),
     ("acme", "tenants", "is not a list"),
 ])
 def test_hostile_or_malformed_declarations_are_refused(tenants, key, reason):
@@ -50,3 +52,8 @@ def test_hostile_or_malformed_declarations_are_refused(tenants, key, reason):
 def test_hibernate_after_is_per_tenant_and_falls_back_to_the_site_default():
     acme, beta = parse_tenants("node1", [{"id": "acme", "hibernate_after": "2h"}, {"id": "beta"}], DEFAULTS)
     assert (acme.hibernate_after, beta.hibernate_after) == (7200, None)
+
+
+def test_health_interval_is_per_tenant_and_falls_back_to_the_site_default():
+    acme, beta = parse_tenants("node1", [{"id": "acme", "health_interval": "5s"}, {"id": "beta"}], DEFAULTS)
+    assert (acme.health_interval, beta.health_interval) == (5, None)

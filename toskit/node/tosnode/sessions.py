@@ -71,8 +71,8 @@ def run_argv(tenants_file: dict, t: dict, home: str) -> list:
         "--cpus", str(t["cpu"]),                    # [5.11]
         "--restart", "no",
         "--user", SESSION_USER,                     # unprivileged inside the container too
-        # [5.27] the image's health check, at the site's interval (tenants.json; absent: the image's)
-        *(["--health-interval", f"{tenants_file['health_interval']}s"] if "health_interval" in tenants_file else []),
+        # [5.27] the image's health check, at the tenant's interval (tenants.json; absent: the image's)
+        *(["--health-interval", f"{t['health_interval']}s"] if "health_interval" in t else []),
         tenants_file["image"], "/usr/local/bin/tos-session-agent", "--tenant", t["id"],
     ]
 
