@@ -90,6 +90,14 @@ def node_policy(settings: VaultSettings, tenant_ids: list) -> str:
     return "\n".join(lines) + "\n"
 
 
+def host_approle(role: str, cidr: str, secret_id_ttl: str, token_ttl: str = "5m", token_max_ttl: str = "15m") -> dict:
+    """An AppRole of one host's service: its tokens carry the policy named like the role and nothing
+    else, and they and its secret_ids work only from the host's address; secret_ids any number of times."""
+    return {"token_policies": [role], "secret_id_bound_cidrs": [cidr], "token_bound_cidrs": [cidr],
+            "token_ttl": token_ttl, "token_max_ttl": token_max_ttl, "secret_id_ttl": secret_id_ttl,
+            "secret_id_num_uses": 0}
+
+
 @dataclass(frozen=True)
 class NodeAccess:
     """What Vault must hold for one node."""
@@ -103,10 +111,8 @@ class NodeAccess:
     def role(self) -> str:
         return ROLE_PREFIX + self.node
 
-    def role_settings(self, policy: str) -> dict:
-        return {"token_policies": [policy], "secret_id_bound_cidrs": [self.cidr],
-                "token_bound_cidrs": [self.cidr], "token_ttl": "5m", "token_max_ttl": "15m",
-                "secret_id_ttl": self.secret_id_ttl, "secret_id_num_uses": 0}
+    def approle_settings(self) -> dict:
+        return host_approle(self.role, self.cidr, self.secret_id_ttl)
 
 
 def _call(what: str, settings: VaultSettings, fn, *args, missing_ok: bool = False, **kwargs):
@@ -155,7 +161,7 @@ def drift(settings: VaultSettings, client: hvac.Client, access: NodeAccess) -> l
                                 mount_point=settings.transit_mount, missing_ok=True) is None:
             changes.append(f"create transit key {key}")
     return changes + access_drift(settings, client, access.role, node_policy(settings, list(access.enabled_ids)),
-                                  access.role_settings(access.role))
+                                  access.approle_settings())
 
 
 def access_drift(settings: VaultSettings, client: hvac.Client, role: str, policy: str, approle: dict) -> list:
@@ -218,7 +224,7 @@ def _apply(settings: VaultSettings, client: hvac.Client, access: NodeAccess) -> 
         _call(f"creating transit key {KEY_PREFIX}{tenant_id}", settings, client.secrets.transit.create_key,
               KEY_PREFIX + tenant_id, key_type="aes256-gcm96", exportable=False, mount_point=settings.transit_mount)
     apply_access(settings, client, access.role, node_policy(settings, list(access.enabled_ids)),
-                 access.role_settings(access.role))
+                 access.approle_settings())
     return changes
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import hvac
 
-from .vault import _APPLYING, VaultSettings, _call, _mounted, _role_matches, access_drift, apply_access
+from .vault import _APPLYING, VaultSettings, _call, _mounted, _role_matches, access_drift, apply_access, host_approle
 
 ROLE_PREFIX = "tos-gateway-"
 CA_COMMON_NAME = "TOS gateway CA"
@@ -52,9 +52,7 @@ class GatewayAccess:
                 "max_ttl": self.cert_ttl, "ttl": self.cert_ttl, "no_store": True}
 
     def approle_settings(self) -> dict:
-        return {"token_policies": [self.role], "secret_id_bound_cidrs": [self.cidr],
-                "token_bound_cidrs": [self.cidr], "token_ttl": "5m", "token_max_ttl": "15m",
-                "secret_id_ttl": self.secret_id_ttl, "secret_id_num_uses": 0}
+        return host_approle(self.role, self.cidr, self.secret_id_ttl)
 
 
 def _ca_pem(settings: VaultSettings, client: hvac.Client, mount: str) -> str:

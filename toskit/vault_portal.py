@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import hvac
 
-from .vault import _APPLYING, VaultError, VaultSettings, _call, _mounted, access_drift, apply_access
+from .vault import _APPLYING, VaultError, VaultSettings, _call, _mounted, access_drift, apply_access, host_approle
 
 ROLE_PREFIX = "tos-portal-"
 
@@ -46,9 +46,7 @@ class PortalAccess:
                 f'}}\n')
 
     def approle_settings(self) -> dict:
-        return {"token_policies": [self.role], "secret_id_bound_cidrs": [self.cidr],
-                "token_bound_cidrs": [self.cidr], "token_ttl": "15m", "token_max_ttl": "1h",
-                "secret_id_ttl": self.secret_id_ttl, "secret_id_num_uses": 0}
+        return host_approle(self.role, self.cidr, self.secret_id_ttl, token_ttl="15m", token_max_ttl="1h")
 
 
 def _kv_mounted(settings: VaultSettings, client: hvac.Client, mount: str) -> bool:
