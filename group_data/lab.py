@@ -16,8 +16,8 @@ tenants = [
     {"id": "acme", "people": {"lab": ["alice@acme.test"]}},
     # beta is test_4's: 20s, so the idle policy hibernates it within the test; probed every 5 s (30 s
     # elsewhere), so every hibernation there checkpoints a session Docker would be probing
-    # (tos-session keeps probes out). A probe is a `docker exec`: seconds of CPU under TCG, so the
-    # other tenants keep the default (5 s for all of them made the full audit ~25% slower).
+    # (tos-session keeps probes out). A probe is a `docker exec`, seconds of CPU under TCG (two
+    # sessions probed every 5 s kept an idle node ~40% busy), so the other tenants keep the default.
     {"id": "beta", "hibernate_after": "20s", "health_interval": "5s", "egress": site_lab_outside,
      "people": {"lab": ["bob@beta.test"]}},
     {"id": "gamma", "people": {"lab": ["carol@gamma.test"]}},
