@@ -13,6 +13,7 @@ import datetime
 import ipaddress
 import os
 import threading
+import time
 from dataclasses import dataclass
 from io import StringIO
 from pathlib import Path
@@ -133,6 +134,25 @@ def _call(what: str, settings: VaultSettings, fn, *args, missing_ok: bool = Fals
                          f"({type(e).__name__}); nothing was changed") from None
     except hvac.exceptions.VaultError as e:
         raise VaultError(f"Vault at {settings.addr} refused {what}: {e}") from None
+
+
+def enable_kv_v2(client: hvac.Client, mount: str, probe_path: str, timeout: float = 30.0) -> None:
+    """Mounts a KV v2 engine and returns once it serves reads. A new mount upgrades itself in the
+    background and meanwhile answers reads with 400 "Upgrading from non-versioned to versioned
+    data" (OpenBao did for one read in three, ~20 ms after the mount; its config endpoint does not
+    wait, so the probe is a read of probe_path, a path the caller may read)."""
+    client.sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.secrets.kv.v2.read_secret_metadata(probe_path, mount_point=mount)
+            return
+        except hvac.exceptions.InvalidPath:  # served: the path is just empty
+            return
+        except hvac.exceptions.InvalidRequest as e:
+            if "Upgrading" not in str(e) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _mounted(settings: VaultSettings, client: hvac.Client, path: str, kind: str, auth: bool,

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import hvac
 
-from .vault import _APPLYING, VaultError, VaultSettings, _call, _mounted, access_drift, apply_access, host_approle
+from .vault import (_APPLYING, VaultError, VaultSettings, _call, _mounted, access_drift, apply_access,
+                    enable_kv_v2, host_approle)
 
 ROLE_PREFIX = "tos-portal-"
 
@@ -82,7 +83,6 @@ def apply(settings: VaultSettings, client: hvac.Client, access: PortalAccess) ->
         if not changes:
             return []
         if not _kv_mounted(settings, client, access.kv_mount):
-            _call("enabling kv", settings, client.sys.enable_secrets_engine, "kv", path=access.kv_mount,
-                  options={"version": "2"})
+            _call("enabling kv", settings, enable_kv_v2, client, access.kv_mount, access.kv_prefix)
         apply_access(settings, client, access.role, access.policy(), access.approle_settings())
         return changes

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from toskit.lab import identity, keys
+from toskit.vault import enable_kv_v2
 from toskit.vault_portal import PortalAccess
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "lab"))
@@ -45,7 +46,7 @@ def front_door(running_vault, tmp_path_factory):
     made = identity.apply(root, running_vault.dir, f"https://{VAULT}:{vault_port}",
                           [f"{public}/auth/callback/lab"], PEOPLE)
     if "tos-kv/" not in root.sys.list_mounted_secrets_engines()["data"]:
-        root.sys.enable_secrets_engine("kv", path="tos-kv", options={"version": "2"})
+        enable_kv_v2(root, "tos-kv", "tos/portal/oidc/lab")
     root.secrets.kv.v2.create_or_update_secret("tos/portal/oidc/lab", {"client_secret": made["client_secret"]},
                                                mount_point="tos-kv")
     # The policy the portal role writes (toskit/vault_portal.py), nothing more.

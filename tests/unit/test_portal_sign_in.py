@@ -11,7 +11,6 @@ import json
 import time
 from urllib.parse import parse_qs, urlsplit
 
-import hvac
 import pytest
 
 pytest.importorskip("starlette")
@@ -21,6 +20,7 @@ from toskit.gateway.portal.app import Portal  # noqa: E402
 from toskit.gateway.portal.sessions import COOKIE  # noqa: E402
 from toskit.gateway.portal.settings import parse  # noqa: E402
 from toskit.lab import identity  # noqa: E402
+from toskit.vault import enable_kv_v2  # noqa: E402
 
 PUBLIC = "https://gateway.test"
 PEOPLE = [identity.LabPerson("alice", "alice@acme.test"), identity.LabPerson("bob", "bob@beta.test"),
@@ -38,7 +38,7 @@ def provider(running_vault, tmp_path_factory):
     assert identity.apply(root, state, running_vault.url, [f"{PUBLIC}/auth/callback/lab"], PEOPLE) == made
     assert (state / "people.json").read_text() == passwords
     if "secret/" not in root.sys.list_mounted_secrets_engines()["data"]:
-        root.sys.enable_secrets_engine("kv", path="secret", options={"version": "2"})
+        enable_kv_v2(root, "secret", "tos/portal/oidc/lab")
     root.secrets.kv.v2.create_or_update_secret("tos/portal/oidc/lab", {"client_secret": made["client_secret"]},
                                                mount_point="secret")
     root.sys.create_or_update_acl_policy("tos-portal-test", 'path "secret/data/tos/portal/oidc/*" '

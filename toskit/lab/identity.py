@@ -15,6 +15,7 @@ import hvac
 import hvac.exceptions
 
 from . import keys
+from ..vault import enable_kv_v2
 
 PROVIDER = "tos"
 CLIENT = "tos-portal"
@@ -98,7 +99,7 @@ def setup(config, vault, tenants: list, kv_mount: str, secret_path: str) -> dict
                      for h in config.hosts if h.group == "gateways"]
     made = apply(root, vault.dir, f"https://{VAULT_NAME}:{config.vault_port}", redirect_uris, lab_people(tenants))
     if f"{kv_mount}/" not in root.sys.list_mounted_secrets_engines()["data"]:
-        root.sys.enable_secrets_engine("kv", path=kv_mount, options={"version": "2"})
+        enable_kv_v2(root, kv_mount, secret_path)
     try:
         current = root.secrets.kv.v2.read_secret_version(secret_path, mount_point=kv_mount,
                                                          raise_on_deleted_version=True)["data"]["data"]
