@@ -83,6 +83,7 @@ def apply(settings: VaultSettings, client: hvac.Client, access: PortalAccess) ->
         if not changes:
             return []
         if not _kv_mounted(settings, client, access.kv_mount):
-            _call("enabling kv", settings, enable_kv_v2, client, access.kv_mount, access.kv_prefix)
+            _call("enabling kv", settings, enable_kv_v2, client, access.kv_mount,
+                  access.secret_path(".mount-probe"))  # a path the operator may read
         apply_access(settings, client, access.role, access.policy(), access.approle_settings())
         return changes

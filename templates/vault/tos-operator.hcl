@@ -3,12 +3,13 @@
 #   bao policy write tos-operator templates/vault/tos-operator.hcl
 #   bao token create -policy=tos-operator -ttl=8h
 # Paths assume the default mounts (vault_transit_mount = "transit", vault_approle_mount = "approle",
-# gateway_pki_mount = "pki").
+# gateway_pki_mount = "pki", portal_kv_mount = "tos-kv", portal_kv_prefix = "tos/portal").
 
 # Check and enable the transit engine and the AppRole auth method.
 path "sys/mounts" { capabilities = ["read"] }
 path "sys/mounts/transit" { capabilities = ["create", "update", "read"] }
 path "sys/mounts/pki" { capabilities = ["create", "update", "read"] }
+path "sys/mounts/tos-kv" { capabilities = ["create", "update", "read"] }
 path "sys/auth" { capabilities = ["read"] }
 path "sys/auth/approle" { capabilities = ["create", "update", "sudo", "read"] }
 
@@ -16,6 +17,7 @@ path "sys/auth/approle" { capabilities = ["create", "update", "sudo", "read"] }
 path "sys/policies/acl" { capabilities = ["list"] }
 path "sys/policies/acl/tos-node-*" { capabilities = ["create", "read", "update"] }
 path "sys/policies/acl/tos-gateway-*" { capabilities = ["create", "read", "update"] }
+path "sys/policies/acl/tos-portal-*" { capabilities = ["create", "read", "update"] }
 
 # Tenants' transit keys: create, read metadata, rotate (keys/<key>/rotate, below the key: covered by
 # the rule's trailing `*`). Never export, never delete, never decrypt.
@@ -35,3 +37,8 @@ path "pki/roles/tos-gateway-*" { capabilities = ["create", "read", "update"] }
 
 # Gateways' AppRoles, as the nodes'.
 path "auth/approle/role/tos-gateway-*" { capabilities = ["create", "read", "update", "list"] }
+
+# Portals' AppRoles, as the nodes'. The sign-in providers' client secrets: whether each is there
+# (its metadata), never the secret itself (an administrator puts it there with `bao kv put`).
+path "auth/approle/role/tos-portal-*" { capabilities = ["create", "read", "update", "list"] }
+path "tos-kv/metadata/tos/portal/oidc/*" { capabilities = ["read"] }

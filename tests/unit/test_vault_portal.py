@@ -1,0 +1,53 @@
+"""The portal's part of Vault in a real OpenBao (toskit/vault_portal.py): the KV v2 engine the
+client secrets live in, the portal's read-only policy and its AppRole, made by an operator."""
+
+import dataclasses
+
+import pytest
+
+from toskit.vault import OPERATOR_POLICY, VaultError, VaultSettings
+from toskit.vault_portal import PortalAccess, apply, drift, missing_secrets
+
+
+@pytest.fixture(scope="module")
+def settings(running_vault):
+    return VaultSettings(running_vault.url, str(running_vault.ca_file), str(running_vault.root_token_file),
+                         "transit", "approle")
+
+
+def access(gateway: str, kv_mount: str = "tos-kv") -> PortalAccess:
+    return PortalAccess(gateway, "127.0.0.1/32", kv_mount, "tos/portal", "1h")
+
+
+def test_apply_makes_what_a_portal_needs_and_then_nothing_is_left_to_do(settings):
+    root = settings.client()
+    assert "enable kv v2 at tos-kv/" in drift(settings, root, access("gw1"))
+    assert apply(settings, root, access("gw1"))
+    assert drift(settings, root, access("gw1")) == [] and apply(settings, root, access("gw1")) == []
+    assert missing_secrets(settings, root, access("gw1"), ["lab"]) == ["lab"]  # read at once: the mount serves
+    root.secrets.kv.v2.create_or_update_secret("tos/portal/oidc/lab", {"client_secret": "s"}, mount_point="tos-kv")
+    assert missing_secrets(settings, root, access("gw1"), ["lab"]) == []
+
+
+def test_the_operator_policy_is_enough_for_a_portal(settings, tmp_path):
+    root = settings.client()
+    root.sys.create_or_update_acl_policy("tos-operator", OPERATOR_POLICY.read_text())
+    token = tmp_path / "operator"
+    token.write_text(root.auth.token.create(policies=["tos-operator"], ttl="10m")["auth"]["client_token"])
+    operator = dataclasses.replace(settings, token_source=str(token))
+    if "tos-kv/" in root.sys.list_mounted_secrets_engines()["data"]:  # the operator mounts it, as on a new site
+        root.sys.disable_secrets_engine("tos-kv")
+    apply(operator, operator.client(), access("gw2"))
+    assert drift(settings, root, access("gw2")) == []
+    assert missing_secrets(operator, operator.client(), access("gw2"), ["corp"]) == ["corp"]  # metadata, not the secret
+    root.secrets.kv.v2.create_or_update_secret("tos/portal/oidc/corp", {"client_secret": "s"}, mount_point="tos-kv")
+    with pytest.raises(Exception, match="permission denied"):  # the operator never reads a client secret
+        operator.client().secrets.kv.v2.read_secret_version("tos/portal/oidc/corp", mount_point="tos-kv",
+                                                             raise_on_deleted_version=True)
+
+
+def test_another_engine_at_the_kv_path_names_the_key_to_change(settings):
+    root = settings.client()
+    root.sys.enable_secrets_engine("transit", path="not-kv")
+    with pytest.raises(VaultError, match="holds a transit engine, not kv; set portal_kv_mount"):
+        drift(settings, root, access("gw3", kv_mount="not-kv"))
