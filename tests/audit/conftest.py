@@ -12,7 +12,7 @@ after the other.
 
 import fcntl
 import tempfile
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
 import gevent.monkey
@@ -194,22 +194,31 @@ def _flock(path, mode):
         yield
 
 
+def _audit_lock(shared: Path, mode):
+    """The run's readers-writer lock, held in `mode` until the returned file is closed. The
+    turnstile stops new readers once a writer waits (writer preference)."""
+    with _flock(shared / "tos-audit-turnstile.lock", fcntl.LOCK_EX):
+        lock = open(shared / "tos-audit-alone.lock", "a")
+        fcntl.flock(lock, mode)
+    return lock
+
+
 @pytest.fixture(autouse=True)
 def _alone_when_marked(request, tmp_path_factory):
-    """Under xdist: an `alone` audit waits until no other audit runs, and none starts meanwhile
-    (the turnstile stops new ones once it waits: readers-writer lock with writer preference)."""
+    """Under xdist: an `alone` audit waits until no other audit runs, and none starts meanwhile.
+    Its sessions (`pair`) start before that, beside the other audits, as any audit's do: only the
+    measurement runs alone (starting a node's pair, its volumes opened, takes tens of seconds under
+    TCG, and the other worker sat idle through it)."""
     if not hasattr(request.config, "workerinput"):
         yield
         return
     shared = tmp_path_factory.getbasetemp().parent  # the run's folder, above each worker's
     alone = request.node.get_closest_marker("alone") is not None
-    with _flock(shared / "tos-audit-turnstile.lock", fcntl.LOCK_EX):
-        lock = open(shared / "tos-audit-alone.lock", "a")
-        fcntl.flock(lock, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)
-    try:
+    if alone and "pair" in request.fixturenames:
+        with closing(_audit_lock(shared, fcntl.LOCK_SH)):
+            request.getfixturevalue("pair")
+    with closing(_audit_lock(shared, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)):
         yield
-    finally:
-        lock.close()
 
 
 @pytest.fixture(scope="session")
