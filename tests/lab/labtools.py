@@ -91,7 +91,12 @@ def app_state(host: str, tenant: str, app: str) -> dict:
     return json.loads(on(host, f"docker exec tos-session-{tenant} tos-session-ctl app {app}").stdout)
 
 
-def launch_app(host: str, tenant: str, app: str, blob_mb: int) -> dict:
+# An Active App's memory: random bytes whose sha256 shows them intact after a restore. Small,
+# as CRIU moves ~1 MB/s under TCG and every MiB is paid on each checkpoint and restore.
+APP_BLOB_MB = 4
+
+
+def launch_app(host: str, tenant: str, app: str, blob_mb: int = APP_BLOB_MB) -> dict:
     """Starts an Active App through the session agent (a child of the session's init, as a
     checkpoint needs it), and waits until it answers."""
     on(host, f"docker exec tos-session-{tenant} tos-session-ctl launch {app} {blob_mb}")

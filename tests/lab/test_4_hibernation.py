@@ -1,7 +1,7 @@
 """Hibernation on node1 (tenant beta), while node2 is being rebuilt: pause, the faults that must
 lose nothing (Vault down, storage down, the tool killed mid-checkpoint), restore with the live
 state intact, a corrupted checkpoint falling back to a cold start, and the idle policy's unit.
-The move to another node is in test_5. Sessions stay small: CRIU moves ~1 MB/s under TCG.
+The move to another node is in test_5. Sessions stay small (labtools.APP_BLOB_MB): CRIU moves ~1 MB/s under TCG.
 """
 
 import json
@@ -10,11 +10,12 @@ import secrets
 import time
 
 import pytest
-from labtools import CONFIG, app_state, assert_freed, found_on_disk, launch_app, memory_held, on, restore_live
+from labtools import (APP_BLOB_MB, CONFIG, app_state, assert_freed, found_on_disk, launch_app, memory_held, on,
+                      restore_live)
 
 from toskit.lab import criu_race
 
-TENANT, APP, BLOB_MB = "beta", f"memo{secrets.token_hex(3)}", 16
+TENANT, APP = "beta", f"memo{secrets.token_hex(3)}"
 VOLUME = f"/run/tos/volumes/{TENANT}"
 
 
@@ -44,8 +45,8 @@ def live_session():
     on("node1", f"tos-session stop {TENANT}", check=False)
     _, shared_before = memory_held("node1", TENANT)
     on("node1", f"tos-session start {TENANT}")
-    app = launch_app("node1", TENANT, APP, BLOB_MB)
-    assert memory_held("node1", TENANT)[0] > BLOB_MB * 2**20  # control: the probe sees the session's memory
+    app = launch_app("node1", TENANT, APP)
+    assert memory_held("node1", TENANT)[0] > APP_BLOB_MB * 2**20  # control: the probe sees the session's memory
     yield shared_before, app
     on("node1", f"tos-session stop {TENANT}", check=False)
 

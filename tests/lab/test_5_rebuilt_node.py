@@ -4,8 +4,8 @@ written before the rebuild; Vault's per-node policies hold on both nodes."""
 
 import re
 
-from labtools import (CONFIG, PYINFRA, app_state, assert_freed, launch_app, memory_held, on, restore_live, run,
-                      session_read)
+from labtools import (APP_BLOB_MB, CONFIG, PYINFRA, app_state, assert_freed, launch_app, memory_held, on,
+                      restore_live, run, session_read)
 
 from toskit.lab.vault import LabVault
 
@@ -15,8 +15,8 @@ def test_a_session_hibernated_on_node1_comes_back_on_the_rebuilt_node(node2_rebu
     on("node1", "tos-session stop acme")
     _, shared_before = memory_held("node1", "acme")
     on("node1", "tos-session start acme")
-    before = launch_app("node1", "acme", "notes", 16)
-    assert memory_held("node1", "acme")[0] > 16 * 2**20  # control: the probe sees the session's memory
+    before = launch_app("node1", "acme", "notes")
+    assert memory_held("node1", "acme")[0] > APP_BLOB_MB * 2**20  # control: the probe sees the session's memory
     wait_for_rebuild()
     # While node1 has the volume open, node2 may not open it, and changes nothing trying.
     busy = on("node2", "tos-session restore acme", check=False)
