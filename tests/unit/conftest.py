@@ -47,3 +47,16 @@ def running_vault(tmp_path_factory):
         yield v
     finally:
         v.stop()
+
+
+def as_operator(settings, token_dir):
+    """The settings with a fresh token holding only templates/vault/tos-operator.hcl (what a
+    site's operator deploys with), made by the settings' own (root) token."""
+    import dataclasses
+
+    from toskit.vault import OPERATOR_POLICY
+    root = settings.client()
+    root.sys.create_or_update_acl_policy("tos-operator", OPERATOR_POLICY.read_text())
+    token = token_dir / "operator"
+    token.write_text(root.auth.token.create(policies=["tos-operator"], ttl="10m")["auth"]["client_token"])
+    return dataclasses.replace(settings, token_source=str(token))

@@ -164,15 +164,10 @@ def test_a_secret_id_past_half_its_life_is_not_fresh(settings):
 
 
 def test_the_operator_policy_is_enough_for_a_gateway(settings, tmp_path):
-    import dataclasses
+    from conftest import as_operator
 
-    from toskit.vault import OPERATOR_POLICY
     from toskit.vault_gateway import apply, drift
-    root = settings.client()
-    root.sys.create_or_update_acl_policy("tos-operator", OPERATOR_POLICY.read_text())
-    token = tmp_path / "operator"
-    token.write_text(root.auth.token.create(policies=["tos-operator"], ttl="10m")["auth"]["client_token"])
-    operator = dataclasses.replace(settings, token_source=str(token))
+    root, operator = settings.client(), as_operator(settings, tmp_path)
     apply(operator, operator.client(), access("gw7", name="gw7.tos.lab"))
     assert drift(settings, root, access("gw7", name="gw7.tos.lab")) == []
     from toskit.vault import secret_id_fresh, wrapped_secret_id

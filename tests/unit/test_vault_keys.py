@@ -4,10 +4,11 @@
 import dataclasses
 
 import pytest
+from conftest import as_operator
 
 from toskit.node.tosnode.errors import NodeError, VaultDenied, VaultUnreachable
 from toskit.node.tosnode.vaultclient import NodeVault, VaultConfig, wrapped_version
-from toskit.vault import OPERATOR_POLICY, NodeAccess, VaultError, VaultSettings, apply, drift, role_id, \
+from toskit.vault import NodeAccess, VaultError, VaultSettings, apply, drift, role_id, \
     wrapped_secret_id
 
 
@@ -97,11 +98,7 @@ def test_enrolling_again_revokes_the_old_secret_id(settings, tmp_path):
 
 
 def test_operator_policy_is_enough_and_a_weaker_token_changes_nothing(settings, running_vault, tmp_path):
-    root = settings.client()
-    root.sys.create_or_update_acl_policy("tos-operator", OPERATOR_POLICY.read_text())
-    operator_token = tmp_path / "operator"
-    operator_token.write_text(root.auth.token.create(policies=["tos-operator"], ttl="10m")["auth"]["client_token"])
-    operator = dataclasses.replace(settings, token_source=str(operator_token))
+    root, operator = settings.client(), as_operator(settings, tmp_path)
     apply(operator, operator.client(), access(node="node3", tenants=("gamma",)))
     assert drift(settings, root, access(node="node3", tenants=("gamma",))) == []
     from toskit.vault import secret_id_fresh

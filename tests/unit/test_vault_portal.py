@@ -1,11 +1,10 @@
 """The portal's part of Vault in a real OpenBao (toskit/vault_portal.py): the KV v2 engine the
 client secrets live in, the portal's read-only policy and its AppRole, made by an operator."""
 
-import dataclasses
-
 import pytest
+from conftest import as_operator
 
-from toskit.vault import OPERATOR_POLICY, VaultError, VaultSettings
+from toskit.vault import VaultError, VaultSettings
 from toskit.vault_portal import PortalAccess, apply, drift, missing_secrets
 
 
@@ -30,11 +29,7 @@ def test_apply_makes_what_a_portal_needs_and_then_nothing_is_left_to_do(settings
 
 
 def test_the_operator_policy_is_enough_for_a_portal(settings, tmp_path):
-    root = settings.client()
-    root.sys.create_or_update_acl_policy("tos-operator", OPERATOR_POLICY.read_text())
-    token = tmp_path / "operator"
-    token.write_text(root.auth.token.create(policies=["tos-operator"], ttl="10m")["auth"]["client_token"])
-    operator = dataclasses.replace(settings, token_source=str(token))
+    root, operator = settings.client(), as_operator(settings, tmp_path)
     if "tos-kv/" in root.sys.list_mounted_secrets_engines()["data"]:  # the operator mounts it, as on a new site
         root.sys.disable_secrets_engine("tos-kv")
     apply(operator, operator.client(), access("gw2"))
