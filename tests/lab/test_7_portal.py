@@ -103,9 +103,12 @@ def test_sign_in_fails_closed_without_vault(gateway):
 @pytest.mark.parametrize("gateway", GATEWAYS, ids=lambda h: h.name)
 def test_sign_in_attempts_beyond_the_rate_are_refused(gateway):
     """nginx's limit on /auth/ (portal_sign_in_rate a minute, burst 10). Run last: the lab's
-    requests all come from one address, which then waits a minute."""
-    statuses = [get(gateway, "/auth/login/lab")[0] for _ in range(30)]
+    requests all come from one address, which then waits a minute. The refusals are judged as they
+    come: the bucket frees a place every 60/rate s (3 s at the default 20), so a request sent after
+    the run may rightly pass (CI23: the 31st, 3.1 s after the first, got 302)."""
+    responses = [get(gateway, "/auth/login/lab") for _ in range(30)]
+    statuses = [status for status, _ in responses]
     assert statuses[0] == 302  # control: a sign-in starts
-    assert 429 in statuses, statuses
-    status, body = get(gateway, "/auth/login/lab")
-    assert status == 429 and "Too many attempts" in body  # the portal's page, not nginx's
+    refused = [body for status, body in responses if status == 429]
+    assert refused, statuses
+    assert all("Too many attempts" in body for body in refused)  # the portal's page, not nginx's
