@@ -139,7 +139,7 @@ def _call(what: str, settings: VaultSettings, fn, *args, missing_ok: bool = Fals
 def enable_kv_v2(client: hvac.Client, mount: str, probe_path: str, timeout: float = 30.0) -> None:
     """Mounts a KV v2 engine and returns once it serves reads. A new mount upgrades itself in the
     background and meanwhile answers reads with 400 "Upgrading from non-versioned to versioned
-    data" (OpenBao did for one read in three, ~20 ms after the mount; its config endpoint does not
+    data" (on OpenBao, 1 read in 3 to 6 right after the mount, for ~20 ms; its config endpoint does not
     wait, so the probe is a read of probe_path, a path the caller may read)."""
     client.sys.enable_secrets_engine("kv", path=mount, options={"version": "2"})
     deadline = time.monotonic() + timeout
