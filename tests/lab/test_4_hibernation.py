@@ -1,7 +1,8 @@
 """Hibernation on node1 (tenant beta), while node2 is being rebuilt: pause, the faults that must
 lose nothing (Vault down, storage down, the tool killed mid-checkpoint), restore with the live
 state intact, a corrupted checkpoint falling back to a cold start, and the idle policy's unit.
-The move to another node is in test_5. Sessions stay small (labtools.APP_BLOB_MB): CRIU moves ~1 MB/s under TCG.
+The move to another node is in test_5. Sessions stay small (labtools.APP_BLOB_MB): CRIU moves
+~1 MB/s under TCG.
 """
 
 import json

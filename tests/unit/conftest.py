@@ -49,6 +49,14 @@ def running_vault(tmp_path_factory):
         v.stop()
 
 
+@pytest.fixture(scope="module")
+def settings(running_vault):
+    """The operator side's Vault settings for the module's server, with its root token."""
+    from toskit.vault import VaultSettings
+    return VaultSettings(running_vault.url, str(running_vault.ca_file), str(running_vault.root_token_file),
+                         "transit", "approle")
+
+
 def as_operator(settings, token_dir):
     """The settings with a fresh token holding only templates/vault/tos-operator.hcl (what a
     site's operator deploys with), made by the settings' own (root) token."""

@@ -25,13 +25,6 @@ def load_tool():
     return module
 
 
-@pytest.fixture(scope="module")
-def settings(running_vault):
-    from toskit.vault import VaultSettings
-    return VaultSettings(running_vault.url, str(running_vault.ca_file), str(running_vault.root_token_file),
-                         "transit", "approle")
-
-
 def access(gateway="gw1", name=NAME, ttl="2h"):
     from toskit.vault_gateway import GatewayAccess
     return GatewayAccess(gateway, "127.0.0.1/32", name, ttl, "1h", "pki")

@@ -12,12 +12,6 @@ from toskit.vault import NodeAccess, VaultError, VaultSettings, apply, drift, ro
     wrapped_secret_id
 
 
-@pytest.fixture(scope="module")
-def settings(running_vault):
-    return VaultSettings(running_vault.url, str(running_vault.ca_file), str(running_vault.root_token_file),
-                         "transit", "approle")
-
-
 def access(node="node1", cidr="127.0.0.1/32", tenants=("acme",), enabled=None) -> NodeAccess:
     return NodeAccess(node, cidr, tuple(tenants), tuple(tenants if enabled is None else enabled), "1h")
 

@@ -4,14 +4,8 @@ client secrets live in, the portal's read-only policy and its AppRole, made by a
 import pytest
 from conftest import as_operator
 
-from toskit.vault import VaultError, VaultSettings
+from toskit.vault import VaultError
 from toskit.vault_portal import PortalAccess, apply, drift, missing_secrets
-
-
-@pytest.fixture(scope="module")
-def settings(running_vault):
-    return VaultSettings(running_vault.url, str(running_vault.ca_file), str(running_vault.root_token_file),
-                         "transit", "approle")
 
 
 def access(gateway: str, kv_mount: str = "tos-kv") -> PortalAccess:
