@@ -61,6 +61,10 @@ class Data(RoleData):
     # tos-session-health), unless its tenant sets 'health_interval'. Paused and hibernating sessions
     # are not probed.
     session_health_interval: DurationText(3600) = "30s"
+    # [TOS] A drained node takes no new session: tos-session refuses to start or restore one that
+    # is not already here; sessions here keep running, and hibernate away as usual. Set it before
+    # maintenance or a node's retirement (the broker places no session on a drained node either).
+    node_drained: bool = False
 
 
 DEFAULTS = Data.defaults()
@@ -93,10 +97,11 @@ def tool_bundle() -> bytes:
     return zipapp((NODE_PROGRAMS / "launcher.py").read_bytes(), "tosnode", NODE_PROGRAMS / "tosnode")
 
 
-def tenants_json(tenants: list, image: str, hibernate_after: int, health_interval: int = 30) -> str:
+def tenants_json(tenants: list, image: str, hibernate_after: int, health_interval: int = 30,
+                 drained: bool = False) -> str:
     """/etc/tos/tenants.json: what tos-session needs to know of each tenant (a tenant's own
-    hibernate_after and health_interval, else the site's)."""
-    return json.dumps({"image": image, "tenants": [
+    hibernate_after and health_interval, else the site's), and whether this node is drained."""
+    return json.dumps({"image": image, "drained": drained, "tenants": [
         {"id": t.id, "slice": t.slice, "network": t.network, "cpu": t.quotas.cpu,
          "memory": t.quotas.memory, "swap": t.quotas.swap, "pids": t.quotas.pids,
          "volume_size": t.quotas.volume_size, "volume_read": t.quotas.volume_read,
@@ -127,7 +132,8 @@ def sessions():
     operations.put(name="Tenants the session tool may start", src=StringIO(tenants_json(
         tenants_of(host.name, host.data), image.tag,
         parse_duration(host.name, "hibernation_after", host.data.hibernation_after),
-        parse_duration(host.name, "session_health_interval", host.data.session_health_interval))),
+        parse_duration(host.name, "session_health_interval", host.data.session_health_interval),
+        host.data.node_drained)),
                    dest="/etc/tos/tenants.json", mode="644")
     files.directory(name="No copy of tos-session's library from before it was one file",
                     path="/usr/local/lib/tos/tosnode", present=False)

@@ -56,3 +56,45 @@ def test_the_roles_and_the_tool_name_a_tenants_volume_alike():
     from toskit.node.tosnode.luks import MAPPER_PREFIX, device
     acme = parse_tenants("n1", [{"id": "acme"}], ALL_DEFAULTS["tenant_quota_defaults"])[0]
     assert acme.volume_device == str(device(MAPPER_PREFIX + "acme"))
+
+
+@pytest.fixture
+def drained(tenants_file, monkeypatch):
+    """tenants.json of a drained node, where nothing may change: opening a volume or touching a
+    container fails the test."""
+    from toskit.node.tosnode import freezer, restore
+
+    def untouchable(*args, **kwargs):
+        raise AssertionError("a drained node changed something")
+
+    class UntouchableVolume:
+        def __getattr__(self, name):
+            untouchable()
+    monkeypatch.setattr(tool, "volume", lambda tenants_file, tenant_id: UntouchableVolume())
+    monkeypatch.setattr(tool, "docker", untouchable)
+    monkeypatch.setattr(restore, "criu_staged", untouchable)
+    monkeypatch.setattr(freezer, "state", lambda tenant_id: None)
+    return {**tenants_file, "drained": True}
+
+
+@pytest.mark.parametrize("command", ["start", "restore"])
+def test_a_drained_node_starts_and_restores_no_session_and_says_so(drained, command, monkeypatch, capsys):
+    from toskit.node.tosnode import cli
+    monkeypatch.setattr(tool, "load_tenants_file", lambda: drained)
+    assert cli.main([command, "acme"]) == 1
+    assert ("this node is drained (node_drained in its host data): it takes no new session; start acme on "
+            "another node, or set node_drained = False and deploy") in capsys.readouterr().err
+
+
+def test_a_session_already_on_a_drained_node_stays_as_it_is(drained, monkeypatch):
+    from toskit.node.tosnode import freezer
+    from toskit.node.tosnode.restore import restore
+    monkeypatch.setattr(freezer, "state", lambda tenant_id: "paused")
+    monkeypatch.setattr(tool, "volume", lambda tenants_file, tenant_id: type("V", (), {"is_mounted": lambda s: False})())
+    assert restore(drained, "acme") == "acme: already paused here (`tos-session resume`)"
+
+
+def test_the_deploy_writes_whether_the_node_is_drained(tenants_file):
+    assert tenants_file["drained"] is False  # the default
+    tenants = parse_tenants("n1", [{"id": "acme"}], ALL_DEFAULTS["tenant_quota_defaults"])
+    assert '"drained": true' in tenants_json(tenants, "tos-session:abc", 1800, drained=True)

@@ -62,6 +62,8 @@ def status(tenants_file: dict, tenant_id: str | None) -> str:
             what = "elsewhere" if lease else "hibernated" if marker else "stopped"
             cp = f"{marker['checkpoint']} ({marker['bytes'] / 2**20:.1f} MiB, from {marker['node']})" if marker else "-"
         lines.append(f"{tid:14} {here:8} {where:10} {what:14} {cp}")
+    if tenants_file.get("drained"):
+        lines.append("(this node is drained: it starts and restores no new session)")
     return "\n".join(lines)
 
 
