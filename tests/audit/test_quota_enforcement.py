@@ -66,7 +66,11 @@ def test_fork_bomb_stops_at_pids_max(target, host, pair):
 
 
 CPU_WINDOW = 10
-HOG = "python3 -c 'while True: pass'"
+HOG_LOOP = "while True: pass"
+HOG = f"python3 -c '{HOG_LOOP}'"
+# A hog's command line as pkill -f sees it (argv joined by spaces: the shell's quotes are gone). A
+# pattern with the quotes matched nothing, and the hogs burned the node's CPU for the rest of the run.
+HOG_PROCESS = f"^python3 -c {HOG_LOOP}$"
 
 
 def wait_until_busy(host, target, tenants, seconds: float = 120) -> None:
@@ -96,7 +100,8 @@ def test_cpu_hogs_get_their_quota_and_the_neighbour_keeps_its_share(target, host
         used = {t: slice_stat(host, t, target, "cpu.stat")["usage_usec"] - before[t] for t in pair}
         elapsed = time.monotonic() - started
     finally:
-        host.run(f"pkill -f \"^{HOG}$\"")
+        host.run(f"pkill -f '{HOG_PROCESS}'")
+    assert host.run(f"sleep 1; pgrep -f '{HOG_PROCESS}'").rc == 1, "CPU hogs outlived the audit's pkill"
     for tenant in pair:
         share = used[tenant] / 1e6 / elapsed
         quota = quotas_of(target, tenant).cpu
