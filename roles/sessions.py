@@ -64,7 +64,7 @@ class Data(RoleData):
     # [TOS] A drained node takes no new session: tos-session refuses to start or restore one that
     # is not already here; sessions here keep running, and hibernate away as usual. Set it before
     # maintenance or a node's retirement (the broker places no session on a drained node either).
-    node_drained: bool = False
+    session_node_drained: bool = False
 
 
 DEFAULTS = Data.defaults()
@@ -133,7 +133,7 @@ def sessions():
         tenants_of(host.name, host.data), image.tag,
         parse_duration(host.name, "hibernation_after", host.data.hibernation_after),
         parse_duration(host.name, "session_health_interval", host.data.session_health_interval),
-        host.data.node_drained)),
+        host.data.session_node_drained)),
                    dest="/etc/tos/tenants.json", mode="644")
     files.directory(name="No copy of tos-session's library from before it was one file",
                     path="/usr/local/lib/tos/tosnode", present=False)

@@ -82,8 +82,8 @@ def test_a_drained_node_starts_and_restores_no_session_and_says_so(drained, comm
     from toskit.node.tosnode import cli
     monkeypatch.setattr(tool, "load_tenants_file", lambda: drained)
     assert cli.main([command, "acme"]) == 1
-    assert ("this node is drained (node_drained in its host data): it takes no new session; start acme on "
-            "another node, or set node_drained = False and deploy") in capsys.readouterr().err
+    assert ("this node is drained (session_node_drained in its host data): it takes no new session; start acme on "
+            "another node, or set session_node_drained = False and deploy") in capsys.readouterr().err
 
 
 def test_a_session_already_on_a_drained_node_stays_as_it_is(drained, monkeypatch):

@@ -35,8 +35,8 @@ def restore(tenants_file: dict, tenant_id: str, take_over: bool = False) -> str:
             _settle(volume)
         return f"{tenant_id}: already {current} here" + (" (`tos-session resume`)" if current == "paused" else "")
     if tenants_file.get("drained"):  # before anything changes: no volume opened, no container touched
-        raise NodeError(f"this node is drained (node_drained in its host data): it takes no new session; "
-                        f"start {tenant_id} on another node, or set node_drained = False and deploy")
+        raise NodeError(f"this node is drained (session_node_drained in its host data): it takes no new session; "
+                        f"start {tenant_id} on another node, or set session_node_drained = False and deploy")
     if current is not None:
         sessions.docker("rm", "--force", name)  # a restore that died half-way: its container never ran
     # Before the volume opens: a node not (yet) set up for restores stops here, nothing changed.
