@@ -32,7 +32,7 @@ deploy: venv
 	$(PY) -m toskit.check $(INVENTORY)
 	$(VENV)/bin/pyinfra $(if $(DRY),--dry,-y) $(INVENTORY) deploy.py
 audit: venv
-	$(VENV)/bin/pytest -q -n 2 --dist loadgroup tests/audit --inventory=$(INVENTORY) \
+	$(VENV)/bin/pytest -q -n 2 --dist loadgroup tests/audit --inventory=$(INVENTORY) $(if $(LIMIT),--limit=$(LIMIT)) \
 		--junitxml=.lab/run/audit.xml --audit-report=.lab/run/audit-report.md
 
 ## Tests: fast ones need no VMs; lab ones boot, deploy, audit and tear down the lab.

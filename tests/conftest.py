@@ -12,5 +12,7 @@ def pytest_addoption(parser):
     parser.addoption("--inventory", default=os.environ.get("TOS_INVENTORY", "inventories/lab.py"),
                      help="pyinfra inventory whose hosts the audits check (default: the lab's; "
                           "env TOS_INVENTORY)")
+    parser.addoption("--limit", metavar="HOSTS", default=None,
+                     help="audit only these inventory hosts or groups, comma-separated (as pyinfra's --limit)")
     parser.addoption("--audit-report", metavar="PATH", default=None,
                      help="also write the audits' per-host, per-control report there (Markdown)")

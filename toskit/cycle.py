@@ -59,6 +59,8 @@ def main(argv=None) -> int:
     parser.add_argument("--inventory", default="inventories/lab.py")
     parser.add_argument("--label", default="lab", help="first word of the summary line")
     parser.add_argument("--audit-filter", metavar="EXPR", help="run only the audits pytest -k selects")
+    parser.add_argument("--limit", metavar="HOSTS",
+                        help="deploy and audit only these hosts or groups, comma-separated (pyinfra's --limit)")
     args = parser.parse_args(argv)
     logs = PROJECT_ROOT / ".lab" / "run"
 
@@ -67,7 +69,9 @@ def main(argv=None) -> int:
         print(f"{args.label}: data check failed; nothing was deployed")
         return 1
     started = time.monotonic()
-    deploy_status, output = _tee([str(VENV_BIN / "pyinfra"), "-y", args.inventory, "deploy.py"], logs / "deploy.log")
+    patterns = [p.strip() for p in (args.limit or "").split(",") if p.strip()]
+    deploy_status, output = _tee([str(VENV_BIN / "pyinfra"), "-y", args.inventory, "deploy.py",
+                                  *(arg for p in patterns for arg in ("--limit", p))], logs / "deploy.log")
     deploy_seconds = time.monotonic() - started
     per_host = deploy_results(output)
 
@@ -76,6 +80,7 @@ def main(argv=None) -> int:
     junit.unlink(missing_ok=True)
     _tee([str(VENV_BIN / "pytest"), "-q", "-p", "no:cacheprovider", "--durations=15", *AUDIT_WORKERS, "tests/audit",
           f"--inventory={args.inventory}", f"--junitxml={junit}", f"--audit-report={logs / 'audit-report.md'}",
+          *([f"--limit={args.limit}"] if patterns else []),
           *(["-k", args.audit_filter] if args.audit_filter else [])], logs / "audit.log")
     audit_seconds = time.monotonic() - started
     passed, failed = audit_results(junit)

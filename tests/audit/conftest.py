@@ -11,6 +11,7 @@ after the other.
 """
 
 import fcntl
+from fnmatch import fnmatch
 import tempfile
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -38,9 +39,31 @@ def pytest_configure(config):
 
 
 def _targets(config) -> list:
+    """Every host of the inventory (audits look at one host from another, whatever --limit says)."""
     if not hasattr(config, "_tos_targets"):
         config._tos_targets = load_inventory(config.getoption("--inventory"), role_defaults())
     return config._tos_targets
+
+
+def _audited(config) -> list:
+    """The hosts whose audits run: all, or those --limit matches as pyinfra's does (a group name,
+    else a host name pattern), each of its comma-separated patterns matching at least one."""
+    targets, limit = _targets(config), config.getoption("--limit")
+    if not limit:
+        return targets
+
+    def matches(pattern: str) -> list:
+        in_group = [t for t in targets if pattern in t.groups]
+        return in_group or [t for t in targets if fnmatch(t.name, pattern)]
+
+    chosen = {}
+    for pattern in (p.strip() for p in limit.split(",") if p.strip()):
+        found = matches(pattern)
+        if not found:
+            raise pytest.UsageError(f"--limit {limit}: {pattern!r} is no group and matches no host of "
+                                    f"{config.getoption('--inventory')}")
+        chosen.update((t.name, t) for t in found)
+    return [t for t in targets if t.name in chosen]
 
 
 def pytest_generate_tests(metafunc):
@@ -48,7 +71,7 @@ def pytest_generate_tests(metafunc):
         return
     marker = metafunc.definition.get_closest_marker("groups")
     groups = set(marker.args) if marker else None
-    selected = [t for t in _targets(metafunc.config) if groups is None or groups & set(t.groups)]
+    selected = [t for t in _audited(metafunc.config) if groups is None or groups & set(t.groups)]
     if "tenant" in metafunc.fixturenames:  # a case per declared tenant: one failure hides no other
         cases = [(t, tenant) for t in selected for tenant in tenants_of(t.name, DataView(t.data))]
         metafunc.parametrize("target,tenant", cases, ids=[f"{t.name}-{tenant.id}" for t, tenant in cases])
@@ -179,8 +202,17 @@ def pytest_collection_modifyitems(config, items):
     if not config.getoption("--inventory"):
         return
     targets = _targets(config)
+    # An audit whose groups have no host here (none in the inventory, or none --limit kept) is not
+    # reported as skipped once per audit: it does not apply.
+    unaudited = [item for item in items if "target" in item.fixturenames
+                 and not any(_target_of(item) is t for t in targets)]
+    if unaudited:
+        config.hook.pytest_deselected(items=unaudited)
+        items[:] = [item for item in items if item not in unaudited]
     order = {t.name: i for i, t in enumerate(targets)}
-    items.sort(key=lambda item: order.get(_target_of(item).name, -1) if _target_of(item) else -1)
+    # Within a host, its `alone` audits first: they then share one exclusive hold (_alone_when_marked).
+    items.sort(key=lambda item: (order.get(_target_of(item).name, -1) if _target_of(item) else -1,
+                                 not _is_alone(item)))
     parallel = _hosts_in_parallel(targets)
     for item in items:
         target = _target_of(item)
@@ -203,22 +235,41 @@ def _audit_lock(shared: Path, mode):
     return lock
 
 
+def _is_alone(item) -> bool:
+    return item.get_closest_marker("alone") is not None
+
+
+_exclusive = []  # this worker's exclusive hold, kept across its consecutive `alone` audits
+
+
+def _release_exclusive():
+    while _exclusive:
+        _exclusive.pop().close()
+
+
 @pytest.fixture(autouse=True)
 def _alone_when_marked(request, tmp_path_factory):
     """Under xdist: an `alone` audit waits until no other audit runs, and none starts meanwhile.
     Its sessions (`pair`) start before that, beside the other audits, as any audit's do: only the
-    measurement runs alone (starting a node's pair, its volumes opened, takes tens of seconds under
-    TCG, and the other worker sat idle through it)."""
+    measurements run alone (starting a node's pair, its volumes opened, takes tens of seconds under
+    TCG). A host's alone audits run one after the other (collection puts them first) under one
+    hold: each hold waits for the other worker's current audit to end, its node idle meanwhile."""
     if not hasattr(request.config, "workerinput"):
         yield
         return
     shared = tmp_path_factory.getbasetemp().parent  # the run's folder, above each worker's
-    alone = request.node.get_closest_marker("alone") is not None
-    if alone and "pair" in request.fixturenames:
+    if not _is_alone(request.node):
+        _release_exclusive()
         with closing(_audit_lock(shared, fcntl.LOCK_SH)):
-            request.getfixturevalue("pair")
-    with closing(_audit_lock(shared, fcntl.LOCK_EX if alone else fcntl.LOCK_SH)):
-        yield
+            yield
+        return
+    if not _exclusive:
+        if "pair" in request.fixturenames:
+            with closing(_audit_lock(shared, fcntl.LOCK_SH)):
+                request.getfixturevalue("pair")
+        _exclusive.append(_audit_lock(shared, fcntl.LOCK_EX))
+        request.config.add_cleanup(_release_exclusive)
+    yield
 
 
 @pytest.fixture(scope="session")

@@ -90,7 +90,8 @@ def test_a_session_already_on_a_drained_node_stays_as_it_is(drained, monkeypatch
     from toskit.node.tosnode import freezer
     from toskit.node.tosnode.restore import restore
     monkeypatch.setattr(freezer, "state", lambda tenant_id: "paused")
-    monkeypatch.setattr(tool, "volume", lambda tenants_file, tenant_id: type("V", (), {"is_mounted": lambda s: False})())
+    unmounted = type("Volume", (), {"is_mounted": lambda self: False})()
+    monkeypatch.setattr(tool, "volume", lambda tenants_file, tenant_id: unmounted)
     assert restore(drained, "acme") == "acme: already paused here (`tos-session resume`)"
 
 
