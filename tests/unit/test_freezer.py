@@ -172,3 +172,21 @@ def test_the_hold_waits_until_every_task_has_stopped(tree, tmp_path, monkeypatch
     freezer._wait_stopped(tmp_path, "acme")  # returns once both are stopped
     assert {freezer._task_state(str(pid)) for pid in (init, child)} == {"T"}
     assert freezer._task_state("999999999") == "X"
+
+
+@pytest.mark.parametrize("status", ["exited", "created", "paused"])
+def test_a_container_that_is_not_running_is_its_docker_state_without_a_cgroup_read(monkeypatch, status):
+    """After a reboot a session's container is left exited, Pid 0: there is no /proc/0/cgroup, and
+    start, restore and status must still see it (they replace or report it)."""
+    from toskit.node.tosnode import sessions
+    monkeypatch.setattr(sessions, "container", lambda tenant_id: {"State": {"Status": status, "Pid": 0}})
+    monkeypatch.setattr(freezer, "container_pid", lambda tenant_id: 0)
+    assert freezer.state("acme") == status
+
+
+def test_a_running_container_frozen_by_its_slice_is_paused(cgroups, monkeypatch):
+    from toskit.node.tosnode import sessions
+    monkeypatch.setattr(sessions, "container", lambda tenant_id: {"State": {"Status": "running", "Pid": 4242}})
+    assert freezer.state("acme") == "running"  # control: nothing frozen
+    (cgroups.slice / "cgroup.freeze").write_bytes(b"1\n")
+    assert freezer.state("acme") == "paused"

@@ -46,10 +46,10 @@ def state(tenant_id: str) -> str | None:
     if found is None:
         return None
     current = found["State"]["Status"]
+    if current != "running":  # exited or created (after a reboot): Pid 0, no cgroup to read
+        return current
     cgroup = cgroup_of(tenant_id, found["State"]["Pid"])
-    if current == "running" and (_frozen(cgroup) or _frozen(cgroup.parent)):
-        return "paused"
-    return current
+    return "paused" if _frozen(cgroup) or _frozen(cgroup.parent) else current
 
 
 @contextmanager
