@@ -11,9 +11,9 @@ after the other.
 """
 
 import fcntl
-from fnmatch import fnmatch
 import tempfile
 from contextlib import closing, contextmanager
+from fnmatch import fnmatch
 from pathlib import Path
 
 import gevent.monkey
