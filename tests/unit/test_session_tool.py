@@ -99,3 +99,21 @@ def test_the_deploy_writes_whether_the_node_is_drained(tenants_file):
     assert tenants_file["drained"] is False  # the default
     tenants = parse_tenants("n1", [{"id": "acme"}], ALL_DEFAULTS["tenant_quota_defaults"])
     assert '"drained": true' in tenants_json(tenants, "tos-session:abc", 1800, drained=True)
+
+
+def test_the_agent_counts_as_up_only_once_its_own_socket_exists(tmp_path, monkeypatch):
+    """Seen through /proc/PID/root (here this process's own root), never following a link."""
+    import os
+    import socket
+    monkeypatch.setattr(tool, "container", lambda tenant: {"State": {"Pid": os.getpid()}})
+    monkeypatch.setattr(tool, "AGENT_SOCKET", str(tmp_path / "tos-agent.sock"))
+    assert not tool.agent_listening("acme")  # control: nothing there yet
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(tmp_path / "elsewhere.sock"))
+        (tmp_path / "tos-agent.sock").symlink_to(tmp_path / "elsewhere.sock")
+        assert not tool.agent_listening("acme")  # a link the tenant planted is not the agent
+        (tmp_path / "tos-agent.sock").unlink()
+        os.rename(tmp_path / "elsewhere.sock", tmp_path / "tos-agent.sock")
+        assert tool.agent_listening("acme")
+    monkeypatch.setattr(tool, "container", lambda tenant: None)
+    assert not tool.agent_listening("acme")  # no container (or Pid 0): not up

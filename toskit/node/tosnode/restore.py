@@ -44,7 +44,7 @@ def restore(tenants_file: dict, tenant_id: str, take_over: bool = False) -> str:
     opened = volume.open(take_over=take_over)  # Vault and the lease: fails closed, nothing changed
     state = checkpoints.read_state(volume.checkpoints)
     if state["state"] == "running":  # never hibernated, or stopped: an ordinary start
-        return sessions.start(tenants_file, tenant_id)
+        return f"{opened}\n{sessions.start(tenants_file, tenant_id).splitlines()[-1]}"
     if state["state"] != "checkpointed":
         return _cold_start(tenants_file, volume, tenant_id,
                            f"its last hibernation, on {state['node']}, never finished", opened)
