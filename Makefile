@@ -35,11 +35,16 @@ audit: venv
 	$(VENV)/bin/pytest -q -n 2 --dist loadgroup tests/audit --inventory=$(INVENTORY) $(if $(LIMIT),--limit=$(LIMIT)) \
 		--junitxml=.lab/run/audit.xml --audit-report=.lab/run/audit-report.md
 
-## Tests: fast ones need no VMs; lab ones boot, deploy, audit and tear down the lab.
+## Tests: fast ones need no VMs; lab ones boot, deploy, audit and tear down the lab, in three
+## stages (tests/lab/conftest.py): the build-up; node1's tests beside node2's and the gateway's;
+## the end.
+LAB_TESTS := $(VENV)/bin/pytest -q -x --durations=0 tests/lab
 test-fast: venv
 	$(VENV)/bin/pytest -q tests/unit
 test-lab: venv
-	$(VENV)/bin/pytest -q -x --durations=0 tests/lab
+	$(LAB_TESTS) -m "not concurrent and not last"
+	$(LAB_TESTS) -m concurrent -n 2 --dist loadgroup
+	$(LAB_TESTS) -m last
 test: test-fast test-lab
 
 bench-lab: venv

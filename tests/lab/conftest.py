@@ -1,31 +1,21 @@
-"""Fixtures shared by the lab test files (they run in name order against one lab)."""
+"""The lab tests' stages. The files run in name order against one lab; `make test-lab` runs them
+in three stages (marks: labtools.ON_NODE1, ON_NODE2_AND_GATEWAY, `last`), so that node1's long
+tests and node2's run at once, each on one of the machine's two cores (a guest is one emulation
+thread):
 
-import secrets
-import subprocess
-import sys
+    1. unmarked: test_1 (lab up, deploy, audit), test_2 (node2 broken and repaired), and the
+       session test_5 moves (hibernated on node1 before node2 is rebuilt);
+    2. `concurrent`, two workers (pytest-xdist --dist loadgroup): node1's storage and hibernation
+       tests (test_3, test_4; group `node1`) beside node2 destroyed, rebuilt, taking the session
+       over and rebooted, then the gateway's tests (test_5, test_6, test_7; group `node2+gateway`).
+       Neither group touches the other's node or tenants (node1: acme, beta; node2: gamma);
+    3. `last`: test_9 (Vault restarted, the lab taken down).
 
-import pytest
-from labtools import PYINFRA, ROOT, on, session_write
+`pytest tests/lab` without -m runs all of it in one process, in name order.
+"""
 
 
-@pytest.fixture(scope="session")
-def node2_rebuild(tmp_path_factory):
-    """Writes a marker into acme's volume on node1, then destroys node2 and rebuilds it from
-    nothing (lab + deploy) in the background, while the node1-only tests run (test_3, test_4).
-    Yields (marker, wait): wait() joins the rebuild (test_5)."""
-    on("node1", "tos-session start acme")
-    marker = f"TOSKEEP{secrets.token_hex(8)}"
-    session_write("node1", "acme", "/home/session/keep", marker)
-    old_identity = on("node2", "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout
-    log = tmp_path_factory.mktemp("rebuild") / "rebuild.log"
-    with open(log, "w") as out:
-        rebuild = subprocess.Popen(
-            f"{sys.executable} -m toskit.lab rebuild node2 && {PYINFRA} -y inventories/lab.py deploy.py --limit node2",
-            shell=True, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+def pytest_configure(config):
+    config.addinivalue_line("markers", "concurrent: the lab tests' second stage, two groups side by side")
+    config.addinivalue_line("markers", "last: the lab tests' third stage (Vault restarted, lab down)")
 
-    def wait():
-        code = rebuild.wait(timeout=1800)
-        assert code == 0, log.read_text()[-4000:]
-        assert on("node2", "cat /etc/ssh/ssh_host_ed25519_key.pub").stdout != old_identity  # a new machine
-    yield marker, wait
-    rebuild.wait(timeout=1800)

@@ -8,6 +8,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,9 @@ ROOT = Path(__file__).resolve().parents[2]
 SUMMARY = re.compile(r"^lab: hosts=(\d+) changed=(\d+) audit_passed=(\d+) audit_failed=(\d+)$", re.M)
 CONFIG = LabConfig.from_env()
 PYINFRA = str(Path(sys.executable).with_name("pyinfra"))
+# The second stage's two groups (conftest.py): each module's `pytestmark`.
+ON_NODE1 = [pytest.mark.concurrent, pytest.mark.xdist_group("node1")]
+ON_NODE2_AND_GATEWAY = [pytest.mark.concurrent, pytest.mark.xdist_group("node2+gateway")]
 
 
 def run(argv: list, timeout: float, check: bool = True) -> subprocess.CompletedProcess:
@@ -35,14 +39,40 @@ def lab(*args: str, timeout: float = 900, check: bool = True) -> subprocess.Comp
     return run([sys.executable, "-m", "toskit.lab", *args], timeout, check)
 
 
+# What a command that outlived its timeout was waiting on: every process with its kernel wait
+# channel, the kernel stacks of those in uninterruptible sleep, the node's last log lines.
+HANG_SNAPSHOT = ("ps -eo pid,ppid,stat,wchan:28,etimes,args --forest | grep -v ' \\[' ; "
+                 "for p in $(ps -eo pid=,stat= | awk '$2 ~ /^D/ {print $1}'); do "
+                 "echo \"== /proc/$p/stack ($(tr '\\0' ' ' < /proc/$p/cmdline))\"; cat /proc/$p/stack; done; "
+                 "echo '== journal'; journalctl -n 80 --no-pager -o short-monotonic; "
+                 "echo '== dmesg'; dmesg | tail -n 30")
+
+
 def on(host: str, command: str, check: bool = True, stdin: str | None = None,
-       timeout: float = 300) -> subprocess.CompletedProcess:
+       timeout: float = 300, explain_timeout: bool = True) -> subprocess.CompletedProcess:
+    """The command's result; one that outlives `timeout` fails the test with what the host was
+    doing then (explain_timeout=False: TimeoutExpired, for a caller that expects it)."""
     # On a slow machine (guests ~4x slower) one hibernate or restore took up to ~160 s.
-    proc = subprocess.run(ssh_argv(CONFIG, CONFIG.host(host), command), capture_output=True, text=True,
-                          timeout=timeout, input=stdin if stdin is not None else "")
+    try:
+        proc = subprocess.run(ssh_argv(CONFIG, CONFIG.host(host), command), capture_output=True, text=True,
+                              timeout=timeout, input=stdin if stdin is not None else "")
+    except subprocess.TimeoutExpired as e:
+        if not explain_timeout:
+            raise
+        pytest.fail(f"on {host}: {command} still ran after {timeout:.0f} s; what {host} was doing then:\n"
+                    f"{hang_snapshot(host)}\n(partial output: {e.stdout!r} {e.stderr!r})")
     if check and proc.returncode != 0:
         pytest.fail(f"on {host}: {command} exited {proc.returncode}: {proc.stderr}")
     return proc
+
+
+def hang_snapshot(host: str) -> str:
+    try:
+        proc = subprocess.run(ssh_argv(CONFIG, CONFIG.host(host), HANG_SNAPSHOT), capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        return "(no snapshot: the host did not answer within 120 s)"
+    return proc.stdout[-20000:] + proc.stderr[-2000:]
 
 
 def cycle(audit_filter: str | None = None, timeout: float = 3000, limit: str | None = None) -> tuple:
@@ -101,9 +131,16 @@ def launch_app(host: str, tenant: str, app: str, blob_mb: int = APP_BLOB_MB) -> 
     """Starts an Active App through the session agent (a child of the session's init, as a
     checkpoint needs it), and waits until it answers."""
     on(host, f"docker exec tos-session-{tenant} tos-session-ctl launch {app} {blob_mb}")
-    on(host, f"for i in $(seq 120); do docker exec tos-session-{tenant} test -S /tmp/app-{app}.sock && exit 0; "
-             f"sleep 0.5; done; exit 1")
+    wait_for_app(host, tenant, app)
     return app_state(host, tenant, app)
+
+
+def wait_for_app(host: str, tenant: str, app: str, within: int = 120) -> None:
+    """Until the app's socket is up in the session's /tmp, seen through /proc/PID/root (a `docker
+    exec` per look costs seconds under emulation)."""
+    on(host, f"pid=$(docker inspect -f '{{{{.State.Pid}}}}' tos-session-{tenant}) && "
+             f"for i in $(seq {within * 5}); do test -S /proc/$pid/root/tmp/app-{app}.sock && exit 0; sleep 0.2; done; "
+             f"exit 1")
 
 
 def restore_live(host: str, tenant: str, command: str = "restore") -> str:
@@ -143,3 +180,30 @@ def found_on_disk(host: str, needles: list) -> set:
             found |= {n for n in needles if n in window}
             tail = window[-longest:]
     return found
+
+
+def boot_id(host: str) -> str | None:
+    """None while the guest does not answer (going down, booting)."""
+    try:
+        proc = on(host, "cat /proc/sys/kernel/random/boot_id", check=False, timeout=30, explain_timeout=False)
+    except subprocess.TimeoutExpired:
+        return None
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def reboot(host: str, timeout: float = 1200) -> None:
+    """Reboots the guest from inside (qemu keeps running) and waits until it answers with a new
+    boot and Docker is up (~25 s after sshd under TCG)."""
+    before = boot_id(host)
+    on(host, "systemd-run --on-active=1 systemctl reboot")  # returns before the connection drops
+    deadline = time.monotonic() + timeout
+    while boot_id(host) in (None, before):
+        assert time.monotonic() < deadline, f"{host} did not come back within {timeout} s"
+        time.sleep(5)
+    on(host, "timeout 600 sh -c 'until systemctl -q is-active docker.service; do sleep 1; done'", timeout=660)
+
+
+def active_since(host: str, unit: str) -> int:
+    out = on(host, f"systemctl show -P ActiveEnterTimestampMonotonic {unit}").stdout.strip()
+    assert out not in ("", "0"), f"{unit} is not active on {host}"
+    return int(out)

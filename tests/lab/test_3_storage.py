@@ -1,9 +1,7 @@
 """Tenant storage on the lab, proved from outside the guests: what the disks and the wire hold,
 where key material can be found, Vault outages, bad input, rotation, disabled tenants, and a
-node destroyed and rebuilt. Runs after test_1 deployed the lab.
-
-Its first test starts rebuilding node2 in the background (conftest.node2_rebuild); the tests that
-use the rebuilt node are in test_5, after the node1-only tests of test_3 and test_4.
+node destroyed and rebuilt. Runs after test_1 deployed the lab, on node1 (tenant acme), beside
+node2's rebuild in test_5 (the second stage: conftest.py).
 """
 
 import base64
@@ -13,11 +11,12 @@ import secrets
 from pathlib import Path
 
 import pytest
-from labtools import CONFIG, PYINFRA, ROOT, found_on_disk, on, run, session_read, session_write
+from labtools import CONFIG, ON_NODE1, PYINFRA, ROOT, found_on_disk, on, run, session_read, session_write
 
 from toskit.lab.capture import Capture
 from toskit.lab.vault import LabVault
 
+pytestmark = ON_NODE1
 SHARE = "/var/lib/tos/share"
 NODE_SCAN = Path(__file__).with_name("node_scan.py")
 
@@ -47,7 +46,7 @@ def acme_on_node1():
     on("node1", "tos-session stop acme", check=False)
 
 
-def test_data_and_keys_are_nowhere_in_plain_on_disks_wire_or_processes(acme_on_node1, node2_rebuild):
+def test_data_and_keys_are_nowhere_in_plain_on_disks_wire_or_processes(acme_on_node1):
     marker = f"TOSMARK{secrets.token_hex(16)}"
     control = f"TOSCTRL{secrets.token_hex(16)}"
     node1 = next(h for h in CONFIG.hosts if h.name == "node1")

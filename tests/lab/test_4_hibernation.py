@@ -1,8 +1,8 @@
-"""Hibernation on node1 (tenant beta), while node2 is being rebuilt: pause, the faults that must
-lose nothing (Vault down, storage down, the tool killed mid-checkpoint), restore with the live
-state intact, a corrupted checkpoint falling back to a cold start, and the idle policy's unit.
-The move to another node is in test_5. Sessions stay small (labtools.APP_BLOB_MB): CRIU moves
-~1 MB/s under TCG.
+"""Hibernation on node1 (tenant beta), beside node2's rebuild (conftest.py's second stage):
+pause, the faults that must lose nothing (Vault down, storage down, the tool killed
+mid-checkpoint), restore with the live state intact, a corrupted checkpoint falling back to a cold
+start, and the idle policy's unit. The move to another node is in test_5. Sessions stay small
+(labtools.APP_BLOB_MB): CRIU moves ~1 MB/s under TCG.
 """
 
 import json
@@ -11,11 +11,12 @@ import secrets
 import time
 
 import pytest
-from labtools import (APP_BLOB_MB, CONFIG, app_state, assert_freed, found_on_disk, launch_app, memory_held, on,
-                      restore_live)
+from labtools import (APP_BLOB_MB, CONFIG, ON_NODE1, app_state, assert_freed, found_on_disk, launch_app,
+                      memory_held, on, restore_live, wait_for_app)
 
 from toskit.lab import criu_race
 
+pytestmark = ON_NODE1
 TENANT, APP = "beta", f"memo{secrets.token_hex(3)}"
 VOLUME = f"/run/tos/volumes/{TENANT}"
 
@@ -212,8 +213,7 @@ def test_a_corrupted_checkpoint_falls_back_to_a_cold_start_with_the_path_stack(l
     path = json.loads(on("node1", f"docker exec tos-session-{TENANT} tos-session-ctl show").stdout)["path"]
     assert {APP, "Workspace"} <= {e["name"] for e in path}
     # The agent launched the app again: a new process, with fresh state.
-    on("node1", f"for i in $(seq 60); do docker exec tos-session-{TENANT} test -S /tmp/app-{APP}.sock && exit 0; "
-                f"sleep 0.5; done; exit 1")
+    wait_for_app("node1", TENANT, APP)
     assert app_state("node1", TENANT, APP)["blob_sha256"] != live_session[1]["blob_sha256"]
     assert on("node1", f"ls -d {VOLUME}/checkpoints/failed-hib-*").stdout.strip()  # kept for a look
     assert "COLD START" in on("node1", "journalctl -t tos-session --no-pager -n 20").stdout

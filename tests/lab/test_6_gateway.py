@@ -7,12 +7,13 @@ import socket
 import ssl
 
 import pytest
-from labtools import CONFIG, on
+from labtools import CONFIG, ON_NODE2_AND_GATEWAY, on
 
 from toskit.lab.config import GATEWAY_SERVER_NAME, GUEST_VAULT
 
 GATEWAYS = [h for h in CONFIG.hosts if h.group == "gateways"]
-pytestmark = pytest.mark.skipif(not GATEWAYS, reason="the lab has no gateway (TOS_LAB_GATEWAYS=0)")
+pytestmark = [pytest.mark.skipif(not GATEWAYS, reason="the lab has no gateway (TOS_LAB_GATEWAYS=0)"),
+              *ON_NODE2_AND_GATEWAY]
 
 
 def served_serial(gateway) -> int:

@@ -10,14 +10,15 @@ import time
 
 import pytest
 from browser import add_passkey, authenticator, chromium, passkey_sign_in, screenshot, sign_in, sign_out, wait_for
-from labtools import CONFIG, on
+from labtools import CONFIG, ON_NODE2_AND_GATEWAY, on
 
 from toskit.lab import identity
 from toskit.lab.config import GATEWAY_SERVER_NAME, GUEST_VAULT, VAULT_NAME
 from toskit.lab.vault import LabVault
 
 GATEWAYS = [h for h in CONFIG.hosts if h.group == "gateways"]
-pytestmark = pytest.mark.skipif(not GATEWAYS, reason="the lab has no gateway (TOS_LAB_GATEWAYS=0)")
+pytestmark = [pytest.mark.skipif(not GATEWAYS, reason="the lab has no gateway (TOS_LAB_GATEWAYS=0)"),
+              *ON_NODE2_AND_GATEWAY]
 VAULT = LabVault(CONFIG)
 
 
