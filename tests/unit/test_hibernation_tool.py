@@ -57,6 +57,27 @@ def test_unfinished_images_are_told_apart_and_their_last_write_is_known(tmp_path
     assert sorted(p.name for p in tmp_path.iterdir()) == ["failed-hib-0", "hib-1", "hib-1.manifest.json"]
 
 
+
+def test_the_room_an_interrupted_checkpoint_held_counts_as_free_for_the_next(tmp_path, monkeypatch):
+    """A volume of 100 MiB holding 60 MiB of unfinished images, for a session needing ~41 MiB."""
+    checkpoints, cgroup = tmp_path / "checkpoints", tmp_path / "cgroup"
+    (checkpoints / "hib-killed").mkdir(parents=True)
+    (checkpoints / "hib-killed" / "pages-1.img").write_bytes(b"\0" * (60 << 20))
+    cgroup.mkdir()
+    (cgroup / "memory.stat").write_text(f"anon {20 << 20}\nshmem 0\n")
+
+    def statvfs(path):  # what the folder holds, out of 100 MiB
+        used = sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+        return SimpleNamespace(f_bavail=(100 << 20) - used, f_frsize=1)
+    monkeypatch.setattr(hibernation.os, "statvfs", statvfs)
+    volume = SimpleNamespace(tenant="beta", checkpoints=checkpoints)
+    hibernation._make_room(volume, cgroup)
+    assert list(checkpoints.iterdir()) == []
+    # Control: a session needing more than the whole volume is still refused, with the numbers.
+    (cgroup / "memory.stat").write_text(f"anon {90 << 20}\nshmem 0\n")
+    with pytest.raises(hibernation.Deferred, match="100 MiB free and the checkpoint needs about 128 MiB"):
+        hibernation._make_room(volume, cgroup)
+
 class Dockerd:
     """The clock (monotonic from 0, and the wall clock), containerd's checkpoint images of the
     session and the images folder on the volume; sleeping runs what dockerd does meanwhile."""

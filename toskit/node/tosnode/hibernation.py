@@ -115,9 +115,12 @@ def _no_strangers(tenant_id: str) -> None:
         time.sleep(0.2)
 
 
-def _room_for_checkpoint(volume: Volume, cgroup: Path) -> None:
-    """The images hold the session's anonymous memory and tmpfs (file-backed pages are not dumped):
-    refuse early, not with a half-written dump."""
+def _make_room(volume: Volume, cgroup: Path) -> None:
+    """The images of an interrupted hibernation go first: the room they hold is this checkpoint's
+    (counted as taken, a retry after a kill was refused for want of space it would have freed).
+    Then the images hold the session's anonymous memory and tmpfs (file-backed pages are not
+    dumped): refuse early, not with a half-written dump."""
+    _discard_unfinished(volume.checkpoints)
     stat = dict(line.split() for line in (cgroup / "memory.stat").read_text().splitlines())
     needed = (int(stat["anon"]) + int(stat["shmem"])) * 5 // 4 + 16 * 2**20
     stat = os.statvfs(volume.checkpoints)
@@ -276,11 +279,10 @@ def hibernate(tenants_file: dict, tenant_id: str) -> str:
     _no_strangers(tenant_id)
     _storage_answers(volume)
     _vault_answers(volume)
-    _room_for_checkpoint(volume, freezer.cgroup_of(tenant_id))
+    _make_room(volume, freezer.cgroup_of(tenant_id))
 
     checkpoint = "hib-" + now().replace(":", "").replace("+0000", "Z").replace("-", "")
     checkpoints.write_state(folder, volume.node.name, "checkpointing", checkpoint)
-    _discard_unfinished(folder)
     started = time.monotonic()
     cgroup = freezer.hold_for_checkpoint(tenant_id)
     try:
