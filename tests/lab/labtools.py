@@ -40,11 +40,12 @@ def lab(*args: str, timeout: float = 900, check: bool = True) -> subprocess.Comp
 
 
 # What a command that outlived its timeout was waiting on: the host's last log lines (ssh logins
-# left out), then every process with its kernel wait channel, and the kernel stacks of those in
-# uninterruptible sleep. Last, as a long report keeps its end.
+# left out), the frozen cgroups, then every process with its kernel wait channel, and the kernel
+# stacks of those in uninterruptible sleep. Last, as a long report keeps its end.
 HANG_SNAPSHOT = ("echo '== journal'; journalctl -n 300 --no-pager -o short-monotonic | "
                  "grep -v -e audit -e sshd-session -e pam_unix | tail -n 60; "
                  "echo '== dmesg'; dmesg | grep -v audit | tail -n 20; "
+                 "echo '== frozen cgroups'; grep -rlx 1 /sys/fs/cgroup --include cgroup.freeze; "
                  "echo '== processes'; ps -eo pid,ppid,stat,wchan:28,etimes,args --forest | grep -v ' \\[' ; "
                  "for p in $(ps -eo pid=,stat= | awk '$2 ~ /^D/ {print $1}'); do "
                  "echo \"== /proc/$p/stack ($(tr '\\0' ' ' < /proc/$p/cmdline))\"; cat /proc/$p/stack; done")
