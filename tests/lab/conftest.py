@@ -8,7 +8,9 @@ thread):
     2. `concurrent`, two workers (pytest-xdist --dist loadgroup): node1's storage and hibernation
        tests (test_3, test_4; group `node1`) beside node2 destroyed, rebuilt, taking the session
        over and rebooted, then the gateway's tests (test_5, test_6, test_7; group `node2+gateway`).
-       Neither group touches the other's node or tenants (node1: acme, beta; node2: gamma);
+       Neither changes the other's node or tenants (node1: acme, beta; node2: gamma): node2's
+       group only has node1 refuse gamma's volume while Vault disables gamma, and redeploys it
+       (nothing on node1 changes, only its Vault policy, back to what the data says);
     3. `last`: test_9 (Vault restarted, the lab taken down).
 
 `pytest tests/lab` without -m runs all of it in one process, in name order.
