@@ -10,6 +10,7 @@
     tos-session hibernate TENANT             checkpoint it into its volume, verify, free this node
     tos-session restore TENANT [--take-over] bring it back here (any node), or cold-start it
     tos-session status [TENANT]              sessions here and hibernated ones
+    tos-session report [TENANT]              the same, and this node's memory, as JSON (for the broker)
     tos-session policy                       the idle policy, once (tos-session-policy.timer runs it)
     tos-session volume open TENANT [--take-over]
                                              unlock (creating it on first use) and mount the volume
@@ -21,14 +22,17 @@
 
 Tenants come from /etc/tos/tenants.json and storage from /etc/tos/node.json, both written by the deploy.
 Exit status: 0 done, 1 refused or failed (the message says why), 75 deferred: storage or Vault did
-not answer, the session was left paused and the same command can be run again.
+not answer (the session was left paused), or another command was changing the same session for
+longer than 10 minutes (nothing was done); the same command can be run again.
+Commands that change a session or its volume run one at a time per tenant (locks.py).
 """
 
 import argparse
 import json
 import sys
+from pathlib import Path
 
-from . import checkpoints, freezer, hibernation, policy, restore, sessions
+from . import checkpoints, freezer, hibernation, locks, policy, restore, sessions
 from .errors import NodeError
 from .vaultclient import NodeVault
 from .nodeconfig import NodeConfig
@@ -42,27 +46,52 @@ def list_sessions(tenants_file: dict) -> str:
     return "\n".join(lines)
 
 
+def session_report(tenants_file: dict, tenant_id: str) -> dict:
+    """Where a tenant's session is and in what state, as this node sees it (reads only)."""
+    volume = sessions.volume(tenants_file, tenant_id)
+    lease = volume.lease()
+    report = {"tenant": tenant_id, "here": freezer.state(tenant_id), "lease": lease and lease["node"],
+              "checkpoint": None}
+    if volume.is_mounted():
+        state = checkpoints.read_state(volume.checkpoints)
+        report.update(volume="open", state=state["state"])
+        if state.get("checkpoint"):
+            report["checkpoint"] = {"name": state["checkpoint"]}
+        return report
+    try:
+        marker = json.loads(hibernation.marker(volume).read_text())
+    except FileNotFoundError:
+        marker = None
+    report.update(volume="leased" if lease else "closed",
+                  state="elsewhere" if lease else "hibernated" if marker else "stopped")
+    if marker:
+        report["checkpoint"] = {"name": marker["checkpoint"], "bytes": marker["bytes"], "node": marker["node"]}
+    return report
+
+
+def node_report(tenants_file: dict, tenant_id: str | None) -> dict:
+    """`tos-session report`: what a broker places sessions by (JSON; README: placement)."""
+    ids = [tenant_id] if tenant_id else [t["id"] for t in tenants_file["tenants"]]
+    if tenant_id:
+        sessions.tenant(tenants_file, tenant_id)
+    meminfo = dict(line.split(":", 1) for line in Path("/proc/meminfo").read_text().splitlines())
+    return {"node": NodeConfig.load().name, "drained": bool(tenants_file.get("drained")),
+            "memory": {key: int(meminfo[name].split()[0]) * 1024
+                       for key, name in (("total_bytes", "MemTotal"), ("available_bytes", "MemAvailable"))},
+            "sessions": [session_report(tenants_file, tid) for tid in ids]}
+
+
 def status(tenants_file: dict, tenant_id: str | None) -> str:
     """Sessions here and hibernated ones: where each is, its volume, its checkpoint."""
-    ids = [tenant_id] if tenant_id else [t["id"] for t in tenants_file["tenants"]]
+    report = node_report(tenants_file, tenant_id)
     lines = [f"{'TENANT':14} {'HERE':8} {'VOLUME':10} {'STATE':14} CHECKPOINT"]
-    for tid in ids:
-        volume = sessions.volume(tenants_file, tid)
-        here = freezer.state(tid) or "-"
-        if volume.is_mounted():
-            state = checkpoints.read_state(volume.checkpoints)
-            where, what, cp = "open", state["state"], state.get("checkpoint") or "-"
-        else:
-            lease = volume.lease()
-            try:
-                marker = json.loads(hibernation.marker(volume).read_text())
-            except FileNotFoundError:
-                marker = None
-            where = f"on {lease['node']}" if lease else "closed"
-            what = "elsewhere" if lease else "hibernated" if marker else "stopped"
-            cp = f"{marker['checkpoint']} ({marker['bytes'] / 2**20:.1f} MiB, from {marker['node']})" if marker else "-"
-        lines.append(f"{tid:14} {here:8} {where:10} {what:14} {cp}")
-    if tenants_file.get("drained"):
+    for s in report["sessions"]:
+        where = {"open": "open", "closed": "closed"}.get(s["volume"]) or f"on {s['lease']}"
+        cp = s["checkpoint"]
+        cp = "-" if not cp else cp["name"] if "bytes" not in cp else \
+            f"{cp['name']} ({cp['bytes'] / 2**20:.1f} MiB, from {cp['node']})"
+        lines.append(f"{s['tenant']:14} {s['here'] or '-':8} {where:10} {s['state']:14} {cp}")
+    if report["drained"]:
         lines.append("(this node is drained: it starts and restores no new session)")
     return "\n".join(lines)
 
@@ -80,11 +109,23 @@ def volume_command(tenants_file: dict, args) -> str:
         return "\n".join(lines)
     if not args.tenant:
         raise NodeError(f"volume {args.action} needs a TENANT")
-    if args.action == "open":
-        return sessions.volume(tenants_file, args.tenant).open(take_over=args.take_over)
-    if args.action == "close":
-        return sessions.close_volume(tenants_file, args.tenant)
-    return sessions.volume(tenants_file, args.tenant).rotate()
+    sessions.tenant(tenants_file, args.tenant)  # an unknown one is named before any lock is made for it
+    with locks.tenant_lock(args.tenant, f"volume {args.action}"):
+        if args.action == "open":
+            return sessions.volume(tenants_file, args.tenant).open(take_over=args.take_over)
+        if args.action == "close":
+            return sessions.close_volume(tenants_file, args.tenant)
+        return sessions.volume(tenants_file, args.tenant).rotate()
+
+
+def session_command(tenants_file: dict, args) -> str:
+    """start, stop, pause, resume, hibernate, restore: each under the tenant's lock (locks.py)."""
+    sessions.tenant(tenants_file, args.tenant)
+    with locks.tenant_lock(args.tenant, args.command):
+        if args.command in ("start", "restore"):  # a hibernated session always comes back restored
+            return restore.restore(tenants_file, args.tenant, take_over=getattr(args, "take_over", False))
+        return {"stop": sessions.stop, "pause": hibernation.pause, "resume": hibernation.resume,
+                "hibernate": hibernation.hibernate}[args.command](tenants_file, args.tenant)
 
 
 def vault_check() -> str:
@@ -101,6 +142,7 @@ def main(argv=None) -> int:
     sub.choices["restore"].add_argument("--take-over", action="store_true",
                                         help="restore even though another node holds the lease (only if it is gone)")
     sub.add_parser("status").add_argument("tenant", nargs="?")
+    sub.add_parser("report").add_argument("tenant", nargs="?")
     sub.add_parser("policy")
     sub.add_parser("list")
     exec_parser = sub.add_parser("exec")
@@ -133,18 +175,16 @@ def main(argv=None) -> int:
             print(list_sessions(tenants_file))
         elif args.command == "status":
             print(status(tenants_file, args.tenant))
+        elif args.command == "report":
+            print(json.dumps(node_report(tenants_file, args.tenant), indent=2, sort_keys=True))
         elif args.command == "policy":
             done, failed = policy.run(tenants_file)
             print("\n".join(done + failed) or "policy: nothing to do")
             return 1 if failed else 0
-        elif args.command in ("start", "restore"):  # a hibernated session always comes back restored
-            print(restore.restore(tenants_file, args.tenant, take_over=getattr(args, "take_over", False)))
         else:
-            tenant_command = {"stop": sessions.stop, "pause": hibernation.pause, "resume": hibernation.resume,
-                              "hibernate": hibernation.hibernate}[args.command]
-            print(tenant_command(tenants_file, args.tenant))
+            print(session_command(tenants_file, args))
         return 0
-    except hibernation.Deferred as e:
+    except (hibernation.Deferred, locks.Busy) as e:
         print(f"tos-session: {e}", file=sys.stderr)
         return 75
     except NodeError as e:

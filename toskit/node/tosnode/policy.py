@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from . import freezer, hibernation
+from . import freezer, hibernation, locks
 from .errors import NodeError
 
 IDLE_DIR = Path("/run/tos/idle")
@@ -58,7 +58,10 @@ def run(tenants_file: dict) -> tuple[list, list]:
     done, failed = [], []
     for t in tenants_file["tenants"]:
         try:
-            result = step(tenants_file, t, time.time())
+            with locks.tenant_lock(t["id"], "policy", wait=0):
+                result = step(tenants_file, t, time.time())
+        except locks.Busy:
+            continue  # another command is acting on this session: the next round looks again
         except NodeError as e:
             failed.append(hibernation.log(f"policy: {e}"))
         else:
