@@ -138,6 +138,8 @@ def test_the_report_says_where_each_session_is_and_how_much_memory_the_node_has(
          "checkpoint": None},
         {"tenant": "beta", "here": None, "volume": "closed", "state": "hibernated", "lease": None,
          "checkpoint": {"name": "cp-7", "bytes": 3 * 2**20, "node": "node2"}}]
+    from toskit.gateway.portal.placement import NodeReport
+    assert NodeReport.model_validate(report).live_sessions == 1  # what the broker reads, as the node writes it
     assert cli.main(["status"]) == 0  # the table reads the same report
     table = capsys.readouterr().out.splitlines()
     assert table[1].split() == ["acme", "paused", "open", "running", "-"]
