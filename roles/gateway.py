@@ -68,7 +68,9 @@ def gateway_access(data):
     from toskit.vault_gateway import GatewayAccess
     return GatewayAccess(gateway=host.name, cidr=data.gateway_vault_cidr or network_of(data.cluster_ip),
                          server_name=data.gateway_server_name, cert_ttl=data.gateway_cert_ttl,
-                         secret_id_ttl=data.vault_secret_id_ttl, pki_mount=data.gateway_pki_mount)
+                         secret_id_ttl=data.vault_secret_id_ttl, pki_mount=data.gateway_pki_mount,
+                         cluster_pki_mount=data.vault_cluster_pki_mount,
+                         cluster_cert_ttl=data.vault_cluster_cert_ttl)
 
 
 def gateway_json(data, settings, access) -> str:
@@ -141,8 +143,9 @@ def _vault_certificate(data, VaultSettings, VaultError):
     try:
         changes = drift(settings, settings.client(), access)
     except VaultError as e:
-        key, value = ("gateway_pki_mount", access.pki_mount) if "gateway_pki_mount" in str(e) else \
-            ("vault_token_file", settings.token_source)
+        key, value = next(((k, v) for k, v in (("gateway_pki_mount", access.pki_mount),
+                                                ("vault_cluster_pki_mount", access.cluster_pki_mount)) if k in str(e)),
+                          ("vault_token_file", settings.token_source))
         raise DataError(host.name, key, value, str(e), "fix what the message names (Vault's address, CA, token "
                         "or a mount: toskit/vault_data.py, roles/gateway.py); nothing was changed") from None
     if changes:

@@ -43,7 +43,8 @@ def node_access(data):
     tenants = tenants_of(host.name, data)
     return NodeAccess(node=host.name, cidr=data.vault_node_cidr or network_of(data.cluster_ip),
                       tenant_ids=tuple(t.id for t in tenants), enabled_ids=tuple(t.id for t in tenants if t.enabled),
-                      secret_id_ttl=data.vault_secret_id_ttl)
+                      secret_id_ttl=data.vault_secret_id_ttl, cluster_pki_mount=data.vault_cluster_pki_mount,
+                      cluster_cert_ttl=data.vault_cluster_cert_ttl)
 
 
 def vault_json(data, settings) -> str:

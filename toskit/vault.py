@@ -79,10 +79,13 @@ class VaultSettings:
         return hvac.Client(url=self.addr, token=self.token(), verify=self.ca_file or True, timeout=10)
 
 
-def node_policy(settings: VaultSettings, tenant_ids: list) -> str:
-    """HCL: exactly the paths a node needs, for exactly the tenants it serves (and are enabled)."""
+def node_policy(settings: VaultSettings, tenant_ids: list, cluster_sign: str = "") -> str:
+    """HCL: exactly the paths a node needs, for exactly the tenants it serves (and are enabled),
+    and the signing of its own certificate for the gateways' mutual TLS (cluster_sign)."""
     lines = ["# Written by the TOS vault role. A node may create, unwrap and rewrap its tenants'",
-             "# volume keys; it can never read or export a transit key."]
+             "# volume keys; it can never read or export a transit key. It may have its own name",
+             "# signed by the cluster CA (gateway -> node mutual TLS), and nothing else.",
+             *cluster_sign.splitlines()]
     for tenant_id in sorted(tenant_ids):
         key = KEY_PREFIX + tenant_id
         for path, caps in ((f"datakey/plaintext/{key}", "update"), (f"decrypt/{key}", "update"),
@@ -107,10 +110,21 @@ class NodeAccess:
     tenant_ids: tuple        # every tenant the node serves: each gets a transit key
     enabled_ids: tuple       # those the node may unlock
     secret_id_ttl: str
+    cluster_pki_mount: str = "tos-cluster-pki"
+    cluster_cert_ttl: str = "72h"
 
     @property
     def role(self) -> str:
         return ROLE_PREFIX + self.node
+
+    @property
+    def cluster(self):
+        """Its server certificate for the gateways' mutual TLS (vault_pki.py)."""
+        from .vault_pki import cluster_node_role
+        return cluster_node_role(self.node, self.cluster_pki_mount, self.cluster_cert_ttl)
+
+    def policy(self, settings: VaultSettings) -> str:
+        return node_policy(settings, list(self.enabled_ids), self.cluster.sign_policy())
 
     def approle_settings(self) -> dict:
         return host_approle(self.role, self.cidr, self.secret_id_ttl)
@@ -180,8 +194,9 @@ def drift(settings: VaultSettings, client: hvac.Client, access: NodeAccess) -> l
         if not transit or _call(f"reading transit key {key}", settings, client.secrets.transit.read_key, key,
                                 mount_point=settings.transit_mount, missing_ok=True) is None:
             changes.append(f"create transit key {key}")
-    return changes + access_drift(settings, client, access.role, node_policy(settings, list(access.enabled_ids)),
-                                  access.approle_settings())
+    from .vault_pki import pki_drift
+    return changes + pki_drift(settings, client, access.cluster) + \
+        access_drift(settings, client, access.role, access.policy(settings), access.approle_settings())
 
 
 def access_drift(settings: VaultSettings, client: hvac.Client, role: str, policy: str, approle: dict) -> list:
@@ -243,8 +258,9 @@ def _apply(settings: VaultSettings, client: hvac.Client, access: NodeAccess) -> 
         # create_key leaves an existing key as it is; keys are never exportable.
         _call(f"creating transit key {KEY_PREFIX}{tenant_id}", settings, client.secrets.transit.create_key,
               KEY_PREFIX + tenant_id, key_type="aes256-gcm96", exportable=False, mount_point=settings.transit_mount)
-    apply_access(settings, client, access.role, node_policy(settings, list(access.enabled_ids)),
-                 access.approle_settings())
+    from .vault_pki import pki_apply
+    pki_apply(settings, client, access.cluster)
+    apply_access(settings, client, access.role, access.policy(settings), access.approle_settings())
     return changes
 
 

@@ -27,3 +27,8 @@ class VaultAccessData(RoleData):
     # How long a host's secret_id stays valid; the deploy enrols the host again after that
     # (and after every reboot: the secret_id lives in RAM).
     vault_secret_id_ttl: DurationText(minimum=600) = "720h"
+    # Where the cluster CA is mounted: it signs the certificates of the hop gateway -> node (mutual
+    # TLS), each host its own name only. Not the gateways' browser-facing CA (gateway_pki_mount).
+    vault_cluster_pki_mount: MountName = "tos-cluster-pki"
+    # Lifetime of a certificate the cluster CA signs. Units: s, m, h.
+    vault_cluster_cert_ttl: DurationText(maximum=90 * 86400, minimum=3600) = "72h"

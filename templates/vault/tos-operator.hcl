@@ -3,12 +3,14 @@
 #   bao policy write tos-operator templates/vault/tos-operator.hcl
 #   bao token create -policy=tos-operator -ttl=8h
 # Paths assume the default mounts (vault_transit_mount = "transit", vault_approle_mount = "approle",
-# gateway_pki_mount = "pki", portal_kv_mount = "tos-kv", portal_kv_prefix = "tos/portal").
+# gateway_pki_mount = "pki", vault_cluster_pki_mount = "tos-cluster-pki", portal_kv_mount = "tos-kv",
+# portal_kv_prefix = "tos/portal").
 
 # Check and enable the transit engine and the AppRole auth method.
 path "sys/mounts" { capabilities = ["read"] }
 path "sys/mounts/transit" { capabilities = ["create", "update", "read"] }
 path "sys/mounts/pki" { capabilities = ["create", "update", "read"] }
+path "sys/mounts/tos-cluster-pki" { capabilities = ["create", "update", "read"] }
 path "sys/mounts/tos-kv" { capabilities = ["create", "update", "read"] }
 path "sys/auth" { capabilities = ["read"] }
 path "sys/auth/approle" { capabilities = ["create", "update", "sudo", "read"] }
@@ -34,6 +36,14 @@ path "pki/root/generate/internal" { capabilities = ["update"] }
 path "pki/ca/pem" { capabilities = ["read"] }
 path "pki/cert/ca" { capabilities = ["read"] }
 path "pki/roles/tos-gateway-*" { capabilities = ["create", "read", "update"] }
+
+# The cluster CA (gateway -> node mutual TLS), the same way: its roles sign each node's server
+# name and each gateway's client name, and only the host itself has them signed.
+path "tos-cluster-pki/root/generate/internal" { capabilities = ["update"] }
+path "tos-cluster-pki/ca/pem" { capabilities = ["read"] }
+path "tos-cluster-pki/cert/ca" { capabilities = ["read"] }
+path "tos-cluster-pki/roles/tos-cluster-node-*" { capabilities = ["create", "read", "update"] }
+path "tos-cluster-pki/roles/tos-cluster-gateway-*" { capabilities = ["create", "read", "update"] }
 
 # Gateways' AppRoles, as the nodes'.
 path "auth/approle/role/tos-gateway-*" { capabilities = ["create", "read", "update", "list"] }
