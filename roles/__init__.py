@@ -6,7 +6,8 @@ import sys
 
 from toskit.defaults import ALL_DEFAULTS
 
-from . import base, gateway, hibernation, portal, quotas, runtime, sessions, storage, storage_server, tenant_network, vault
+from . import (base, gateway, hibernation, node_api, portal, quotas, runtime, sessions, storage, storage_server,
+               tenant_network, vault)
 
 # Which roles run on which inventory group, in order (after base, which every host gets).
 ROLES_BY_GROUP = {
@@ -21,6 +22,7 @@ ROLES_BY_GROUP = {
         sessions.sessions,  # the session image, built here, and the tos-session tool
         storage.storage,   # the volume share, LUKS tools; volumes open on demand for sessions
         vault.vault,       # tenants' keys and this node's AppRole in Vault; the node enrolled (secret in RAM)
+        node_api.node_api,  # the gateways' one door: nginx, TLS 1.3, a gateway's client certificate required
         hibernation.hibernation,  # CRIU checkpoints of idle sessions into their volumes; the idle policy timer
     ],
     "gateways": [

@@ -39,7 +39,7 @@ SETTINGS = "/etc/tos/portal.json"
 PROVIDER_CAS = "/etc/tos/portal-ca"
 CREDENTIALS = "/run/tos/portal"  # the portal's AppRole (root only; systemd hands it to the service)
 UNIT = "/etc/systemd/system/tos-portal.service"
-GATEWAY_TOOL = "/usr/local/sbin/tos-gateway"
+GATEWAY_TOOL = "/usr/local/sbin/tos-cert"  # its enrolment and Vault check (--portal)
 
 KvPrefix = Annotated[str, Strict(), matching(
     r"[a-z0-9_-]+(/[a-z0-9_-]+)*", "is not a KV path", "write a path such as 'tos/portal' (a-z, 0-9, _ - and /)", 128)]

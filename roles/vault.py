@@ -1,6 +1,7 @@
 """vault: tenants' transit keys and each node's AppRole, made from the operator's machine with hvac
 (toskit/vault.py), and the node's enrolment: its secret_id arrives by response wrapping and is
-kept in RAM only (/run/tos/vault).
+kept in RAM only (/run/tos/vault). Then the node's certificate for the gateways' mutual TLS, from
+the cluster CA (tos-cert: the node makes its key, Vault signs its own name; a timer renews it).
 
 Vault is read while planning (so `--dry` shows what would change) and written only when the
 deploy runs. A token without the rights, or an unreachable Vault, stops the deploy before any
@@ -19,7 +20,8 @@ from toskit.defaults import ALL_DEFAULTS
 from toskit.facts import VaultLogin
 from toskit.schema import DataError
 from toskit.schema.net import OneHostNetwork, network_of
-from toskit.schema.types import MountName, Optional
+from toskit.host_certificates import CERTIFICATE_DIR, Certificate, check_renewal, install, renew_due
+from toskit.schema.types import DurationText, MountName, NonEmpty, Optional, PackageName
 from toskit.tenants import tenants_of
 from toskit.vault_data import CREDENTIALS, HOST_VAULT_CA, VaultAccessData
 
@@ -27,7 +29,16 @@ from toskit.vault_data import CREDENTIALS, HOST_VAULT_CA, VaultAccessData
 # for gevent before anything imports it, and `roles` is imported early by toskit.check and tests.
 
 
+# The data key listing this role's packages (deploy.py installs them all in one transaction).
+PACKAGES_KEY = "vault_packages"
+CLUSTER_CERTIFICATE = f"{CERTIFICATE_DIR}/cluster.pem"  # the node's key and chain (0600)
+
+
 class Data(VaultAccessData):  # how hosts reach Vault (toskit/vault_data.py), checked here too
+    # What tos-cert needs on a node: hvac for Vault, cryptography for its key and CSR.
+    vault_packages: NonEmpty(PackageName) = ["python3-hvac", "python3-cryptography"]
+    # How often a node's timer looks at its certificate's age: below a third of vault_cluster_cert_ttl.
+    vault_cert_renew_interval: DurationText(86400) = "1h"
     # Where the transit engine (the tenants' keys) is mounted.
     vault_transit_mount: MountName = "transit"
     # The address a node's Vault requests come from, as Vault sees it: its AppRole's secret_id
@@ -65,11 +76,17 @@ def vault():
     data = host.data
     settings = VaultSettings.from_data(host.name, data)
     access = node_access(data)
+    cluster = access.cluster
+    certificates = {"cluster": Certificate(CLUSTER_CERTIFICATE, cluster.mount, cluster.role, cluster.common_name,
+                                           data.vault_cluster_cert_ttl, "nginx")}
+    check_renewal(host.name, "vault_cert_renew_interval", data.vault_cert_renew_interval, certificates)
     try:
         changes = drift(settings, settings.client(), access)
     except VaultError as e:
-        raise DataError(host.name, "vault_token_file", settings.token_source, str(e),
-                                 "fix the Vault address, CA or token (see roles/vault.py); nothing was changed") from None
+        key, value = ("vault_cluster_pki_mount", data.vault_cluster_pki_mount) \
+            if "vault_cluster_pki_mount" in str(e) else ("vault_token_file", settings.token_source)
+        raise DataError(host.name, key, value, str(e), "fix the Vault address, CA, token or mount (see roles/vault.py); "
+                        "nothing was changed") from None
     if changes:
         python.call(name=f"Vault: {'; '.join(changes)}", function=apply_changes, settings=settings, access=access)
 
@@ -89,3 +106,5 @@ def vault():
             not secret_id_fresh(settings, settings.client(), ROLE_PREFIX + host.name, data.vault_secret_id_ttl):
         python.call(name=f"Enrol {host.name} with Vault (AppRole secret_id by response wrapping)",
                     function=enrol, settings=settings, role=ROLE_PREFIX + host.name, tool="tos-session vault-enrol")
+    install(data.vault_addr or settings.addr, settings, certificates, data.vault_cert_renew_interval)
+    renew_due(certificates)

@@ -96,8 +96,8 @@ class VolumeSizes(FactBase):
 
 class VaultLogin(FactBase):
     """Can the host log in to Vault with the credential it holds? 'ok', else the reason. `tool`:
-    the host's Vault client (tos-session on nodes, tos-gateway on gateways); None if it is missing.
-    `args`: the tool's further arguments (tos-gateway's --portal: the portal's AppRole)."""
+    the host's Vault client (tos-session on nodes, tos-cert on gateways); None if it is missing.
+    `args`: the tool's further arguments (tos-cert's --portal: the portal's AppRole)."""
 
     def command(self, tool: str = "tos-session", args: str = "") -> str:
         return f"{tool} vault-check {args} 2>&1 || true"
@@ -109,14 +109,15 @@ class VaultLogin(FactBase):
         return output[-1].strip() if output else "no answer"
 
 
-class GatewayCertificate(FactBase):
-    """'valid' when the gateway's certificate, for `server_name`, needs no renewal, else 'due: why'
-    (tos-gateway status); None when the tool is not installed yet."""
+class HostCertificate(FactBase):
+    """'valid' when the host's certificate `certificate` (an ID of tos-cert's), for `cert_name`, needs no
+    renewal, else 'due: why' (tos-cert status); None when the tool is not installed yet."""
 
-    def command(self, tool: str, server_name: str) -> str:
-        return f'out=$({tool} status --name {shlex.quote(server_name)} 2>&1) && echo valid || echo "due: $out"'
+    def command(self, tool: str, certificate: str, cert_name: str) -> str:
+        return (f'out=$({tool} status {shlex.quote(certificate)} --name {shlex.quote(cert_name)} 2>&1) '
+                f'&& echo valid || echo "due: $out"')
 
-    def requires_command(self, tool: str, server_name: str) -> str:
+    def requires_command(self, tool: str, certificate: str, cert_name: str) -> str:
         return tool
 
     def process(self, output):

@@ -306,3 +306,12 @@ def vault_ca(target) -> str | None:
     from toskit.vault_gateway import ca_pem
     settings = VaultSettings.from_data(target.name, DataView(target.data))
     return ca_pem(settings, settings.client(), target.data["gateway_pki_mount"])
+
+
+@pytest.fixture
+def cluster_ca(target) -> str:
+    """The PEM of the cluster CA (the hop gateway -> node), read from Vault."""
+    from toskit.vault import VaultSettings
+    from toskit.vault_pki import ca_pem
+    settings = VaultSettings.from_data(target.name, DataView(target.data))
+    return ca_pem(settings, settings.client(), target.data["vault_cluster_pki_mount"])

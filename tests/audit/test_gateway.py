@@ -1,6 +1,6 @@
 """The front door, by real handshakes from the operator's machine (where a browser would be): TLS
 1.3 and nothing older, a certificate that chains to Vault's CA, names the gateway and lives no
-longer than configured, HSTS; and on the gateway, its key's file and the renewal timer."""
+longer than configured, HSTS."""
 
 import datetime
 import http.client
@@ -69,19 +69,4 @@ def test_plain_http_only_redirects_to_https(host, target):
     answer = host.check_output("curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' http://127.0.0.1/some/path")
     assert answer == f"301 https://{target.data['gateway_server_name']}/some/path"
 
-
-@pytest.mark.control("tos-gateway-06")
-def test_the_key_is_root_s_alone(host):
-    key = host.file("/etc/tos/tls/gateway.pem")
-    assert (key.user, key.group, key.mode) == ("root", "root", 0o600)
-    assert host.file("/etc/tos/tls").mode == 0o700
-
-
-@pytest.mark.control("tos-gateway-07")
-def test_the_certificate_is_renewed_by_a_timer_that_runs(host, target):
-    if target.data.get("gateway_own_certificate"):
-        pytest.skip("the site renews its own certificate")
-    timer = host.service("tos-gateway-renew.timer")
-    assert timer.is_enabled and timer.is_running
-    # Its last run (if any yet) ended well.
-    assert host.check_output("systemctl show -p Result --value tos-gateway-renew.service") == "success"
+# The key's file and the renewal timer: test_certificates.py (tos-cert-01, tos-cert-03), on every host.

@@ -108,4 +108,4 @@ def test_a_callbacks_code_and_state_stay_out_of_the_gateways_logs(host, target, 
 
 @pytest.mark.control("tos-portal-05")
 def test_the_portals_vault_credential_is_in_ram_for_root_only(host, portal):
-    assert_in_ram_for_root_only(host, "tos-gateway vault-check --portal", "/run/tos/portal")
+    assert_in_ram_for_root_only(host, "tos-cert vault-check --portal", "/run/tos/portal")

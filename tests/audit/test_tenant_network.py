@@ -55,18 +55,27 @@ def destinations(target, targets, host, a: str, b: str) -> list:
     gateway = next(iter(inspect(host, a)["NetworkSettings"]["Networks"].values()))["Gateway"]
     found = [("node-at-its-bridge-gateway", gateway, CONTROL_PORT),
              ("node-at-its-cluster-address", target.data["cluster_ip"], 22),
+             *node_api(target, "node-at-its-cluster-address"),
              ("other-tenants-session", session_ip(host, b), 7000)]
     vault = urllib.parse.urlsplit(target.data.get("vault_addr") or "")
     if vault.hostname and re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]+", vault.hostname):  # an address, not a name
         found.append(("vault", vault.hostname, vault.port or 443))
     for other in (t for t in targets if t.name != target.name):
         found.append(("other-hosts", other.data["cluster_ip"], 22))
+        found += node_api(other, "other-hosts")
         if "storage" in other.groups:
             found.append(("nfs", other.data["cluster_ip"], 2049))
     cache = package_cache(host)
     if cache:
         found.append(("package-cache", *cache))
     return found
+
+
+def node_api(target, kind: str) -> list:
+    """The gateways' door into a node (roles/node_api.py), where it has one: no session may knock."""
+    if "nodes" not in target.groups or not target.data["node_api_enabled"]:
+        return []
+    return [(kind, target.data["cluster_ip"], target.data["node_api_port"])]
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """The front door's certificate on the lab's gateway: a renewal is served at once by a reloaded
 (not restarted) nginx, and a renewal while Vault is unreachable changes nothing. The handshakes
 come from this machine, through the gateway's forwarded HTTPS port, as a browser's would.
-(The gateway's audits, tos-gateway-01..07, ran in test_1's full audit.)"""
+(The gateway's audits, tos-gateway-01..05 and tos-cert-01..03, ran in test_1's full audit.)"""
 
 import socket
 import ssl
@@ -34,8 +34,8 @@ def nginx_master(gateway) -> str:
 @pytest.mark.parametrize("gateway", GATEWAYS, ids=lambda h: h.name)
 def test_a_renewed_certificate_is_served_by_the_same_nginx_at_once(gateway):
     before, master = served_serial(gateway), nginx_master(gateway)
-    out = on(gateway.name, "tos-gateway renew --force").stdout
-    assert out.startswith("renewed (asked to)"), out
+    out = on(gateway.name, "tos-cert renew gateway --force").stdout
+    assert out.startswith("gateway: renewed (asked to)"), out
     assert served_serial(gateway) != before  # control: the probe sees the new certificate...
     assert nginx_master(gateway) == master   # ...from the nginx that was running (a reload)
 
@@ -46,10 +46,10 @@ def test_a_renewal_without_vault_fails_closed_and_keeps_the_certificate(gateway)
     pem = on(gateway.name, "sha256sum /etc/tos/tls/gateway.pem").stdout
     on(gateway.name, f"ip route add blackhole {GUEST_VAULT}/32")
     try:
-        refused = on(gateway.name, "tos-gateway renew --force", check=False, timeout=120)
+        refused = on(gateway.name, "tos-cert renew gateway --force", check=False, timeout=120)
     finally:
         on(gateway.name, f"ip route del blackhole {GUEST_VAULT}/32")
     assert refused.returncode == 1 and "Vault does not answer" in refused.stderr, refused.stdout + refused.stderr
     assert on(gateway.name, "sha256sum /etc/tos/tls/gateway.pem").stdout == pem
     assert served_serial(gateway) == before
-    assert on(gateway.name, "ls -A /etc/tos/tls").stdout.split() == ["gateway.pem"]  # no key left behind
+    assert on(gateway.name, "ls -A /etc/tos/tls").stdout.split() == ["cluster-client.pem", "gateway.pem"]  # no key left behind

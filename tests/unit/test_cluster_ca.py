@@ -101,3 +101,22 @@ def test_the_operator_policy_is_enough_for_the_cluster_ca(settings, tmp_path):
     with pytest.raises(hvac.exceptions.Forbidden):  # the operator never has a certificate signed
         operator.client().secrets.pki.sign_certificate("tos-cluster-node-node7", csr("node7"), "node7",
                                                        mount_point=MOUNT)
+
+
+def test_a_nodes_tos_cert_keeps_its_cluster_certificate(cluster, tmp_path, monkeypatch):
+    """The node's credential arrives the deploy's way (tos-session vault-enrol), and tos-cert uses it."""
+    from test_gateway_certificates import load_tool
+    from test_vault_keys import enrolled_node
+    enrolled_node(cluster, tmp_path)
+    module = load_tool()
+    monkeypatch.setattr(module, "CREDENTIALS", tmp_path)
+    reloads = []
+    monkeypatch.setattr(module, "reload_nginx", lambda: reloads.append(1))
+    spec = {"path": str(tmp_path / "tls" / "cluster.pem"), "pki_mount": MOUNT, "pki_role": "tos-cluster-node-node1",
+            "name": "node1", "ttl": "72h", "reload": "nginx"}
+    conf = {"vault_addr": cluster.addr, "vault_ca_file": cluster.ca_file, "approle_mount": "approle",
+            "certificates": {"cluster": spec}}
+    assert module.renew(conf, spec).startswith("renewed (no certificate)") and reloads == [1]
+    cert = x509.load_pem_x509_certificates((tmp_path / "tls" / "cluster.pem").read_bytes())[0]
+    assert usages(cert) == {ExtendedKeyUsageOID.SERVER_AUTH}
+    assert module.renew(conf, spec).startswith("valid until") and reloads == [1]  # not due: no reload

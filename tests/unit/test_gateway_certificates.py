@@ -1,5 +1,5 @@
 """The gateway's certificate in a real OpenBao: the operator side (toskit/vault_gateway.py) makes
-the PKI engine, the CA, the gateway's PKI role, policy and AppRole; the gateway side (tos-gateway)
+the PKI engine, the CA, the gateway's PKI role, policy and AppRole; the gateway side (tos-cert)
 enrols, makes its key and CSR and has Vault sign it. Run as the deploy and the timer would."""
 
 import datetime
@@ -13,14 +13,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from toskit.gateway import TOOL_SOURCE
+from toskit.host_certificates import TOOL_SOURCE
 
 NAME = "gateway.tos.lab"
 
 
 def load_tool():
-    loader = importlib.machinery.SourceFileLoader("tos_gateway", str(TOOL_SOURCE))
-    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("tos_gateway", loader))
+    loader = importlib.machinery.SourceFileLoader("tos_cert", str(TOOL_SOURCE))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader("tos_cert", loader))
     loader.exec_module(module)
     return module
 
@@ -32,7 +32,8 @@ def access(gateway="gw1", name=NAME, ttl="2h"):
 
 @pytest.fixture
 def tool(settings, tmp_path, monkeypatch):
-    """tos-gateway with its credentials and certificate under tmp_path, enrolled the deploy's way."""
+    """tos-cert with the gateway's credentials and certificate under tmp_path, enrolled the deploy's way:
+    (module, settings, the gateway certificate's entry)."""
     from toskit.vault import role_id, wrapped_secret_id
     from toskit.vault_gateway import apply
     apply(settings, settings.client(), access())
@@ -44,11 +45,12 @@ def tool(settings, tmp_path, monkeypatch):
     client = settings.client()
     (creds / "role-id").write_text(role_id(settings, client, access().role))
     (creds / "wrapping-token").write_text(wrapped_secret_id(settings, client, access().role))
+    spec = {"path": str(tmp_path / "tls" / "gateway.pem"), "pki_mount": "pki", "pki_role": access().role,
+            "name": NAME, "ttl": "2h", "reload": "nginx"}
     conf = {"vault_addr": settings.addr, "vault_ca_file": settings.ca_file, "approle_mount": "approle",
-            "pki_mount": "pki", "pki_role": access().role, "server_name": NAME, "cert_ttl": "2h",
-            "certificate": str(tmp_path / "tls" / "gateway.pem")}
+            "certificates": {"gateway": spec}}
     module.enrol(conf)
-    return module, conf
+    return module, conf, spec
 
 
 def test_apply_makes_what_a_gateway_needs_and_then_nothing_is_left_to_do(settings):
@@ -62,8 +64,8 @@ def test_apply_makes_what_a_gateway_needs_and_then_nothing_is_left_to_do(setting
 
 def test_the_gateway_gets_a_short_lived_certificate_for_its_name_and_its_key_stays_private(tool, settings, tmp_path):
     from toskit.vault_gateway import ca_pem
-    module, conf = tool
-    assert module.renew(conf).startswith("renewed (no certificate)")
+    module, conf, spec = tool
+    assert module.renew(conf, spec).startswith("renewed (no certificate)")
     pem = (tmp_path / "tls" / "gateway.pem").read_bytes()
     assert stat.S_IMODE((tmp_path / "tls" / "gateway.pem").stat().st_mode) == 0o600
     key = serialization.load_pem_private_key(pem, None)
@@ -75,19 +77,19 @@ def test_the_gateway_gets_a_short_lived_certificate_for_its_name_and_its_key_sta
     ca = x509.load_pem_x509_certificate(ca_pem(settings, settings.client(), "pki").encode())
     cert.verify_directly_issued_by(ca)  # chains to Vault's CA
     assert chain[-1] == ca
-    assert module.renew(conf).startswith("valid until")  # not due: nothing changes
+    assert module.renew(conf, spec).startswith("valid until")  # not due: nothing changes
     assert (tmp_path / "tls" / "gateway.pem").read_bytes() == pem
 
 
 def test_a_gateway_cannot_have_another_name_signed(tool):
-    module, conf = tool
+    module, conf, spec = tool
     with pytest.raises(module.Refused, match="signing"):
-        module.renew({**conf, "server_name": "bank.example.com"}, force=True)
+        module.renew(conf, {**spec, "name": "bank.example.com"}, force=True)
 
 
 def test_a_gateway_cannot_have_its_certificate_outlive_its_role(tool):
     import hvac.exceptions
-    module, conf = tool
+    module, conf, _ = tool
     client = module.login(conf)
     csr = module.x509.CertificateSigningRequestBuilder().subject_name(module.x509.Name([])).add_extension(
         x509.SubjectAlternativeName([x509.DNSName(NAME)]), critical=False).sign(
@@ -103,7 +105,7 @@ def test_a_gateway_cannot_have_its_certificate_outlive_its_role(tool):
 
 def test_a_gateway_can_do_nothing_else_in_vault(tool, settings):
     import hvac.exceptions
-    module, conf = tool
+    module, conf, _ = tool
     client = module.login(conf)
     with pytest.raises(hvac.exceptions.Forbidden):  # issue: Vault would make (and see) the key
         client.secrets.pki.generate_certificate(access().role, NAME, mount_point="pki")
@@ -133,16 +135,16 @@ NOW = datetime.datetime(2026, 12, 1, 12, 0, tzinfo=datetime.timezone.utc)
 def test_a_certificate_is_due_past_two_thirds_of_its_life_or_for_another_name(name, started_hours_ago, hours, due):
     module = load_tool()
     cert = x509.load_pem_x509_certificate(_self_signed(name, NOW - datetime.timedelta(hours=started_hours_ago), hours))
-    found = module.due({"server_name": NAME}, cert, NOW)
+    found = module.due({"name": NAME}, cert, NOW)
     assert (found is None) if due is None else (due in found)
-    assert module.due({"server_name": NAME}, None, NOW) == "no certificate"
+    assert module.due({"name": NAME}, None, NOW) == "no certificate"
 
 
 def test_a_certificate_for_the_configured_name_is_due_for_the_name_a_deploy_is_about_to_set():
     module = load_tool()
     cert = x509.load_pem_x509_certificate(_self_signed(NAME, NOW - datetime.timedelta(hours=1), 72))
-    assert module.due({"server_name": NAME}, cert, NOW) is None
-    assert "it names ['gateway.tos.lab'], not new.tos.lab" in module.due({"server_name": NAME}, cert, NOW, "new.tos.lab")
+    assert module.due({"name": NAME}, cert, NOW) is None
+    assert "it names ['gateway.tos.lab'], not new.tos.lab" in module.due({"name": NAME}, cert, NOW, "new.tos.lab")
 
 
 def test_a_secret_id_past_half_its_life_is_not_fresh(settings):
@@ -168,3 +170,17 @@ def test_the_operator_policy_is_enough_for_a_gateway(settings, tmp_path):
     assert secret_id_fresh(operator, operator.client(), "tos-gateway-gw7", "1h")  # what every deploy asks
     with pytest.raises(Exception, match="permission denied"):  # the operator never signs a certificate
         operator.client().secrets.pki.generate_certificate("tos-gateway-gw7", "gw7.tos.lab", mount_point="pki")
+
+
+def test_one_certificate_refused_leaves_the_others_renewed_and_status_names_each(tool, tmp_path, monkeypatch, capsys):
+    module, conf, spec = tool
+    conf["certificates"]["other"] = {**spec, "path": str(tmp_path / "tls" / "other.pem"), "name": "bank.example.com"}
+    monkeypatch.setattr(module, "settings", lambda: conf)
+    assert module.main(["renew"]) == 1
+    out, err = capsys.readouterr()
+    assert out.startswith("gateway: renewed (no certificate)") and "tos-cert renew other: Vault refused" in err
+    assert module.main(["status"]) == 1  # "other" is still due
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"gateway: {NAME}: valid until") and out[1].endswith("other.pem: no certificate; due")
+    assert module.main(["status", "gateway"]) == 0
+    assert module.main(["renew", "nope"]) == 1 and "keeps no certificate 'nope'" in capsys.readouterr().err

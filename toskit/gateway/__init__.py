@@ -1,6 +1,6 @@
-"""Programs the gateway role installs on the gateways (tos-gateway: its certificate from Vault; tos-portal: the Level-0 view and sign-in)."""
+"""Programs the gateway role installs on the gateways (tos-portal: the Level-0 view and sign-in;
+their certificates: toskit/tos-cert, which nodes have too)."""
 
 from pathlib import Path
 
-TOOL_SOURCE = Path(__file__).resolve().parent / "tos-gateway"
 PORTAL_SOURCE = Path(__file__).resolve().parent / "portal"  # the tos_portal package (roles/portal.py bundles it)

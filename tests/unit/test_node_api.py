@@ -1,0 +1,75 @@
+"""tos-node-api (toskit/node/nodeapi): each verb is one fixed tos-session command, and nothing a request
+carries becomes anything else. tos-session is stood in for by a script that records its argv."""
+
+import json
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from toskit.node.nodeapi import app as node_api
+from toskit.tenants import TENANT_ID
+
+REPORT = {"node": "node1", "drained": False, "memory": {"total_bytes": 2, "available_bytes": 1}, "sessions": []}
+
+
+@pytest.fixture
+def tool(tmp_path, monkeypatch):
+    """A tos-session that records each argv (one JSON line) and answers as told by its first argument."""
+    calls = tmp_path / "calls"
+    script = tmp_path / "tos-session"
+    script.write_text(f"""#!/usr/bin/python3
+import json, sys, time
+open({str(calls)!r}, "a").write(json.dumps(sys.argv[1:]) + "\\n")
+tenant = sys.argv[2] if len(sys.argv) > 2 else None
+if tenant == "zeta":
+    sys.exit(print("tos-session: unknown tenant 'zeta' on this node", file=sys.stderr) or 1)
+if tenant == "slow":
+    time.sleep(30)
+if tenant == "broken":
+    sys.exit(print("tos-session: /etc/tos/node.json is missing", file=sys.stderr) or 1)
+print({json.dumps(REPORT)!r})
+""")
+    script.chmod(0o755)
+    monkeypatch.setattr(node_api, "TOOL", str(script))
+    return lambda: [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
+
+
+@pytest.fixture
+def client():
+    return TestClient(node_api.application())
+
+
+def test_the_report_is_tos_sessions_own(client, tool):
+    assert client.get("/v1/report").json() == REPORT
+    assert client.get("/v1/report/acme").status_code == 200
+    assert tool() == [["report"], ["report", "acme"]]
+
+
+@pytest.mark.parametrize("tenant", ["ACME", "a", "acme;id", "--take-over", "-h", "x" * 25, "acme%20beta", "..", "acme-1"])
+def test_a_tenant_id_of_another_shape_never_reaches_tos_session(client, tool, tenant):
+    assert client.get(f"/v1/report/{tenant}").status_code == 404
+    assert tool() == []
+
+
+def test_an_unknown_tenant_is_404_and_a_failing_node_503(client, tool):
+    assert client.get("/v1/report/zeta").status_code == 404
+    answer = client.get("/v1/report/broken")
+    assert answer.status_code == 503 and "node.json is missing" in answer.json()["error"]
+
+
+def test_a_hung_tos_session_is_cut_off(client, tool, monkeypatch):
+    monkeypatch.setattr(node_api, "TIMEOUT", 0.5)
+    answer = client.get("/v1/report/slow")
+    assert answer.status_code == 503 and "did not finish in 0.5 s" in answer.json()["error"]
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE"])
+def test_nothing_but_the_verbs_is_served(client, tool, method):
+    assert client.request(method, "/v1/report").status_code == 405
+    assert client.get("/v1/exec").status_code == 404 and tool() == []
+
+
+def test_the_api_and_the_schema_agree_on_what_a_tenant_id_is():
+    assert node_api.TENANT_ID.pattern == TENANT_ID
+    assert re.fullmatch(TENANT_ID, "acme") and node_api.TENANT_ID.fullmatch("acme")

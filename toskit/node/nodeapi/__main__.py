@@ -1,0 +1,22 @@
+"""tos-node-api [--socket PATH]: serve the node API on a unix socket (run by systemd: tos-node-api.service)."""
+
+import sys
+
+import uvicorn
+
+from .app import application
+
+SOCKET = "/run/tos-node-api/api.sock"
+
+
+def main(argv: list | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    path = argv[argv.index("--socket") + 1] if "--socket" in argv[:-1] else SOCKET
+    # No proxy headers and no client addresses: nginx alone connects, and it has authenticated the gateway.
+    uvicorn.run(application(), uds=path, access_log=False, server_header=False, proxy_headers=False,
+                log_level="info")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

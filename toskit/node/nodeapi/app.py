@@ -1,0 +1,53 @@
+"""The node API: the gateway's broker asks a node through it, and through nothing else.
+
+nginx in front (roles/node_api.py) has already required TLS 1.3 and a client certificate of the
+cluster CA naming a gateway; this app listens on a unix socket only nginx can open. Each verb runs
+tos-session with a fixed argv (no shell; the tenant id must look like one before it is passed, and
+tos-session checks it against the node's tenants): no request can make it run anything else.
+Today: the report (GET). start, restore, attach and pause come with the broker (issue 11).
+"""
+
+import asyncio
+import json
+import re
+
+from starlette.applications import Starlette
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+TOOL = "/usr/local/sbin/tos-session"
+TENANT_ID = re.compile(r"[a-z][a-z0-9]{1,23}")  # toskit/tenants.py TENANT_ID (a unit test keeps them equal)
+TIMEOUT = 30  # seconds; the report reads each tenant's volume state on the share
+
+
+async def tos_session(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(TOOL, *args, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.PIPE)
+    try:
+        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+    except asyncio.TimeoutError:
+        proc.kill()
+        await proc.wait()
+        return 75, "", f"tos-session {args[0]} did not finish in {TIMEOUT} s"
+    return proc.returncode, out.decode(), err.decode().strip()
+
+
+def refused(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status_code=status)
+
+
+async def report(request):
+    tenant = request.path_params.get("tenant")
+    if tenant is not None and not TENANT_ID.fullmatch(tenant):
+        return refused(404, "no such tenant")
+    code, out, err = await tos_session("report", *([tenant] if tenant else []))
+    if code == 0:
+        return JSONResponse(json.loads(out))
+    if "unknown tenant" in err:
+        return refused(404, "no such tenant")
+    return refused(503, err or f"tos-session report ended with {code}")
+
+
+def application() -> Starlette:
+    return Starlette(routes=[Route("/v1/report", report, methods=["GET"]),
+                             Route("/v1/report/{tenant}", report, methods=["GET"])])
