@@ -111,8 +111,9 @@ def test_the_rebuilt_node_rebooted_is_enrolled_again_and_its_firewall_precedes_d
     reboot("node2")
     assert "docker.service" in on("node2", "systemctl show -P Before tos-tenant-firewall.service").stdout.split()
     assert active_since("node2", "tos-tenant-firewall.service") <= active_since("node2", "docker.service")
-    (hosts, changed, passed, failed), proc = cycle("sshd or runtime or test_quotas or credential or live_firewall",
-                                                   limit="node2")
+    # ...and the gateways' door comes back with it, behind its certificate (test_node_api, test_certificates).
+    (hosts, changed, passed, failed), proc = cycle("sshd or runtime or test_quotas or credential or live_firewall or "
+                                                   "test_node_api or test_certificates", limit="node2")
     assert failed == 0, proc.stdout[-3000:]
     per_host = dict(re.findall(r"^  (\S+)\s+changed=(\d+)", proc.stdout, re.M))
     assert per_host == {"node2": "1"}, proc.stdout[-3000:]

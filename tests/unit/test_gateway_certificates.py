@@ -184,3 +184,18 @@ def test_one_certificate_refused_leaves_the_others_renewed_and_status_names_each
     assert out[0].startswith(f"gateway: {NAME}: valid until") and out[1].endswith("other.pem: no certificate; due")
     assert module.main(["status", "gateway"]) == 0
     assert module.main(["renew", "nope"]) == 1 and "keeps no certificate 'nope'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("interval, refused", [("1h", None), ("7h", None), ("8h", "cluster"), ("23h", "cluster")])
+def test_the_renewal_timer_must_come_round_inside_each_certificates_last_third(interval, refused):
+    from toskit.host_certificates import Certificate, check_renewal
+    from toskit.schema import DataError
+    certificates = {"gateway": Certificate("/g.pem", "pki", "r", NAME, "72h", "nginx"),
+                    "cluster": Certificate("/c.pem", "tos-cluster-pki", "r", "tos-gateway-gw1", "24h", None)}
+    if refused is None:
+        check_renewal("gw1", "gateway_renew_interval", interval, certificates)
+        return
+    with pytest.raises(DataError) as raised:
+        check_renewal("gw1", "gateway_renew_interval", interval, certificates)
+    message = str(raised.value)
+    assert "gw1" in message and "gateway_renew_interval" in message and f"certificate {refused}, which lives 24h" in message
