@@ -14,10 +14,9 @@ from io import StringIO
 
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files, python, server, systemd
-from pyinfra.operations.util import any_changed
+from pyinfra.operations import files, python, systemd
 
-from toskit import operations
+from toskit import nginx, operations
 from toskit.defaults import ALL_DEFAULTS
 from toskit.facts import VaultLogin
 from toskit.host_certificates import (CERTIFICATE_DIR, TOOL, Certificate, check_renewal, install, put_cluster_ca,
@@ -32,8 +31,7 @@ from toskit.vault_data import CREDENTIALS, HOST_VAULT_CA, VaultAccessData
 PACKAGES_KEY = "gateway_packages"
 CERTIFICATE = f"{CERTIFICATE_DIR}/gateway.pem"  # key and chain in one file (0600)
 CLUSTER_CLIENT_CERTIFICATE = f"{CERTIFICATE_DIR}/cluster-client.pem"  # towards the nodes (mutual TLS)
-NGINX_SITE = "/etc/nginx/sites-available/tos-gateway"
-DEBIAN_DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
+NGINX_SITE = nginx.site_path("tos-gateway")
 
 
 class Data(VaultAccessData):  # how hosts reach Vault (toskit/vault_data.py), checked here too
@@ -105,15 +103,7 @@ def gateway():
                                hsts_max_age=data.gateway_hsts_max_age,
                                portal={"port": data.portal_port, "sign_in_rate": data.portal_sign_in_rate}
                                if data.portal_enabled else None)
-    enabled = files.link(name="nginx: the gateway's site on", path="/etc/nginx/sites-enabled/tos-gateway",
-                         target=NGINX_SITE)
-    # A link Debian's package makes (also on a first deploy, after the plan saw no nginx: so the
-    # reload, which our new site brings about then, removes it too).
-    default = files.link(name="nginx: Debian's default site off", path=DEBIAN_DEFAULT_SITE, present=False)
-    systemd.service(name="Run nginx", service="nginx.service", running=True, enabled=True)
-    server.shell(name="Reload nginx for its new configuration (connections kept)",
-                 commands=[f"rm -f {DEBIAN_DEFAULT_SITE} && nginx -t -q && systemctl reload nginx"],
-                 _if=any_changed(*[op for op in (site, enabled, default, certificate) if op is not None]))
+    nginx.site_on("tos-gateway", site, certificate)
 
 
 def gateway_certificates(data, access) -> dict:

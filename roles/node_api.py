@@ -18,7 +18,7 @@ from pyinfra.api import deploy
 from pyinfra.operations import files, server, systemd
 from pyinfra.operations.util import any_changed
 
-from toskit import operations
+from toskit import nginx, operations
 from toskit.bundle import zipapp
 from toskit.defaults import ALL_DEFAULTS
 from toskit.host_certificates import CERTIFICATE_DIR, CLUSTER_CA, put_cluster_ca
@@ -30,9 +30,8 @@ from toskit.templating import TEMPLATES
 PACKAGES_KEY = "node_api_packages"
 BUNDLE = "/usr/local/lib/tos/tos-node-api.pyz"
 UNIT = "/etc/systemd/system/tos-node-api.service"
-SITE = "/etc/nginx/sites-available/tos-node-api"
+SITE = nginx.site_path("tos-node-api")
 CERTIFICATE = f"{CERTIFICATE_DIR}/cluster.pem"  # the node's own (roles/vault.py has it signed)
-DEBIAN_DEFAULT_SITE = "/etc/nginx/sites-enabled/default"
 
 
 class Data(RoleData):
@@ -57,9 +56,10 @@ def bundle() -> bytes:
 def node_api():
     Data.check(host.name, host.data)
     data = host.data
-    if not data.node_api_enabled:
-        systemd.service(name="No node API (node_api_enabled is False)", service="tos-node-api.service",
-                        running=False, enabled=False, _ignore_errors=True)
+    if not data.node_api_enabled:  # nginx off too: nothing else on a node serves through it
+        for service in ("tos-node-api.service", "nginx.service"):
+            systemd.service(name=f"No node API: {service} off (node_api_enabled is False)", service=service,
+                            running=False, enabled=False, _ignore_errors=True)
         for path in (UNIT, "/etc/nginx/sites-enabled/tos-node-api", SITE):
             files.file(name=f"No node API: {path}", path=path, present=False)
         return
@@ -75,11 +75,4 @@ def node_api():
                                src=TEMPLATES / "node-api" / "nginx-tos-node-api.conf.j2", dest=SITE,
                                address=data.cluster_ip, port=data.node_api_port, certificate=CERTIFICATE,
                                cluster_ca=CLUSTER_CA)
-    enabled = files.link(name="nginx: the node API's site on", path="/etc/nginx/sites-enabled/tos-node-api",
-                         target=SITE)
-    # Debian's default site would listen on every address of the node: off.
-    default = files.link(name="nginx: Debian's default site off", path=DEBIAN_DEFAULT_SITE, present=False)
-    systemd.service(name="Run nginx", service="nginx.service", running=True, enabled=True)
-    server.shell(name="Reload nginx for its new configuration (connections kept)",
-                 commands=[f"rm -f {DEBIAN_DEFAULT_SITE} && nginx -t -q && systemctl reload nginx"],
-                 _if=any_changed(site, enabled, default, ca))
+    nginx.site_on("tos-node-api", site, ca)
