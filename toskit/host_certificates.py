@@ -11,7 +11,7 @@ from io import StringIO
 from pathlib import Path
 
 from pyinfra import host
-from pyinfra.operations import files, server, systemd
+from pyinfra.operations import files, python, server, systemd
 from pyinfra.operations.util import any_changed
 
 from . import operations
@@ -90,10 +90,24 @@ def renew_due(certificates: dict) -> dict:
 
 
 def put_cluster_ca(data):
-    """The cluster CA's certificate (public), read from Vault, put on the host. Empty in a --dry of
-    a cluster whose CA the run has yet to make."""
+    """The cluster CA's certificate (public), read from Vault, put on the host. A new cluster's CA is
+    made by this very deploy (its Vault step runs before): then it is read when the step has run."""
     from toskit.vault import VaultSettings
     from toskit.vault_pki import ca_pem
     settings = VaultSettings.from_data(host.name, data)
-    return operations.put(name="The cluster CA (the hop gateway -> node)", mode="644", dest=CLUSTER_CA,
-                          src=StringIO(ca_pem(settings, settings.client(), data.vault_cluster_pki_mount)))
+    pem = ca_pem(settings, settings.client(), data.vault_cluster_pki_mount)
+    if pem:
+        return operations.put(name="The cluster CA (the hop gateway -> node)", src=StringIO(pem), dest=CLUSTER_CA,
+                              mode="644")
+    return python.call(name="The cluster CA (the hop gateway -> node), made by this deploy",
+                       function=_put_new_cluster_ca, settings=settings, mount=data.vault_cluster_pki_mount)
+
+
+def _put_new_cluster_ca(state, host, settings, mount: str) -> None:
+    from toskit.vault import VaultError
+    from toskit.vault_pki import ca_pem
+    pem = ca_pem(settings, settings.client(), mount)
+    if not pem:
+        raise VaultError(f"{host.name}: the cluster CA in {mount}/ is still missing after the deploy's Vault step")
+    if not host.put_file(StringIO(pem), CLUSTER_CA) or not host.run_shell_command(f"chmod 644 {CLUSTER_CA}")[0]:
+        raise VaultError(f"{host.name}: could not write {CLUSTER_CA}")

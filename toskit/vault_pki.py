@@ -56,9 +56,9 @@ def cluster_gateway_role(gateway: str, mount: str, cert_ttl: str) -> PkiRole:
 
 
 def ca_pem(settings: VaultSettings, client: hvac.Client, mount: str) -> str:
-    """The CA's certificate (public), '' while there is none."""
+    """The CA's certificate (public), '' while there is none (nor, before a first deploy, its mount)."""
     return _call(f"reading the CA of {mount}/", settings, client.secrets.pki.read_ca_certificate,
-                 mount_point=mount) or ""
+                 mount_point=mount, missing_ok=True) or ""
 
 
 def pki_drift(settings: VaultSettings, client: hvac.Client, pki: PkiRole) -> list:

@@ -120,3 +120,8 @@ def test_a_nodes_tos_cert_keeps_its_cluster_certificate(cluster, tmp_path, monke
     cert = x509.load_pem_x509_certificates((tmp_path / "tls" / "cluster.pem").read_bytes())[0]
     assert usages(cert) == {ExtendedKeyUsageOID.SERVER_AUTH}
     assert module.renew(conf, spec).startswith("valid until") and reloads == [1]  # not due: no reload
+
+
+def test_before_the_first_deploy_the_cluster_ca_reads_as_none_yet(settings):
+    """A deploy plans before its Vault step has made the mount: reading it then is not an error."""
+    assert ca_pem(settings, settings.client(), "tos-cluster-pki-not-yet") == ""
