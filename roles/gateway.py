@@ -12,6 +12,7 @@ The gateway keeps no user data on its disk: a rebuilt or added gateway loses not
 
 from io import StringIO
 
+from pydantic import model_validator
 from pyinfra import host
 from pyinfra.api import deploy
 from pyinfra.operations import files, python, systemd
@@ -22,10 +23,11 @@ from toskit.facts import VaultLogin
 from toskit.host_certificates import (CERTIFICATE_DIR, TOOL, Certificate, check_renewal, install, put_cluster_ca,
                                      renew_due)
 from toskit.schema import DataError
+from toskit.schema.model import refuse_key
 from toskit.schema.net import Address, OneHostNetwork, network_of
 from toskit.schema.types import DurationText, Hostname, LocalPath, MountName, NonEmpty, Optional, PackageName, whole
 from toskit.templating import TEMPLATES
-from toskit.vault_data import CREDENTIALS, HOST_VAULT_CA, VaultAccessData
+from toskit.vault_data import CREDENTIALS, HOST_VAULT_CA, VaultAccessData, blamed_key
 
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
 PACKAGES_KEY = "gateway_packages"
@@ -35,7 +37,7 @@ NGINX_SITE = nginx.site_path("tos-gateway")
 
 
 class Data(VaultAccessData):  # how hosts reach Vault (toskit/vault_data.py), checked here too
-    # nginx, and what tos-gateway needs (hvac for Vault, cryptography for its key and CSR).
+    # nginx, and what tos-cert needs (hvac for Vault, cryptography for its key and CSR).
     gateway_packages: NonEmpty(PackageName) = ["nginx", "python3-hvac", "python3-cryptography"]
     # The name browsers reach the gateway by, and its certificate's only name. Required.
     gateway_server_name: Optional[Hostname] = None
@@ -57,6 +59,16 @@ class Data(VaultAccessData):  # how hosts reach Vault (toskit/vault_data.py), ch
     # A certificate of the site's own instead of Vault's: one PEM file on the operator's machine
     # with the key and the chain (the deploy installs it 0600; no renewal here then). None: Vault.
     gateway_own_certificate: Optional[LocalPath] = None
+
+    @model_validator(mode="after")
+    def _two_cas(self):
+        # The browsers' CA and the cluster CA apart: else nodes' certificates would chain to a CA
+        # browsers trust, and a browser-facing certificate could open a node's door.
+        if self.vault_cluster_pki_mount == self.gateway_pki_mount:
+            refuse_key("vault_cluster_pki_mount", self.vault_cluster_pki_mount,
+                       "is the gateways' browser-facing CA mount (gateway_pki_mount) too",
+                       "give the cluster CA a mount of its own, e.g. 'tos-cluster-pki'")
+        return self
 
 
 DEFAULTS = Data.defaults()
@@ -109,12 +121,9 @@ def gateway():
 def gateway_certificates(data, access) -> dict:
     """tos-cert's certificates on a gateway: its browser-facing one (unless the site brings its own)
     and its client certificate towards the nodes."""
-    cluster = access.cluster
     certificates = {} if data.gateway_own_certificate else {
-        "gateway": Certificate(CERTIFICATE, access.pki_mount, access.role, data.gateway_server_name,
-                               data.gateway_cert_ttl, "nginx")}
-    certificates["cluster"] = Certificate(CLUSTER_CLIENT_CERTIFICATE, cluster.mount, cluster.role, cluster.common_name,
-                                          data.vault_cluster_cert_ttl, None)
+        "gateway": Certificate.signed_by(access.pki, CERTIFICATE, "nginx")}
+    certificates["cluster"] = Certificate.signed_by(access.cluster, CLUSTER_CLIENT_CERTIFICATE, None)
     return certificates
 
 
@@ -125,9 +134,8 @@ def _vault_access(data, settings, access) -> None:
     try:
         changes = drift(settings, settings.client(), access)
     except VaultError as e:
-        key, value = next(((k, v) for k, v in (("gateway_pki_mount", access.pki_mount),
-                                                ("vault_cluster_pki_mount", access.cluster_pki_mount)) if k in str(e)),
-                          ("vault_token_file", settings.token_source))
+        key, value = blamed_key(e, ("vault_token_file", settings.token_source), ("gateway_pki_mount", access.pki_mount),
+                                ("vault_cluster_pki_mount", access.cluster_pki_mount))
         raise DataError(host.name, key, value, str(e), "fix what the message names (Vault's address, CA, token "
                         "or a mount: toskit/vault_data.py, roles/gateway.py); nothing was changed") from None
     if changes:

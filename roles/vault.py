@@ -23,7 +23,7 @@ from toskit.schema.net import OneHostNetwork, network_of
 from toskit.host_certificates import CERTIFICATE_DIR, Certificate, check_renewal, install, renew_due
 from toskit.schema.types import DurationText, MountName, NonEmpty, Optional, PackageName
 from toskit.tenants import tenants_of
-from toskit.vault_data import CREDENTIALS, HOST_VAULT_CA, VaultAccessData
+from toskit.vault_data import CREDENTIALS, HOST_VAULT_CA, VaultAccessData, blamed_key
 
 # toskit.vault (hvac, hence ssl) is imported inside the functions: pyinfra's CLI must patch ssl
 # for gevent before anything imports it, and `roles` is imported early by toskit.check and tests.
@@ -76,15 +76,13 @@ def vault():
     data = host.data
     settings = VaultSettings.from_data(host.name, data)
     access = node_access(data)
-    cluster = access.cluster
-    certificates = {"cluster": Certificate(CLUSTER_CERTIFICATE, cluster.mount, cluster.role, cluster.common_name,
-                                           data.vault_cluster_cert_ttl, "nginx")}
+    certificates = {"cluster": Certificate.signed_by(access.cluster, CLUSTER_CERTIFICATE, "nginx")}
     check_renewal(host.name, "vault_cert_renew_interval", data.vault_cert_renew_interval, certificates)
     try:
         changes = drift(settings, settings.client(), access)
     except VaultError as e:
-        key, value = ("vault_cluster_pki_mount", data.vault_cluster_pki_mount) \
-            if "vault_cluster_pki_mount" in str(e) else ("vault_token_file", settings.token_source)
+        key, value = blamed_key(e, ("vault_token_file", settings.token_source),
+                                ("vault_cluster_pki_mount", data.vault_cluster_pki_mount))
         raise DataError(host.name, key, value, str(e), "fix the Vault address, CA, token or mount (see roles/vault.py); "
                         "nothing was changed") from None
     if changes:

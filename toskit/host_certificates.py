@@ -36,6 +36,11 @@ class Certificate:
     ttl: str
     reload: str | None   # "nginx": the service reloaded when it is renewed
 
+    @classmethod
+    def signed_by(cls, pki, path: str, reload: str | None) -> "Certificate":
+        """The certificate a PKI role (toskit/vault_pki.PkiRole) signs for this host, kept at `path`."""
+        return cls(path, pki.mount, pki.role, pki.common_name, pki.cert_ttl, reload)
+
 
 def check_renewal(host_name: str, key: str, interval: str, certificates: dict) -> None:
     """The renewal timer (every `interval`, data key `key`) must come round well inside the last third
@@ -108,6 +113,11 @@ def _put_new_cluster_ca(state, host, settings, mount: str) -> None:
     from toskit.vault_pki import ca_pem
     pem = ca_pem(settings, settings.client(), mount)
     if not pem:
-        raise VaultError(f"{host.name}: the cluster CA in {mount}/ is still missing after the deploy's Vault step")
-    if not host.put_file(StringIO(pem), CLUSTER_CA) or not host.run_shell_command(f"chmod 644 {CLUSTER_CA}")[0]:
-        raise VaultError(f"{host.name}: could not write {CLUSTER_CA}")
+        raise VaultError(f"{host.name}: vault_cluster_pki_mount = {mount!r}: no CA there after the deploy's Vault "
+                         f"step; check that the operator's token may write {mount}/ (templates/vault/tos-operator.hcl "
+                         f"names the default mount) and deploy again")
+    if not host.put_file(StringIO(pem), CLUSTER_CA):
+        raise VaultError(f"{host.name}: could not upload {CLUSTER_CA} (see the deploy's log above); deploy again")
+    ok, output = host.run_shell_command(f"chmod 644 {CLUSTER_CA}")
+    if not ok:
+        raise VaultError(f"{host.name}: chmod 644 {CLUSTER_CA} failed: {output.stderr}; deploy again")

@@ -306,7 +306,7 @@ def secret_id_fresh(settings: VaultSettings, client: hvac.Client, role: str, ttl
 def enrol(state, host, settings: VaultSettings, role: str, tool: str, folder: str = CREDENTIALS) -> None:
     """Runs at deploy time (python.call): a fresh secret_id of the host's AppRole, wrapped, handed
     to the host (into `folder`, a root-only tmpfs folder), unwrapped there by its tool
-    (`tos-session`, `tos-gateway`): `<tool> vault-enrol` or `enrol`."""
+    (`tos-session`, `tos-cert`): `<tool> vault-enrol` or `enrol`."""
     client = settings.client()
     host.put_file(StringIO(role_id(settings, client, role) + "\n"), f"{folder}/role-id")
     host.put_file(StringIO(wrapped_secret_id(settings, client, role) + "\n"), f"{folder}/wrapping-token")

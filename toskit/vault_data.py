@@ -32,3 +32,9 @@ class VaultAccessData(RoleData):
     vault_cluster_pki_mount: MountName = "tos-cluster-pki"
     # Lifetime of a certificate the cluster CA signs. Units: s, m, h.
     vault_cluster_cert_ttl: DurationText(maximum=90 * 86400, minimum=3600) = "72h"
+
+
+def blamed_key(error: Exception, default: tuple, *candidates: tuple) -> tuple:
+    """(data key, value) a Vault error is about: the first candidate whose key the message names
+    (a mount's check names its key), else `default` (the token, usually)."""
+    return next(((key, value) for key, value in candidates if key in str(error)), default)

@@ -8,7 +8,7 @@ What the gateway role makes, per gateway:
   certificate towards the nodes (CN tos-gateway-<host>);
 - a policy and an AppRole `tos-gateway-<host>` allowing exactly that signing (bound to the
   gateway's address). The gateway makes its key and a CSR itself and sends Vault only the CSR:
-  its private key never leaves it (tos-gateway, on the gateway).
+  its private key never leaves it (tos-cert, on the gateway).
 Reads here never change anything (drift); apply() makes Vault match; both are idempotent.
 """
 

@@ -348,6 +348,14 @@ def test_a_gateway_is_checked_with_base_alone_while_its_group_has_no_roles():
                                                      "gateway_server_name": "gateway.tos.lab"}) == []
 
 
+def test_the_cluster_ca_cannot_be_the_browsers_ca():
+    from roles import host_problems
+    gateway = {"cluster_ip": "10.0.0.31", "ssh_strict_host_key_checking": "yes", "gateway_server_name": "gw.tos.lab"}
+    assert host_problems("gateway1", ["gateways"], {**gateway, "vault_cluster_pki_mount": "tos-cluster"}) == []
+    [error] = host_problems("gateway1", ["gateways"], {**gateway, "vault_cluster_pki_mount": "pki"})
+    assert "gateway1" in str(error) and "vault_cluster_pki_mount" in str(error) and "mount of its own" in str(error)
+
+
 def test_the_readme_documents_every_key():
     from pathlib import Path
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()

@@ -73,3 +73,34 @@ def test_nothing_but_the_verbs_is_served(client, tool, method):
 def test_the_api_and_the_schema_agree_on_what_a_tenant_id_is():
     assert node_api.TENANT_ID.pattern == TENANT_ID
     assert re.fullmatch(TENANT_ID, "acme") and node_api.TENANT_ID.fullmatch("acme")
+
+
+def test_asks_at_once_share_one_run_and_tos_session_runs_as_root_alone(tool, monkeypatch, tmp_path):
+    """Two reports asked together start tos-session once; it runs without the service's www-data
+    group and group-open umask (when the API runs as root, as on a node)."""
+    import asyncio
+    import os
+    script = tmp_path / "tos-session"
+    script.write_text(script.read_text().replace("import json, sys, time", "import json, os, sys, time\n"
+                                                 "time.sleep(0.5)\n"
+                                                 f"open({str(tmp_path / 'ids')!r}, 'a').write("
+                                                 "json.dumps([os.getgid(), os.getgroups(), os.umask(0)]) + '\\n')"))
+
+    async def two():
+        return await asyncio.gather(node_api.tos_session("report"), node_api.tos_session("report"))
+    # As the service runs: a group-open umask, and (as root) www-data's group among its groups.
+    umask, groups = os.umask(0o007), os.getgroups()
+    try:
+        if os.geteuid() == 0:
+            os.setgroups([33])
+        first, second = asyncio.run(two())
+    finally:
+        os.umask(umask)
+        if os.geteuid() == 0:
+            os.setgroups(groups)
+    assert first == second and first[0] == 0
+    assert tool() == [["report"]]  # one run for both
+    gid, groups, umask = json.loads((tmp_path / "ids").read_text())
+    assert umask == 0o022
+    if os.geteuid() == 0:
+        assert gid == 0 and groups == []

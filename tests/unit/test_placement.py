@@ -69,6 +69,15 @@ def test_a_volume_held_by_a_node_that_answers_means_wait():
         decide("acme", 512 * MiB, reports)
 
 
+@pytest.mark.parametrize("state, action", [("running", "start"), ("checkpointed", "restore")])
+def test_a_volume_open_on_a_node_without_a_live_session_is_brought_back_there(state, action):
+    """Not "wait" for ever: the container exited (or the volume was opened by hand) and nothing is at work."""
+    reports = {"node1": node("node1", 100, acme=("exited", "open", state, "node1")),
+               "node2": node("node2", 4000, acme=(None, "leased", "elsewhere", "node1"))}
+    decision = decide("acme", 512 * MiB, reports)
+    assert (decision.action, decision.node) == (action, "node1")
+
+
 def test_a_volume_held_by_a_silent_node_is_never_taken_over_by_the_broker():
     reports = {"node1": TimeoutError(), "node2": node("node2", acme=(None, "leased", "elsewhere", "node1"))}
     with pytest.raises(NotNow, match="leased by node1, which does not answer; an operator .* --take-over"):

@@ -88,6 +88,8 @@ def test_an_unknown_tenant_is_named_and_no_lock_is_made_for_it(tenants_file, loc
     assert cli.main(["stop", "../../etc/x"]) == 1
     assert "unknown tenant '../../etc/x'" in capsys.readouterr().err
     assert not lock_dir.exists() or not any(lock_dir.iterdir())
+    with locks.tenant_lock("acme", "stop", wait=0):  # control: a known tenant's lock is a file there
+        assert [p.name for p in lock_dir.iterdir()] == ["acme"]
 
 
 def test_the_idle_policy_passes_over_a_busy_session_and_acts_on_the_others(tenants_file, held_by_another_process,

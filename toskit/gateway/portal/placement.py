@@ -5,9 +5,10 @@ drained, and for every tenant it serves where that tenant's session is. The brok
 at once; a node that does not answer in time is passed over (its entry is the error). Then:
 
 1. A session running or paused on a node: attach (resume if paused) there, drained or not.
-2. Its volume leased by a node (open there, or being checkpointed or restored): that node alone may
-   act on it. It answered: try again shortly. It did not: refused, with what an operator does;
-   the broker never takes a lease over by itself (that is for a node known to be gone).
+2. Its volume leased by a node: that node alone may act on it. Being checkpointed or restored there:
+   try again shortly; open there without a live session: start (or restore) it there. The holder
+   does not answer: refused, with what an operator does; the broker never takes a lease over by
+   itself (that is for a node known to be gone).
 3. Otherwise: restore it if it hibernated, else start it, on the node that keeps the most memory
    free once the session's memory limit is taken from what it has available; among equals, the
    one running fewer sessions; then by name, so the choice is reproducible. Drained nodes, nodes
@@ -22,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 # Newer nodes may report more than this gateway knows: extra keys are ignored, missing ones refused.
 _LENIENT = ConfigDict(extra="ignore", frozen=True)
 LIVE = ("running", "paused")
+CHANGING = ("checkpointing", "restoring")  # a tos-session command is at work on the volume: wait for it
 
 
 class Memory(BaseModel):
@@ -76,8 +78,14 @@ def decide(tenant_id: str, memory_limit: int, reports: dict) -> Decision:
     holders = {s.lease for s in serving.values() if s.lease}
     for holder in sorted(holders):
         if holder in answered:
-            what = serving[holder].state if holder in serving else "busy"
-            raise NotNow(f"{tenant_id}: {holder} holds its volume ({what}); try again in a moment")
+            held = serving.get(holder)
+            if held is None or held.state in CHANGING:
+                what = held.state if held else "its report does not list the tenant"
+                raise NotNow(f"{tenant_id}: {holder} holds its volume ({what}); try again in a moment")
+            # Open there without a live session (it exited, or the volume was opened by hand): that
+            # node alone may bring it back (tos-session start restores a hibernated one itself).
+            return Decision("restore" if held.state == "checkpointed" else "start", holder,
+                            f"its volume is open on {holder} without a live session ({held.state})")
         raise NotNow(f"{tenant_id}: its volume is leased by {holder}, which does not answer; an operator checks "
                      f"{holder} and, only if it is gone, restores the session elsewhere with --take-over")
     if not serving:

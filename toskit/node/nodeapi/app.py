@@ -9,6 +9,7 @@ Today: the report (GET). start, restore, attach and pause come with the broker (
 
 import asyncio
 import json
+import os
 import re
 
 from starlette.applications import Starlette
@@ -20,16 +21,34 @@ TENANT_ID = re.compile(r"[a-z][a-z0-9]{1,23}")  # toskit/tenants.py TENANT_ID (a
 TIMEOUT = 30  # seconds; the report reads each tenant's volume state on the share
 
 
-async def tos_session(*args: str) -> tuple[int, str, str]:
+# The service runs with nginx's group and a group-open umask (its socket's); tos-session must not
+# inherit them: what it writes (leases, keys) stays root's alone.
+_AS_ROOT = {"group": 0, "extra_groups": [], "umask": 0o022} if os.geteuid() == 0 else {"umask": 0o022}
+_running: dict = {}  # argv -> the task running it: concurrent identical asks share one run
+
+
+async def _run(args: tuple) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(TOOL, *args, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE)
+                                                stderr=asyncio.subprocess.PIPE, **_AS_ROOT)
     try:
         out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
     except asyncio.TimeoutError:
         proc.kill()
-        await proc.wait()
+        try:  # a process stuck in the kernel (an NFS stall) may outlive SIGKILL: not waited on for ever
+            await asyncio.wait_for(proc.wait(), 5)
+        except asyncio.TimeoutError:
+            pass
         return 75, "", f"tos-session {args[0]} did not finish in {TIMEOUT} s"
     return proc.returncode, out.decode(), err.decode().strip()
+
+
+async def tos_session(*args: str) -> tuple[int, str, str]:
+    """tos-session with this argv (read-only verbs: a report asked again while one runs shares it)."""
+    task = _running.get(args)
+    if task is None:
+        task = _running[args] = asyncio.ensure_future(_run(args))
+        task.add_done_callback(lambda _: _running.pop(args, None))
+    return await asyncio.shield(task)
 
 
 def refused(status: int, message: str) -> JSONResponse:
