@@ -13,8 +13,10 @@ def main(argv: list | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     path = argv[argv.index("--socket") + 1] if "--socket" in argv[:-1] else SOCKET
     # No proxy headers and no client addresses: nginx alone connects, and it has authenticated the gateway.
-    uvicorn.run(application(), uds=path, access_log=False, server_header=False, proxy_headers=False,
-                log_level="info")
+    # asyncio's loop, not uvloop (Debian's uvicorn picks it when installed): uvloop's subprocesses
+    # refuse the group and umask that app.py drops for tos-session (seen on the lab: ValueError).
+    uvicorn.run(application(), uds=path, loop="asyncio", access_log=False, server_header=False,
+                proxy_headers=False, log_level="info")
     return 0
 
 
