@@ -21,15 +21,18 @@ TENANT_ID = re.compile(r"[a-z][a-z0-9]{1,23}")  # toskit/tenants.py TENANT_ID (a
 TIMEOUT = 30  # seconds; the report reads each tenant's volume state on the share
 
 
-# The service runs with nginx's group and a group-open umask (its socket's); tos-session must not
-# inherit them: what it writes (leases, keys) stays root's alone.
-_AS_ROOT = {"group": 0, "extra_groups": [], "umask": 0o022} if os.geteuid() == 0 else {"umask": 0o022}
 _running: dict = {}  # argv -> the task running it: concurrent identical asks share one run
+
+
+def _as_root_alone() -> dict:
+    """The service runs with nginx's group and a group-open umask (its socket's); tos-session must not
+    inherit them: what it writes (leases, keys) stays root's alone."""
+    return {"group": 0, "extra_groups": [], "umask": 0o022} if os.geteuid() == 0 else {"umask": 0o022}
 
 
 async def _run(args: tuple) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(TOOL, *args, stdout=asyncio.subprocess.PIPE,
-                                                stderr=asyncio.subprocess.PIPE, **_AS_ROOT)
+                                                stderr=asyncio.subprocess.PIPE, **_as_root_alone())
     try:
         out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
     except asyncio.TimeoutError:
