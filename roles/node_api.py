@@ -3,10 +3,11 @@
 nginx from Debian listens on the node's cluster address only, TLS 1.3 only, and requires a client
 certificate from the cluster CA (vault_cluster_pki_mount) that names a gateway (CN tos-gateway-*):
 no certificate, one of the gateways' browser-facing CA or a node's own (server use only) get HTTP 400
-and nothing else, another name of the cluster CA 403, TLS 1.2 fails the handshake. Behind it, tos-node-api (starlette, uvicorn: Debian's) on a
-unix socket only nginx's group can open, mapping each verb to a fixed tos-session command (no shell,
-no root shell for the gateway). Why not an ssh forced command: the session channel (WebSocket) needs
-a TLS listener on the node anyway, so one listener, one CA and one audit serve both. Sessions cannot
+and nothing else, another name of the cluster CA 403, TLS 1.2 fails the handshake. Behind it,
+tos-node-api (starlette, uvicorn: Debian's) on a unix socket only nginx's group can open, mapping
+each verb to a fixed tos-session command (no shell, no root shell for the gateway). Why not an ssh
+forced command: the session channel (WebSocket) needs a TLS listener on the node anyway, so one
+listener, one CA and one audit serve both. Sessions cannot
 reach it: the tenant firewall refuses anything a session sends to its node or to the cluster
 (tos-net-01, tos-net-02). One switch: node_api_enabled.
 """

@@ -83,8 +83,8 @@ def vault():
     except VaultError as e:
         key, value = blamed_key(e, ("vault_token_file", settings.token_source),
                                 ("vault_cluster_pki_mount", data.vault_cluster_pki_mount))
-        raise DataError(host.name, key, value, str(e), "fix the Vault address, CA, token or mount (see roles/vault.py); "
-                        "nothing was changed") from None
+        raise DataError(host.name, key, value, str(e),
+                        "fix the Vault address, CA, token or mount (see roles/vault.py); nothing was changed") from None
     if changes:
         python.call(name=f"Vault: {'; '.join(changes)}", function=apply_changes, settings=settings, access=access)
 

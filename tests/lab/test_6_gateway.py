@@ -52,4 +52,5 @@ def test_a_renewal_without_vault_fails_closed_and_keeps_the_certificate(gateway)
     assert refused.returncode == 1 and "Vault does not answer" in refused.stderr, refused.stdout + refused.stderr
     assert on(gateway.name, "sha256sum /etc/tos/tls/gateway.pem").stdout == pem
     assert served_serial(gateway) == before
-    assert on(gateway.name, "ls -A /etc/tos/tls").stdout.split() == ["cluster-client.pem", "gateway.pem"]  # no key left behind
+    # No key left behind.
+    assert on(gateway.name, "ls -A /etc/tos/tls").stdout.split() == ["cluster-client.pem", "gateway.pem"]

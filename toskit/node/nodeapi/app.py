@@ -19,8 +19,6 @@ from starlette.routing import Route
 TOOL = "/usr/local/sbin/tos-session"
 TENANT_ID = re.compile(r"[a-z][a-z0-9]{1,23}")  # toskit/tenants.py TENANT_ID (a unit test keeps them equal)
 TIMEOUT = 30  # seconds; the report reads each tenant's volume state on the share
-
-
 _running: dict = {}  # argv -> the task running it: concurrent identical asks share one run
 
 
