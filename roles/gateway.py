@@ -6,7 +6,8 @@ toskit/host_certificates.py), Vault signs it for the gateway's own name, short-l
 on the gateway renews it past two thirds of its life, nginx reloaded (not restarted). The key never
 leaves the gateway; key and chain share one 0600 file. A site may bring its own certificate instead
 (gateway_own_certificate). Its client certificate towards the nodes (mutual TLS) comes the same way
-from the cluster CA (vault_cluster_pki_mount), renewed by the same timer.
+from the cluster CA (vault_cluster_pki_mount), renewed by the same timer; the broker (in the portal,
+which is not root) reads it through a group of its own, tos-broker, and nothing else does.
 The gateway keeps no user data on its disk: a rebuilt or added gateway loses nothing.
 """
 
@@ -15,11 +16,12 @@ from io import StringIO
 from pydantic import model_validator
 from pyinfra import host
 from pyinfra.api import deploy
-from pyinfra.operations import files, python, systemd
+from pyinfra.operations import files, python, server, systemd
 
 from toskit import nginx, operations
 from toskit.defaults import ALL_DEFAULTS
 from toskit.facts import VaultLogin
+from toskit.gateway import BROKER_DIR, BROKER_GROUP, CLUSTER_CLIENT_CERTIFICATE
 from toskit.host_certificates import (CERTIFICATE_DIR, TOOL, Certificate, check_renewal, install, put_cluster_ca,
                                      renew_due)
 from toskit.schema import DataError
@@ -32,7 +34,6 @@ from toskit.vault_data import CREDENTIALS, HOST_VAULT_CA, VaultAccessData, blame
 # The data key listing this role's packages (deploy.py installs them all in one transaction).
 PACKAGES_KEY = "gateway_packages"
 CERTIFICATE = f"{CERTIFICATE_DIR}/gateway.pem"  # key and chain in one file (0600)
-CLUSTER_CLIENT_CERTIFICATE = f"{CERTIFICATE_DIR}/cluster-client.pem"  # towards the nodes (mutual TLS)
 NGINX_SITE = nginx.site_path("tos-gateway")
 
 
@@ -101,6 +102,9 @@ def gateway():
     certificates = gateway_certificates(data, access)
     check_renewal(host.name, "gateway_renew_interval", data.gateway_renew_interval, certificates)
     files.directory(name="/etc/tos", path="/etc/tos", user="root", group="root", mode="755")
+    server.group(name="The broker's group (reads the client certificate towards the nodes)", group=BROKER_GROUP,
+                 system=True)
+    files.directory(name="The broker's folder", path=BROKER_DIR, user="root", group=BROKER_GROUP, mode="750")
     install(data.vault_addr or settings.addr, settings, certificates, data.gateway_renew_interval)  # it enrols
     _vault_access(data, settings, access)
     put_cluster_ca(data)  # what its broker checks nodes' certificates by
@@ -123,7 +127,7 @@ def gateway_certificates(data, access) -> dict:
     and its client certificate towards the nodes."""
     certificates = {} if data.gateway_own_certificate else {
         "gateway": Certificate.signed_by(access.pki, CERTIFICATE, "nginx")}
-    certificates["cluster"] = Certificate.signed_by(access.cluster, CLUSTER_CLIENT_CERTIFICATE, None)
+    certificates["cluster"] = Certificate.signed_by(access.cluster, CLUSTER_CLIENT_CERTIFICATE, None, BROKER_GROUP)
     return certificates
 
 
@@ -155,8 +159,9 @@ def _vault_access(data, settings, access) -> None:
 
 
 def _retire_tos_gateway() -> None:
-    """What deploys before tos-cert installed (tos-gateway did the gateway's certificate alone)."""
+    """What deploys before tos-cert installed (tos-gateway did the gateway's certificate alone), and the
+    client certificate before the broker read it (root's alone, in the certificates' folder)."""
     systemd.service(name="Retired renewal timer off", service="tos-gateway-renew.timer", running=False, enabled=False)
     for path in ("/etc/systemd/system/tos-gateway-renew.timer", "/etc/systemd/system/tos-gateway-renew.service",
-                 "/usr/local/sbin/tos-gateway", "/etc/tos/gateway.json"):
+                 "/usr/local/sbin/tos-gateway", "/etc/tos/gateway.json", f"{CERTIFICATE_DIR}/cluster-client.pem"):
         files.file(name=f"Retired: {path}", path=path, present=False)

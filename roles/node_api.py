@@ -23,6 +23,7 @@ from toskit import nginx, operations
 from toskit.bundle import zipapp
 from toskit.defaults import ALL_DEFAULTS
 from toskit.host_certificates import CERTIFICATE_DIR, CLUSTER_CA, put_cluster_ca
+from toskit.node.nodeapi import CHANGE_TIMEOUT
 from toskit.session_image import NODE_PROGRAMS
 from toskit.schema import RoleData
 from toskit.schema.types import NonEmpty, PackageName, Switch, whole
@@ -75,5 +76,5 @@ def node_api():
     site = operations.template(name="nginx: TLS 1.3 only, a gateway's client certificate required",
                                src=TEMPLATES / "node-api" / "nginx-tos-node-api.conf.j2", dest=SITE,
                                address=data.cluster_ip, port=data.node_api_port, certificate=CERTIFICATE,
-                               cluster_ca=CLUSTER_CA)
+                               cluster_ca=CLUSTER_CA, change_timeout=max(CHANGE_TIMEOUT.values()) + 15)
     nginx.site_on("tos-node-api", site, ca)

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from typing import Annotated
 
 from pydantic import Strict, model_validator
-from pyinfra import host
+from pyinfra import host, inventory
 from pyinfra.api import deploy
 from pyinfra.operations import files, python, systemd
 from pyinfra.operations.util import any_changed
@@ -22,7 +22,8 @@ from toskit import operations
 from toskit.bundle import zipapp
 from toskit.defaults import ALL_DEFAULTS
 from toskit.facts import VaultLogin
-from toskit.gateway import PORTAL_SOURCE
+from toskit.gateway import BROKER_GROUP, CLUSTER_CLIENT_CERTIFICATE, PORTAL_SOURCE
+from toskit.host_certificates import CLUSTER_CA
 from toskit.portal_data import ProviderEntry, ProviderName, resolved
 from toskit.schema import DataError
 from toskit.schema.model import refuse_key
@@ -49,10 +50,10 @@ class Data(TenantsData):  # the tenants' `people` lists name the providers below
     # The portal on the gateways (the Level-0 view and sign-in); False: nginx serves nothing but TLS.
     portal_enabled: Switch = True
     # What the portal runs on (Debian's): the web framework and server, OIDC/OAuth client, WebAuthn
-    # (passkeys), Vault client.
+    # (passkeys), Vault client, and the nodes' reports' schema (the broker's placement).
     portal_packages: NonEmpty(PackageName) = ["python3-starlette", "python3-uvicorn", "python3-authlib",
                                               "python3-httpx", "python3-jinja2", "python3-python-multipart",
-                                              "python3-fido2", "python3-hvac"]
+                                              "python3-fido2", "python3-hvac", "python3-pydantic"]
     # The address browsers open; redirect URIs (…/auth/callback/<provider>) hang off it.
     # None: https://<gateway_server_name>.
     portal_public_url: Optional[HttpsUrl] = None
@@ -104,7 +105,8 @@ def portal_json(data, checked: Data, settings, vault_ca) -> str:
     """/etc/tos/portal.json: what the portal needs (no secret in it)."""
     providers = [resolved(name, entry, f"{PROVIDER_CAS}/{name}.pem" if entry.ca_file else None)
                  for name, entry in checked.portal_providers.items()]
-    tenants = [{"id": t.id, "enabled": t.enabled, "people": t.people or {}} for t in tenants_of(host.name, data)]
+    tenants = [{"id": t.id, "enabled": t.enabled, "people": t.people or {}, "memory": t.quotas.memory}
+               for t in tenants_of(host.name, data)]
     return json.dumps({
         "public_url": origin(data.portal_public_url or f"https://{data.gateway_server_name}"),
         "title": data.portal_title, "listen_port": data.portal_port,
@@ -114,7 +116,17 @@ def portal_json(data, checked: Data, settings, vault_ca) -> str:
         "vault": {"addr": data.vault_addr or settings.addr, "ca_file": vault_ca, "approle_mount": settings.approle_mount,
                   "kv_mount": data.portal_kv_mount, "kv_prefix": data.portal_kv_prefix,
                   "credentials": None},  # None: systemd's $CREDENTIALS_DIRECTORY
+        "broker": {"cluster_ca": CLUSTER_CA, "client_certificate": CLUSTER_CLIENT_CERTIFICATE, "nodes": node_doors()},
     }, indent=2, sort_keys=True) + "\n"
+
+
+def node_doors() -> list:
+    """The nodes the broker may place sessions on: each node of the inventory with its node API on,
+    reached at its cluster address and checked by its name."""
+    return [{"name": node.name, "address": node.data.cluster_ip,
+             "port": node.data.get("node_api_port") or ALL_DEFAULTS["node_api_port"]}
+            for node in inventory.get_group("nodes", [])
+            if node.data.get("node_api_enabled", ALL_DEFAULTS["node_api_enabled"])]
 
 
 def origin(url: str) -> str:
@@ -179,7 +191,7 @@ def portal():
                             src=StringIO(portal_json(data, checked, settings, HOST_VAULT_CA if settings.ca_file else None)))
     program = operations.put(name="Install tos-portal", src=BytesIO(bundle()), dest=BUNDLE, mode="644")
     unit = operations.template(name="tos-portal.service, sandboxed", src=TEMPLATES / "gateway" / "tos-portal.service.j2",
-                               dest=UNIT, bundle=BUNDLE, credentials=CREDENTIALS)
+                               dest=UNIT, bundle=BUNDLE, credentials=CREDENTIALS, broker_group=BROKER_GROUP)
     systemd.daemon_reload(name="Load tos-portal.service", _if=unit.did_change)
     systemd.service(name="Run the portal", service="tos-portal.service", running=True, enabled=True)
     systemd.service(name="Restart the portal for its new program, settings or credential", service="tos-portal.service",

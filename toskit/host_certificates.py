@@ -35,11 +35,12 @@ class Certificate:
     name: str            # its one name (CN and DNS SAN)
     ttl: str
     reload: str | None   # "nginx": the service reloaded when it is renewed
+    group: str | None = None  # may read it (0640): a service that is not root uses it; None: 0600 root
 
     @classmethod
-    def signed_by(cls, pki, path: str, reload: str | None) -> "Certificate":
+    def signed_by(cls, pki, path: str, reload: str | None, group: str | None = None) -> "Certificate":
         """The certificate a PKI role (toskit/vault_pki.PkiRole) signs for this host, kept at `path`."""
-        return cls(path, pki.mount, pki.role, pki.common_name, pki.cert_ttl, reload)
+        return cls(path, pki.mount, pki.role, pki.common_name, pki.cert_ttl, reload, group)
 
 
 def check_renewal(host_name: str, key: str, interval: str, certificates: dict) -> None:

@@ -1,6 +1,7 @@
-"""Each node's and gateway's certificates from Vault (tos-cert): keys that are root's alone, renewed by a
-timer that runs, and the cluster's certificates (the hop gateway -> node, mutual TLS) naming this host,
-from the cluster CA, each for its one use: a node's serves, a gateway's is a client."""
+"""Each node's and gateway's certificates from Vault (tos-cert): keys that are root's alone (a gateway's
+client certificate also its broker's group's, and no one else's), renewed by a timer that runs, and the
+cluster's certificates (the hop gateway -> node, mutual TLS) naming this host, from the cluster CA,
+each for its one use: a node's serves, a gateway's is a client."""
 
 import datetime
 
@@ -13,10 +14,17 @@ from toskit.schema.types import duration_seconds
 pytestmark = pytest.mark.groups("nodes", "gateways")
 
 FOLDER = "/etc/tos/tls"
+BROKER_FOLDER = "/etc/tos/broker"
+BROKER_GROUP = "tos-broker"
 # [tos-cert-02] The cluster certificate each kind of host keeps: its file, its name, its one use.
 CLUSTER_CERTIFICATE = {
-    "nodes": ("cluster.pem", "{host}", ExtendedKeyUsageOID.SERVER_AUTH),
-    "gateways": ("cluster-client.pem", "tos-gateway-{host}", ExtendedKeyUsageOID.CLIENT_AUTH),
+    "nodes": (f"{FOLDER}/cluster.pem", "{host}", ExtendedKeyUsageOID.SERVER_AUTH),
+    "gateways": (f"{BROKER_FOLDER}/cluster-client.pem", "tos-gateway-{host}", ExtendedKeyUsageOID.CLIENT_AUTH),
+}
+# [tos-cert-01] Who may read each kind of host's key folders: (folder, group, folder mode, key mode).
+KEY_FOLDERS = {
+    "nodes": [(FOLDER, "root", 0o700, 0o600)],
+    "gateways": [(FOLDER, "root", 0o700, 0o600), (BROKER_FOLDER, BROKER_GROUP, 0o750, 0o640)],
 }
 
 
@@ -25,21 +33,34 @@ def kind(target) -> str:
 
 
 @pytest.mark.control("tos-cert-01")
-def test_the_keys_are_root_s_alone(host, target):
-    folder = host.file(FOLDER)
-    assert (folder.user, folder.group, folder.mode) == ("root", "root", 0o700)
-    pems = host.check_output(f"find {FOLDER} -maxdepth 1 -type f -name '*.pem'").split()
-    assert f"{FOLDER}/{CLUSTER_CERTIFICATE[kind(target)][0]}" in pems  # control: the listing sees them
-    for path in pems:
-        pem = host.file(path)
-        assert (path, pem.user, pem.group, pem.mode) == (path, "root", "root", 0o600)
+def test_the_keys_are_root_s_alone_or_the_brokers_too(host, target):
+    pems = []
+    for path, group, folder_mode, key_mode in KEY_FOLDERS[kind(target)]:
+        folder = host.file(path)
+        assert (path, folder.user, folder.group, folder.mode) == (path, "root", group, folder_mode)
+        found = host.check_output(f"find {path} -maxdepth 1 -type f").split()
+        pems += found
+        for key in found:
+            pem = host.file(key)
+            assert (key, pem.user, pem.group, pem.mode) == (key, "root", group, key_mode)
+    assert CLUSTER_CERTIFICATE[kind(target)][0] in pems  # control: the listing sees them
+
+
+@pytest.mark.control("tos-cert-01")
+@pytest.mark.groups("gateways")
+def test_the_brokers_group_has_no_member_and_only_the_portal_runs_with_it(host):
+    """A user put in the group (or a unit given it) could read the gateway's key towards the nodes."""
+    assert host.check_output(f"getent group {BROKER_GROUP}").split(":")[3] == ""
+    units = host.check_output(f"grep -rlx 'SupplementaryGroups={BROKER_GROUP}' /etc/systemd/system /lib/systemd/system "
+                              f"/run/systemd/system || true").split()
+    assert units == ["/etc/systemd/system/tos-portal.service"]
 
 
 @pytest.mark.control("tos-cert-02")
 def test_the_cluster_certificate_names_this_host_for_its_one_use_from_the_cluster_ca(host, target, cluster_ca):
-    filename, name, use = CLUSTER_CERTIFICATE[kind(target)]
+    path, name, use = CLUSTER_CERTIFICATE[kind(target)]
     name = name.format(host=target.name)
-    cert = x509.load_pem_x509_certificates(host.file(f"{FOLDER}/{filename}").content)[0]
+    cert = x509.load_pem_x509_certificates(host.file(path).content)[0]
     ca = x509.load_pem_x509_certificate(cluster_ca.encode())
     cert.verify_directly_issued_by(ca)
     assert cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value == name

@@ -11,7 +11,7 @@ import pytest
 pytestmark = pytest.mark.groups("nodes")
 
 # [tos-api-02] What each attempt may present, on the knocking host.
-GATEWAY_CLIENT = "/etc/tos/tls/cluster-client.pem"
+GATEWAY_CLIENT = "/etc/tos/broker/cluster-client.pem"
 GATEWAY_BROWSER = "/etc/tos/tls/gateway.pem"
 NODE_OWN = "/etc/tos/tls/cluster.pem"
 CLUSTER_CA = "/etc/tos/cluster-ca.pem"

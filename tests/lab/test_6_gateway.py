@@ -53,4 +53,4 @@ def test_a_renewal_without_vault_fails_closed_and_keeps_the_certificate(gateway)
     assert on(gateway.name, "sha256sum /etc/tos/tls/gateway.pem").stdout == pem
     assert served_serial(gateway) == before
     # No key left behind.
-    assert on(gateway.name, "ls -A /etc/tos/tls").stdout.split() == ["cluster-client.pem", "gateway.pem"]
+    assert on(gateway.name, "ls -A /etc/tos/tls").stdout.split() == ["gateway.pem"]

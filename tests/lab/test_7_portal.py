@@ -10,26 +10,14 @@ import time
 
 import pytest
 from browser import add_passkey, authenticator, chromium, passkey_sign_in, screenshot, sign_in, sign_out, wait_for
-from labtools import CONFIG, ON_NODE2_AND_GATEWAY, on
+from front_door import GATEWAYS, VAULT, portal_url, trusted
+from labtools import ON_NODE2_AND_GATEWAY, on
 
 from toskit.lab import identity
 from toskit.lab.config import GATEWAY_SERVER_NAME, GUEST_VAULT, VAULT_NAME
-from toskit.lab.vault import LabVault
 
-GATEWAYS = [h for h in CONFIG.hosts if h.group == "gateways"]
 pytestmark = [pytest.mark.skipif(not GATEWAYS, reason="the lab has no gateway (TOS_LAB_GATEWAYS=0)"),
               *ON_NODE2_AND_GATEWAY]
-VAULT = LabVault(CONFIG)
-
-
-def portal_url(gateway) -> str:
-    return f"https://{GATEWAY_SERVER_NAME}:{gateway.https_port}"
-
-
-def trusted() -> dict:
-    """What the browser trusts: the lab's CA (OpenBao's certificate) and Vault's gateway CA."""
-    return {"tos-lab": VAULT.ca_file.read_text(),
-            "tos-gateways": VAULT.root_client().secrets.pki.read_ca_certificate(mount_point="pki")}
 
 
 def get(gateway, path: str) -> tuple:

@@ -199,3 +199,24 @@ def test_the_renewal_timer_must_come_round_inside_each_certificates_last_third(i
         check_renewal("gw1", "gateway_renew_interval", interval, certificates)
     message = str(raised.value)
     assert "gw1" in message and "gateway_renew_interval" in message and f"certificate {refused}, which lives 24h" in message
+
+
+def test_a_certificate_for_a_group_is_0640_for_that_group_from_its_first_byte(tmp_path, monkeypatch):
+    """The broker's client certificate (0640 root:tos-broker): mode and group set on the file before
+    it takes the certificate's name; a group that does not exist is refused and nothing is written."""
+    import grp
+    import os
+    module = load_tool()
+    group = grp.getgrgid(os.getgid()).gr_name  # a group that exists here (root's, in CI)
+    seen = []
+    real_replace = os.replace
+    monkeypatch.setattr(module.os, "replace", lambda src, dst: seen.append(os.stat(src)) or real_replace(src, dst))
+    target = tmp_path / "cluster-client.pem"
+    module.write_private(target, b"key and chain", group)
+    assert target.read_bytes() == b"key and chain"
+    assert [(stat.S_IMODE(s.st_mode), s.st_gid) for s in seen] == [(0o640, os.getgid())]
+    module.write_private(tmp_path / "private.pem", b"x")  # control: without a group, root's alone
+    assert stat.S_IMODE((tmp_path / "private.pem").stat().st_mode) == 0o600
+    with pytest.raises(module.Refused, match="group 'no-such-group-here' does not exist"):
+        module.write_private(tmp_path / "other.pem", b"x", "no-such-group-here")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster-client.pem", "private.pem"]

@@ -29,6 +29,10 @@ if tenant == "slow":
     time.sleep(30)
 if tenant == "broken":
     sys.exit(print("tos-session: /etc/tos/node.json is missing", file=sys.stderr) or 1)
+if tenant == "busy":
+    sys.exit(print("tos-session: acme is busy: pid 7: tos-session hibernate acme", file=sys.stderr) or 75)
+if sys.argv[1] != "report":
+    sys.exit(print(sys.argv[1] + ": step one", sys.argv[1] + "ed " + tenant + " in 1.0 s", sep=chr(10)))
 print({json.dumps(REPORT)!r})
 """)
     script.chmod(0o755)
@@ -69,6 +73,35 @@ def test_a_hung_tos_session_is_cut_off(client, tool, monkeypatch):
 def test_nothing_but_the_verbs_is_served(client, tool, method):
     assert client.request(method, "/v1/report").status_code == 405
     assert client.get("/v1/exec").status_code == 404 and tool() == []
+
+
+@pytest.mark.parametrize("verb", ["start", "restore", "resume", "pause"])
+def test_each_change_is_its_tos_session_command_answered_when_done(client, tool, verb):
+    answer = client.post(f"/v1/sessions/acme/{verb}")
+    assert answer.status_code == 200 and answer.json() == {"done": f"{verb}ed acme in 1.0 s"}
+    assert tool() == [[verb, "acme"]]
+
+
+@pytest.mark.parametrize("verb", ["stop", "hibernate", "exec", "volume", "report", "policy", "start;id", "--take-over"])
+def test_no_other_verb_reaches_tos_session(client, tool, verb):
+    assert client.post(f"/v1/sessions/acme/{verb}").status_code == 404
+    assert client.post("/v1/sessions/acme/start/--take-over").status_code == 404
+    assert tool() == []
+
+
+@pytest.mark.parametrize("tenant", ["ACME", "acme;id", "--take-over", "x" * 25, ".."])
+def test_a_change_for_a_tenant_id_of_another_shape_never_reaches_tos_session(client, tool, tenant):
+    assert client.post(f"/v1/sessions/{tenant}/start").status_code == 404
+    assert tool() == []
+
+
+def test_a_busy_tenant_is_503_an_unknown_one_404_and_a_change_is_never_a_get(client, tool):
+    busy = client.post("/v1/sessions/busy/start")
+    assert busy.status_code == 503 and "busy" in busy.json()["error"]
+    assert client.post("/v1/sessions/zeta/restore").status_code == 404
+    assert client.post("/v1/sessions/broken/start").status_code == 409
+    assert client.get("/v1/sessions/acme/start").status_code == 405
+    assert [call[0] for call in tool()] == ["start", "restore", "start"]
 
 
 def test_the_api_and_the_schema_agree_on_what_a_tenant_id_is():

@@ -10,11 +10,13 @@
     POST /passkeys/register/begin|complete   WebAuthn registration (JSON, CSRF header)
     POST /passkeys/remove         one of them (CSRF token)
     POST /auth/passkey/begin|complete        sign-in with a passkey alone (JSON, CSRF header)
+    GET  /desktop, POST /session/open        the person's session, brought up by the broker (desktop.py)
 
 Starting a sign-in is a GET: it changes nothing but the pending state in the visitor's own
 session, and the callback only completes the sign-in that session started (state check).
 """
 
+import functools
 import hmac
 import logging
 import secrets
@@ -28,6 +30,8 @@ from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from . import desktop
+from .broker import Broker
 from .passkeys import PasskeyRefused, Passkeys
 from .providers import Providers, SignInRefused, printable
 from .sessions import SessionMiddleware, SessionStore
@@ -59,6 +63,7 @@ class Portal:
                                         autoescape=True, undefined=jinja2.StrictUndefined)
         self.static = _static_files()
         self.origin = settings.public_url.rstrip("/")
+        self.broker = Broker(settings.broker) if settings.broker else None
 
     def page(self, template: str, request, status: int = 200, **values) -> HTMLResponse:
         session = request.scope.get("session") or {}  # none in the outermost (500) handler
@@ -159,7 +164,7 @@ class Portal:
         return self.page("denied.html", request, status=403)
 
     # ---- passkeys
-    def _json_refused(self, request) -> JSONResponse | None:
+    def json_refused(self, request) -> JSONResponse | None:
         """A JSON call must come from this origin's page, with its CSRF token in a header."""
         if not self._same_origin(request) or not self._csrf_ok(request, request.headers.get("x-csrf-token")):
             log.warning("passkey request refused: cross-site or without a valid CSRF token")
@@ -200,7 +205,7 @@ class Portal:
     async def _registration(self, request, step):
         if not request.session.get("person"):
             return JSONResponse({"error": "Sign in first."}, 401)
-        return self._json_refused(request) or await self._ceremony(request, "registration", step)
+        return self.json_refused(request) or await self._ceremony(request, "registration", step)
 
     async def _register_complete(self, request):
         state = request.session.pop("passkey_registration", None)
@@ -230,7 +235,7 @@ class Portal:
         return RedirectResponse("/passkeys", status_code=303)
 
     async def passkey_sign_in_begin(self, request):
-        return self._json_refused(request) or await self._ceremony(request, "sign-in", self._sign_in_begin)
+        return self.json_refused(request) or await self._ceremony(request, "sign-in", self._sign_in_begin)
 
     async def _sign_in_begin(self, request):
         options, state = self.passkeys.sign_in_begin()
@@ -238,7 +243,7 @@ class Portal:
         return options
 
     async def passkey_sign_in_complete(self, request):
-        return self._json_refused(request) or await self._ceremony(request, "sign-in", self._sign_in_complete)
+        return self.json_refused(request) or await self._ceremony(request, "sign-in", self._sign_in_complete)
 
     async def _sign_in_complete(self, request):
         state = request.session.pop("passkey_sign_in", None)  # one use, pass or fail
@@ -293,6 +298,8 @@ class Portal:
                   Route("/passkeys/remove", self.passkey_remove, methods=["POST"]),
                   Route("/auth/passkey/begin", self.passkey_sign_in_begin, methods=["POST"]),
                   Route("/auth/passkey/complete", self.passkey_sign_in_complete, methods=["POST"]),
+                  Route("/desktop", functools.partial(desktop.desktop_page, self)),
+                  Route("/session/open", functools.partial(desktop.open_session, self), methods=["POST"]),
                   Route("/static/{name}", self.static_file)]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self.http_error, 500: self.server_error})
         store = SessionStore(self.settings.session_idle, self.settings.session_max)

@@ -9,20 +9,20 @@ another host, or a certificate of the browsers' CA, fails the handshake.
 
 import asyncio
 import ssl
-from dataclasses import dataclass
 
 import httpx
 
 from .placement import NodeReport
+from .settings import NodeDoor
 
-TIMEOUT = 2.0  # seconds for one node's whole answer; a node this slow is skipped
+TIMEOUT = 2.0  # seconds for one node's whole report; a node this slow is skipped
+# Seconds the broker waits for a session change: the node's own limit (toskit/node/nodeapi
+# CHANGE_TIMEOUT) and a little more, so the node's answer, even a timeout, arrives first.
+CHANGE_TIMEOUT = {"start": 330.0, "restore": 630.0, "resume": 90.0, "pause": 90.0}
 
 
-@dataclass(frozen=True)
-class NodeDoor:
-    name: str      # the node's name, as its certificate names it
-    address: str   # its cluster address
-    port: int      # node_api_port
+class NodeRefused(Exception):
+    """A node did not make the change; the message says which node and why."""
 
 
 def tls_context(cluster_ca: str, client_pem: str) -> ssl.SSLContext:
@@ -34,11 +34,36 @@ def tls_context(cluster_ca: str, client_pem: str) -> ssl.SSLContext:
     return context
 
 
+def _url(door: NodeDoor, path: str) -> str:
+    return f"https://{door.address}:{door.port}/v1/{path}"
+
+
+def _by_name(door: NodeDoor) -> dict:
+    return {"headers": {"Host": door.name}, "extensions": {"sni_hostname": door.name}}
+
+
 async def report(client: httpx.AsyncClient, door: NodeDoor, tenant: str | None = None) -> NodeReport:
-    url = f"https://{door.address}:{door.port}/v1/report" + (f"/{tenant}" if tenant else "")
-    answer = await client.get(url, headers={"Host": door.name}, extensions={"sni_hostname": door.name})
+    answer = await client.get(_url(door, "report" + (f"/{tenant}" if tenant else "")), **_by_name(door))
     answer.raise_for_status()
     return NodeReport.model_validate(answer.json())
+
+
+async def change(context: ssl.SSLContext, door: NodeDoor, verb: str, tenant: str) -> str:
+    """Asks the node to start, restore, resume or pause the tenant's session and waits for it to be
+    done (CHANGE_TIMEOUT); the node's own account of it, or NodeRefused."""
+    timeout = CHANGE_TIMEOUT[verb]
+    try:
+        async with httpx.AsyncClient(verify=context, timeout=timeout, trust_env=False) as client:
+            answer = await client.post(_url(door, f"sessions/{tenant}/{verb}"), **_by_name(door))
+    except httpx.HTTPError as e:
+        raise NodeRefused(f"{door.name}: {verb} {tenant}: {type(e).__name__}: {e}") from None
+    try:
+        body = answer.json()
+    except ValueError:
+        body = {}
+    if answer.status_code != 200:
+        raise NodeRefused(f"{door.name}: {verb} {tenant}: HTTP {answer.status_code}: {body.get('error', answer.text[:200])}")
+    return str(body.get("done", ""))
 
 
 async def reports(doors: list, context: ssl.SSLContext, tenant: str | None = None,

@@ -29,6 +29,21 @@ class Tenant:
     id: str
     enabled: bool
     people: dict  # provider name -> claim values of this tenant's people
+    memory: int = 0  # bytes its session may use (placement needs a node with that much available)
+
+
+@dataclass(frozen=True)
+class NodeDoor:
+    name: str      # as its certificate names it (the cluster CA's)
+    address: str   # its cluster address
+    port: int      # its node API's (roles/node_api.py)
+
+
+@dataclass(frozen=True)
+class BrokerAccess:
+    cluster_ca: str           # nodes' certificates are checked by it
+    client_certificate: str   # this gateway's, key and chain (tos-cert renews it; re-read when it changes)
+    nodes: tuple
 
 
 @dataclass(frozen=True)
@@ -47,10 +62,14 @@ class Settings:
     providers: tuple
     tenants: tuple
     vault: VaultAccess
+    broker: BrokerAccess | None = None  # None: no node to place sessions on
     session_idle: int = 1800  # seconds without a request before a signed-in session ends
     session_max: int = 43200  # seconds after sign-in when it ends regardless
     listen_port: int = 8400  # on 127.0.0.1 only: nginx is the way in
     title: str = "TOS"
+
+    def tenant(self, tenant_id: str) -> Tenant | None:
+        return next((t for t in self.tenants if t.id == tenant_id), None)
 
     def provider(self, name: str) -> Provider | None:
         return next((p for p in self.providers if p.name == name), None)
@@ -68,7 +87,10 @@ class Settings:
 def parse(raw: dict) -> Settings:
     providers = tuple(Provider(**{**p, "scopes": tuple(p["scopes"])}) for p in raw["providers"])
     tenants = tuple(Tenant(**t) for t in raw["tenants"])
-    return Settings(**{**raw, "providers": providers, "tenants": tenants, "vault": VaultAccess(**raw["vault"])})
+    broker = raw.get("broker")
+    broker = broker and BrokerAccess(**{**broker, "nodes": tuple(NodeDoor(**n) for n in broker["nodes"])})
+    return Settings(**{**raw, "providers": providers, "tenants": tenants, "vault": VaultAccess(**raw["vault"]),
+                       "broker": broker})
 
 
 def load(path: Path = SETTINGS) -> Settings:

@@ -4,7 +4,14 @@ nginx in front (roles/node_api.py) has already required TLS 1.3 and a client cer
 cluster CA naming a gateway; this app listens on a unix socket only nginx can open. Each verb runs
 tos-session with a fixed argv (no shell; the tenant id must look like one before it is passed, and
 tos-session checks it against the node's tenants): no request can make it run anything else.
-Today: the report (GET). start, restore, attach and pause come with the broker (issue 11).
+
+    GET  /v1/report[/TENANT]              tos-session report [TENANT]
+    POST /v1/sessions/TENANT/VERB         tos-session VERB TENANT, VERB: start, restore, resume, pause;
+                                          answered when done: {"done": its last line}
+
+Attaching to a running session changes nothing here (the session channel comes with issue 11's
+WebSocket). A change asked again while the same one runs shares it; tos-session's per-tenant lock
+orders different ones.
 """
 
 import asyncio
@@ -15,6 +22,8 @@ import re
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from . import CHANGE_TIMEOUT
 
 TOOL = "/usr/local/sbin/tos-session"
 TENANT_ID = re.compile(r"[a-z][a-z0-9]{1,23}")  # toskit/tenants.py TENANT_ID (a unit test keeps them equal)
@@ -28,26 +37,27 @@ def _as_root_alone() -> dict:
     return {"group": 0, "extra_groups": [], "umask": 0o022} if os.geteuid() == 0 else {"umask": 0o022}
 
 
-async def _run(args: tuple) -> tuple[int, str, str]:
+async def _run(args: tuple, timeout: float) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(TOOL, *args, stdout=asyncio.subprocess.PIPE,
                                                 stderr=asyncio.subprocess.PIPE, **_as_root_alone())
     try:
-        out, err = await asyncio.wait_for(proc.communicate(), TIMEOUT)
+        out, err = await asyncio.wait_for(proc.communicate(), timeout)
     except asyncio.TimeoutError:
         proc.kill()
         try:  # a process stuck in the kernel (an NFS stall) may outlive SIGKILL: not waited on for ever
             await asyncio.wait_for(proc.wait(), 5)
         except asyncio.TimeoutError:
             pass
-        return 75, "", f"tos-session {args[0]} did not finish in {TIMEOUT} s"
+        return 75, "", f"tos-session {args[0]} did not finish in {timeout} s"
     return proc.returncode, out.decode(), err.decode().strip()
 
 
-async def tos_session(*args: str) -> tuple[int, str, str]:
-    """tos-session with this argv (read-only verbs: a report asked again while one runs shares it)."""
+async def tos_session(*args: str, timeout: float | None = None) -> tuple[int, str, str]:
+    """tos-session with this argv (within `timeout`, else TIMEOUT); the same argv asked again while it
+    runs shares that run."""
     task = _running.get(args)
     if task is None:
-        task = _running[args] = asyncio.ensure_future(_run(args))
+        task = _running[args] = asyncio.ensure_future(_run(args, timeout or TIMEOUT))
         task.add_done_callback(lambda _: _running.pop(args, None))
     return await asyncio.shield(task)
 
@@ -68,6 +78,23 @@ async def report(request):
     return refused(503, err or f"tos-session report ended with {code}")
 
 
+async def change(request):
+    tenant, verb = request.path_params["tenant"], request.path_params["verb"]
+    if verb not in CHANGE_TIMEOUT:
+        return refused(404, "no such verb")
+    if not TENANT_ID.fullmatch(tenant):
+        return refused(404, "no such tenant")
+    code, out, err = await tos_session(verb, tenant, timeout=CHANGE_TIMEOUT[verb])
+    if code == 0:
+        lines = out.strip().splitlines()
+        return JSONResponse({"done": lines[-1] if lines else ""})
+    if "unknown tenant" in err:
+        return refused(404, "no such tenant")
+    # 75: busy (another command holds the tenant) or a fault worth retrying; else refused outright.
+    return refused(503 if code == 75 else 409, err.splitlines()[-1] if err else f"tos-session {verb} ended with {code}")
+
+
 def application() -> Starlette:
     return Starlette(routes=[Route("/v1/report", report, methods=["GET"]),
-                             Route("/v1/report/{tenant}", report, methods=["GET"])])
+                             Route("/v1/report/{tenant}", report, methods=["GET"]),
+                             Route("/v1/sessions/{tenant}/{verb}", change, methods=["POST"])])

@@ -1,0 +1,74 @@
+"""The desktop page and the call that has the broker bring a person's session up: signed in for real
+(OpenBao as the provider, test_portal_sign_in's fixtures), nodes stood in for on loopback (real TLS
+1.3, client certificate required). A person gets their own tenant's session, told in words that name
+no node; nobody else gets one."""
+
+import copy
+
+import pytest
+from cluster_doors import REPORT, NodeState, make_pki, serve
+from starlette.testclient import TestClient
+import test_portal_sign_in as signing_in
+from test_portal_sign_in import PUBLIC, csrf_of, settings, sign_in
+
+from toskit.gateway.portal.app import Portal
+
+provider = signing_in.provider  # the fixture (OpenBao as the provider), for this module too
+
+
+@pytest.fixture
+def node1(tmp_path):
+    pki = make_pki(tmp_path)
+    report = copy.deepcopy(REPORT)
+    report["sessions"].append({**report["sessions"][0], "tenant": "beta"})
+    state = NodeState(report)
+    door = {"name": "node1", "address": "127.0.0.1", "port": serve(pki, "node1", state=state)}
+    return state, {"cluster_ca": str(pki / "ca.pem"), "client_certificate": str(pki / "gateway.pem"), "nodes": [door]}
+
+
+def portal(provider, broker):
+    tenants = [{"id": "acme", "enabled": True, "people": {"lab": ["alice@acme.test"]}, "memory": 1 << 30},
+               {"id": "beta", "enabled": True, "people": {"lab": ["bob@beta.test"]}, "memory": 1 << 30}]
+    return TestClient(Portal(settings(provider, tenants=tenants, broker=broker)).application(), base_url=PUBLIC,
+                      follow_redirects=False)
+
+
+def open_session(browser, csrf: str | None, origin: str = PUBLIC):
+    return browser.post("/session/open", json={}, headers={"X-CSRF-Token": csrf or "", "Origin": origin})
+
+
+def test_a_signed_in_person_gets_their_tenants_session_started_in_words_that_name_no_node(provider, node1):
+    state, broker = node1
+    with portal(provider, broker) as browser:
+        sign_in(browser, provider, "alice")
+        assert 'src="/static/desktop.js"' in browser.get("/desktop").text
+        opened = open_session(browser, csrf_of(browser))
+        assert opened.status_code == 200, opened.text
+        assert opened.json() == {"action": "start", "message": "Your session was started."}
+        assert state.changes == [("start", "acme")]
+        again = open_session(browser, csrf_of(browser))  # a second tab: the same session, attached
+        assert again.json()["action"] == "attach" and state.changes == [("start", "acme")]
+        assert "node1" not in opened.text + again.text
+
+
+@pytest.mark.parametrize("attempt", ["signed out", "no CSRF token", "another site"])
+def test_no_session_is_brought_up_without_a_signed_in_person_of_this_site(provider, node1, attempt):
+    state, broker = node1
+    with portal(provider, broker) as browser:
+        if attempt != "signed out":
+            sign_in(browser, provider, "alice")
+        csrf = csrf_of(browser) if attempt == "another site" else None
+        refused = open_session(browser, csrf, origin="https://evil.test" if attempt == "another site" else PUBLIC)
+        assert refused.status_code in (401, 403), refused.text
+        assert state.changes == []
+        if attempt == "signed out":
+            assert browser.get("/desktop").headers["location"] == "/"
+
+
+def test_a_node_that_cannot_take_it_is_a_plain_unavailable(provider, node1):
+    state, broker = node1
+    state.report["memory"]["available_bytes"] = 0
+    with portal(provider, broker) as browser:
+        sign_in(browser, provider, "alice")
+        refused = open_session(browser, csrf_of(browser))
+        assert refused.status_code == 503 and "node" not in refused.json()["error"]
