@@ -69,6 +69,9 @@ class Data(TenantsData):  # the tenants' `people` lists name the providers below
     portal_session_max: DurationText(7 * 86400, 300) = "12h"
     # Sign-in attempts per minute from one client address (nginx limit_req; beyond: HTTP 429).
     portal_sign_in_rate: whole(1, 600) = 20
+    # How long the broker waits for a node's report before passing the node over (all nodes are
+    # asked at once). Units: s, m.
+    portal_node_timeout: DurationText(60, 1) = "5s"
     # The portal's port on 127.0.0.1 (nginx proxies to it; nothing else can reach it).
     portal_port: whole(1024, 65535) = 8400
     # The name on the Level-0 view.
@@ -116,7 +119,8 @@ def portal_json(data, checked: Data, settings, vault_ca) -> str:
         "vault": {"addr": data.vault_addr or settings.addr, "ca_file": vault_ca, "approle_mount": settings.approle_mount,
                   "kv_mount": data.portal_kv_mount, "kv_prefix": data.portal_kv_prefix,
                   "credentials": None},  # None: systemd's $CREDENTIALS_DIRECTORY
-        "broker": {"cluster_ca": CLUSTER_CA, "client_certificate": CLUSTER_CLIENT_CERTIFICATE, "nodes": node_doors()},
+        "broker": {"cluster_ca": CLUSTER_CA, "client_certificate": CLUSTER_CLIENT_CERTIFICATE, "nodes": node_doors(),
+                   "report_timeout": duration_seconds(data.portal_node_timeout)},
     }, indent=2, sort_keys=True) + "\n"
 
 

@@ -86,3 +86,14 @@ def test_another_nodes_own_certificate_opens_nothing(other_node, api):
     assert (rc, status) == (0, "400") and BAD_CERTIFICATE in body, (rc, status, body)
     rc, status, body = knock(other_node, api)  # control: that node reaches the door and would be answered
     assert (rc, status) == (0, "400") and NO_CERTIFICATE in body, (rc, status, body)
+
+
+@pytest.mark.control("tos-api-04")
+def test_the_api_runs_in_the_hosts_mount_namespace(host, api):
+    """The volumes its verbs open must be the host's, where dockerd mounts them into sessions: a
+    private mount namespace (ProtectSystem, ProtectKernelModules, ...) would hide them."""
+    pid = host.check_output("systemctl show -P MainPID tos-node-api")
+    assert pid not in ("", "0"), "tos-node-api is not running"
+    assert host.check_output(f"readlink /proc/{pid}/ns/mnt") == host.check_output("readlink /proc/1/ns/mnt")
+    private = host.check_output("systemd-run --quiet --wait --pipe --collect -p PrivateTmp=yes readlink /proc/self/ns/mnt")
+    assert private != host.check_output("readlink /proc/1/ns/mnt")  # control: the probe tells namespaces apart

@@ -1,6 +1,7 @@
 """The broker: after sign-in, a person's tenant session brought up on a node, and where it is.
 
-It asks every node for its report (nodes.reports, mutual TLS 1.3, a few seconds each), lets
+It asks every node for its report (nodes.reports, mutual TLS 1.3, at once, each within the
+report timeout: portal_node_timeout), lets
 placement decide (attach, resume, restore or start, and where), then asks that node for the change
 and waits for it (nodes.change). Two sign-ins of one tenant at once take turns on one lock per
 tenant here, and the second finds the first one's session running; across gateways, a volume is
@@ -54,7 +55,7 @@ class Broker:
             except (OSError, ssl.SSLError) as e:
                 raise Unavailable(f"no client certificate towards the nodes ({e}); `tos-cert status` on "
                                   f"this gateway") from None
-            reports = await nodes.reports(list(self.access.nodes), context, tenant.id)
+            reports = await nodes.reports(list(self.access.nodes), context, tenant.id, self.access.report_timeout)
             for name, answer in reports.items():
                 if isinstance(answer, Exception):
                     log.warning("node %s did not report: %s", name, f"{type(answer).__name__}: {answer}")

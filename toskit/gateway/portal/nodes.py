@@ -15,7 +15,7 @@ import httpx
 from .placement import NodeReport
 from .settings import NodeDoor
 
-TIMEOUT = 2.0  # seconds for one node's whole report; a node this slow is skipped
+TIMEOUT = 5.0  # seconds for one node's whole report, unless told (portal_node_timeout); a slower node is skipped
 # Seconds the broker waits for a session change: the node's own limit (toskit/node/nodeapi
 # CHANGE_TIMEOUT) and a little more, so the node's answer, even a timeout, arrives first.
 CHANGE_TIMEOUT = {"start": 330.0, "restore": 630.0, "resume": 90.0, "pause": 90.0}

@@ -44,6 +44,7 @@ class BrokerAccess:
     cluster_ca: str           # nodes' certificates are checked by it
     client_certificate: str   # this gateway's, key and chain (tos-cert renews it; re-read when it changes)
     nodes: tuple
+    report_timeout: float = 5.0  # seconds for a node's report; a slower node is passed over
 
 
 @dataclass(frozen=True)
