@@ -95,5 +95,6 @@ def test_the_api_runs_in_the_hosts_mount_namespace(host, api):
     pid = host.check_output("systemctl show -P MainPID tos-node-api")
     assert pid not in ("", "0"), "tos-node-api is not running"
     assert host.check_output(f"readlink /proc/{pid}/ns/mnt") == host.check_output("readlink /proc/1/ns/mnt")
-    private = host.check_output("systemd-run --quiet --wait --pipe --collect -p PrivateTmp=yes readlink /proc/self/ns/mnt")
+    private = host.check_output("systemd-run --quiet --wait --pipe --collect -p PrivateTmp=yes "
+                                "readlink /proc/self/ns/mnt")
     assert private != host.check_output("readlink /proc/1/ns/mnt")  # control: the probe tells namespaces apart

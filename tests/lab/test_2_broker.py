@@ -41,7 +41,8 @@ def delta_stopped():
 def desktop_says(browser, url: str) -> tuple:
     browser.get(url + "/desktop")
     status = wait_for(browser, "#session-status[data-state=ready], #session-status[data-state=unavailable]", 400)
-    return status.get_attribute("data-state"), status.get_attribute("data-action"), status.text.lower()  # LCARS capitals
+    # (.text is as shown: LCARS capitals)
+    return status.get_attribute("data-state"), status.get_attribute("data-action"), status.text.lower()
 
 
 @pytest.mark.parametrize("gateway", GATEWAYS, ids=lambda h: h.name)
