@@ -163,14 +163,14 @@ class Portal:
     async def denied(self, request):
         return self.page("denied.html", request, status=403)
 
-    # ---- passkeys
     def json_refused(self, request) -> JSONResponse | None:
         """A JSON call must come from this origin's page, with its CSRF token in a header."""
         if not self._same_origin(request) or not self._csrf_ok(request, request.headers.get("x-csrf-token")):
-            log.warning("passkey request refused: cross-site or without a valid CSRF token")
+            log.warning("JSON request to %s refused: cross-site or without a valid CSRF token", request.url.path)
             return JSONResponse({"error": "This request did not come from this page."}, status_code=403)
         return None
 
+    # ---- passkeys
     async def _json_body(self, request) -> dict:
         try:
             body = await request.json()
