@@ -40,8 +40,9 @@ class Data(RoleData):
     # The node API (gateways ask nodes for reports and, with the broker, session changes); False:
     # no listener on the node, and no broker can place sessions there.
     node_api_enabled: Switch = True
-    # What it runs on (Debian's): the TLS terminator, and the web framework and server behind it.
-    node_api_packages: NonEmpty(PackageName) = ["nginx", "python3-starlette", "python3-uvicorn"]
+    # What it runs on (Debian's): the TLS terminator, the web framework and server behind it, and the
+    # WebSocket library that carries session channels (uvicorn's and the relay's to the agent).
+    node_api_packages: NonEmpty(PackageName) = ["nginx", "python3-starlette", "python3-uvicorn", "python3-websockets"]
     # Its port on the node's cluster address.
     node_api_port: whole(1, 65535) = 7443
 

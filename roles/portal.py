@@ -50,10 +50,12 @@ class Data(TenantsData):  # the tenants' `people` lists name the providers below
     # The portal on the gateways (the Level-0 view and sign-in); False: nginx serves nothing but TLS.
     portal_enabled: Switch = True
     # What the portal runs on (Debian's): the web framework and server, OIDC/OAuth client, WebAuthn
-    # (passkeys), Vault client, and the nodes' reports' schema (the broker's placement).
+    # (passkeys), Vault client, the nodes' reports' schema (the broker's placement), and WebSockets
+    # (session channels: the browser's through uvicorn, relayed to the node's).
     portal_packages: NonEmpty(PackageName) = ["python3-starlette", "python3-uvicorn", "python3-authlib",
                                               "python3-httpx", "python3-jinja2", "python3-python-multipart",
-                                              "python3-fido2", "python3-hvac", "python3-pydantic"]
+                                              "python3-fido2", "python3-hvac", "python3-pydantic",
+                                              "python3-websockets"]
     # The address browsers open; redirect URIs (…/auth/callback/<provider>) hang off it.
     # None: https://<gateway_server_name>.
     portal_public_url: Optional[HttpsUrl] = None

@@ -26,7 +26,7 @@ NODE_PROGRAMS = Path(__file__).resolve().parent / "node"
 # audits attack with).
 IMAGE_FILES = ["tos-session-agent", "tos-session-ctl", "tos-session-health", "tos-probe", "tos-app"]
 # Bump when the build below changes in a way the recipe's fields do not show.
-BUILDER_VERSION = 1
+BUILDER_VERSION = 2
 # The tarball's timestamps (and so its bytes) do not depend on when it was built.
 SOURCE_DATE_EPOCH = "1767225600"  # 2026-01-01
 # The unprivileged user sessions run as, inside the image.
@@ -81,7 +81,9 @@ def mmdebstrap_argv(recipe: Recipe, output: Path) -> list:
     files = " ".join(shlex.quote(str(NODE_PROGRAMS / "session_image" / name)) for name in IMAGE_FILES)
     proxy = [f'--aptopt=Acquire::http::Proxy "{recipe.proxy}"'] if recipe.proxy else []
     return [
-        "mmdebstrap", "--quiet", "--mode=auto", "--variant=essential", "--include=python3", "--format=tar",
+        "mmdebstrap", "--quiet", "--mode=auto", "--variant=essential",
+        # The agent serves the session channel with websockets.
+        "--include=python3,python3-websockets", "--format=tar",
         *proxy, '--aptopt=Acquire::Languages "none"',
         # No manuals, translations or docs (copyright notices stay): less to ship and import.
         "--dpkgopt=path-exclude=/usr/share/man/*", "--dpkgopt=path-exclude=/usr/share/info/*",

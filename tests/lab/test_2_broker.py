@@ -1,9 +1,12 @@
 """The broker through the lab's front door, as a person meets it: dave (tenant delta) signs in in a real
 browser, opens the Desktop, and the gateway's broker starts delta's session on one node (mutual TLS
-1.3 to that node's API); opening it again attaches to the same session. First stage (nothing else
-runs): the session is stopped again at the end, before node2 is rebuilt."""
+1.3 to that node's API); the page's channel (a WebSocket through the gateway and the node API to the
+session's agent) shows the agent's state and changes it; the channel counts as a client on the node
+while the page is open, and not once it is left; opening it again attaches to the same session.
+First stage (nothing else runs): the session is stopped again at the end, before node2 is rebuilt."""
 
 import json
+import time
 
 import pytest
 from browser import chromium, screenshot, sign_in, wait_for
@@ -38,6 +41,16 @@ def delta_stopped():
         on(node, f"tos-session stop {TENANT}", check=False)
 
 
+def channel_clients(node: str) -> int:
+    """Connections to delta's session channel, as the node's idle policy counts them."""
+    pid = on(node, f"docker inspect -f '{{{{.State.Pid}}}}' tos-session-{TENANT}").stdout.strip()
+    return len(on(node, f"nsenter -t {pid} -n ss -Htn state established '( sport = :7000 )'").stdout.splitlines())
+
+
+def agent_path(node: str) -> list:
+    return [entry["name"] for entry in json.loads(on(node, f"tos-session exec {TENANT} tos-session-ctl show").stdout)["path"]]
+
+
 def desktop_says(browser, url: str) -> tuple:
     browser.get(url + "/desktop")
     status = wait_for(browser, "#session-status[data-state=ready], #session-status[data-state=unavailable]", 400)
@@ -52,12 +65,32 @@ def test_a_person_opens_the_desktop_and_the_broker_starts_then_attaches_one_sess
         sign_in(browser, url, PERSON, identity.password(VAULT.dir, PERSON))
         wait_for(browser, "p.approved", 120)
         assert desktop_says(browser, url) == ("ready", "start", "your session was started.")
-        screenshot(browser, "lab-desktop")
         running = where_running()
         assert len(running) == 1, running
+        # The channel: the agent's frames arrive (its counter moves), and the page's input reaches it.
+        desktop = wait_for(browser, "#desktop[data-channel=open][data-ticks]", 120)
+        first = int(desktop.get_attribute("data-ticks"))
+        wait_for(browser, f"#desktop[data-channel=open]:not([data-ticks='{first}'])", 30)
+        assert channel_clients(running[0]) == 1
+        entry = browser.find_element("css selector", "#entry-name")
+        entry.clear()
+        entry.send_keys("Engineering")
+        browser.find_element("css selector", "#open-sector").click()
+        wait_for(browser, "#sectors tbody tr:nth-child(2)", 30)
+        assert [td.text.lower() for td in browser.find_elements("css selector", "#sectors td")] == \
+            ["sectors", "engineering"]
+        assert agent_path(running[0]) == ["Sectors", "Engineering"]  # the agent's own, not the page's
+        screenshot(browser, "lab-desktop")
         # The broker's account, in the gateway's log only: which node, and why.
         log = on(gateway.name, "journalctl -u tos-portal -n 50 --no-pager -o cat").stdout
         assert f"session of {TENANT}: start on {running[0]}" in log, log[-2000:]
+        assert f"session channel of {TENANT} opened to {running[0]}" in log, log[-2000:]
         # The same person again (another tab): the same session, attached, nothing started.
         assert desktop_says(browser, url)[:2] == ("ready", "attach")
         assert where_running() == running
+        # Leaving the page closes its channel: the node sees no client (what the idle policy waits for).
+        browser.get(url + "/approved")
+        deadline = time.monotonic() + 30
+        while channel_clients(running[0]) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert channel_clients(running[0]) == 0

@@ -7,9 +7,11 @@ import sys
 
 import pytest
 from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 
 from toskit.node.nodeapi import app as node_api
 from toskit.tenants import TENANT_ID
+from tests.unit.session_agent import free_port, running_agent
 
 REPORT = {"node": "node1", "drained": False, "memory": {"total_bytes": 2, "available_bytes": 1}, "sessions": []}
 
@@ -31,6 +33,10 @@ if tenant == "broken":
     sys.exit(print("tos-session: /etc/tos/node.json is missing", file=sys.stderr) or 1)
 if tenant == "busy":
     sys.exit(print("tos-session: acme is busy: pid 7: tos-session hibernate acme", file=sys.stderr) or 75)
+if tenant == "paused":
+    sys.exit(print("tos-session: paused: no running session on this node", file=sys.stderr) or 1)
+if sys.argv[1] == "address":
+    sys.exit(print("127.0.0.1"))
 if sys.argv[1] != "report":
     sys.exit(print(sys.argv[1] + ": step one", sys.argv[1] + "ed " + tenant + " in 1.0 s", sep=chr(10)))
 print({json.dumps(REPORT)!r})
@@ -145,3 +151,32 @@ def test_asks_at_once_share_one_run_and_tos_session_runs_as_root_alone(tool, mon
     gevent_popen = "gevent.monkey" in sys.modules and sys.modules["gevent.monkey"].is_module_patched("subprocess")
     if os.geteuid() == 0 and not gevent_popen:
         assert gid == 0 and groups == []
+
+
+def test_the_channel_is_the_running_agents_own_relayed_both_ways(client, tool, tmp_path, monkeypatch):
+    with running_agent("acme", tmp_path) as port:
+        monkeypatch.setattr(node_api, "AGENT_PORT", port)
+        with client.websocket_connect("/v1/sessions/acme/channel") as channel:
+            assert channel.receive_json()["tenant"] == "acme"
+            channel.send_text(json.dumps({"cmd": "push", "level": 1, "name": "Science"}))
+            assert channel.receive_json()["path"][-1] == {"level": 1, "name": "Science"}
+    assert tool() == [["address", "acme"]]
+
+
+@pytest.mark.parametrize(("tenant", "code", "asked"), [
+    ("zeta", node_api.NO_SUCH_TENANT, True), ("paused", node_api.NOT_RUNNING, True),
+    ("acme;id", node_api.NO_SUCH_TENANT, False), ("ACME", node_api.NO_SUCH_TENANT, False)])
+def test_no_channel_to_an_unknown_tenant_or_a_session_not_running(client, tool, tenant, code, asked):
+    with pytest.raises(WebSocketDisconnect) as refused:
+        with client.websocket_connect(f"/v1/sessions/{tenant}/channel"):
+            pass
+    assert refused.value.code == code
+    assert tool() == ([["address", tenant]] if asked else [])
+
+
+def test_no_channel_when_the_agent_does_not_answer(client, tool, monkeypatch):
+    monkeypatch.setattr(node_api, "AGENT_PORT", free_port())
+    with pytest.raises(WebSocketDisconnect) as refused:
+        with client.websocket_connect("/v1/sessions/acme/channel"):
+            pass
+    assert refused.value.code == node_api.NOT_RUNNING

@@ -12,6 +12,7 @@ import test_portal_sign_in as signing_in
 from test_portal_sign_in import PUBLIC, csrf_of, settings, sign_in
 
 from toskit.gateway.portal.app import Portal
+from toskit.gateway.portal.sessions import COOKIE
 
 provider = signing_in.provider  # the fixture (OpenBao as the provider), for this module too
 
@@ -72,3 +73,64 @@ def test_a_node_that_cannot_take_it_is_a_plain_unavailable(provider, node1):
         sign_in(browser, provider, "alice")
         refused = open_session(browser, csrf_of(browser))
         assert refused.status_code == 503 and "node" not in refused.json()["error"]
+
+
+@pytest.fixture
+def agents(tmp_path, monkeypatch):
+    """Each tenant's real session agent on loopback, standing in for its channel through node1's API:
+    the portal's hop to the node is the lab's to prove; here, who gets which session."""
+    from tests.unit.session_agent import running_agent
+    from websockets.asyncio.client import connect
+    from toskit.gateway.portal import nodes
+    opened = []
+    with running_agent("acme", tmp_path / "acme") as acme, running_agent("beta", tmp_path / "beta") as beta:
+        ports = {"acme": acme, "beta": beta}
+
+        def channel(context, door, tenant):
+            opened.append((door.name, tenant))
+            return connect(f"ws://127.0.0.1:{ports[tenant]}/", proxy=None)
+        monkeypatch.setattr(nodes, "channel", channel)
+        yield opened
+
+
+def channel(browser, origin: str | None = PUBLIC, path: str = "/session/channel"):
+    """The test client sends its cookies only to http(s) URLs: the session's is handed over as a browser would."""
+    cookie = browser.cookies.get(COOKIE)
+    headers = {**({"Origin": origin} if origin else {}), **({"Cookie": f"{COOKIE}={cookie}"} if cookie else {})}
+    return browser.websocket_connect(path, headers=headers)
+
+
+def test_the_channel_carries_the_persons_own_session_both_ways(provider, node1, agents):
+    state, broker = node1
+    with portal(provider, broker) as browser:
+        sign_in(browser, provider, "bob")
+        with channel(browser) as desktop:
+            assert desktop.receive_json()["tenant"] == "beta"
+            desktop.send_json({"cmd": "push", "level": 1, "name": "Astrometrics"})
+            assert desktop.receive_json()["path"][-1] == {"level": 1, "name": "Astrometrics"}
+    assert agents == [("node1", "beta")] and state.changes == [("start", "beta")]
+
+
+@pytest.mark.parametrize("path", ["/session/channel?tenant=acme", "/session/channel/../channel?t=acme"])
+def test_no_url_gets_another_tenants_session(provider, node1, agents, path):
+    state, broker = node1
+    with portal(provider, broker) as browser:
+        sign_in(browser, provider, "bob")
+        with channel(browser, path=path) as desktop:
+            assert desktop.receive_json()["tenant"] == "beta"
+    assert agents == [("node1", "beta")]
+
+
+@pytest.mark.parametrize("attempt", ["signed out", "another site", "no origin"])
+def test_no_channel_without_a_signed_in_person_on_this_sites_page(provider, node1, agents, attempt):
+    from starlette.websockets import WebSocketDisconnect
+    state, broker = node1
+    with portal(provider, broker) as browser:
+        if attempt != "signed out":
+            sign_in(browser, provider, "alice")
+        origin = {"another site": "https://evil.test", "no origin": None}.get(attempt, PUBLIC)
+        with pytest.raises(WebSocketDisconnect) as refused:
+            with channel(browser, origin):
+                pass
+        assert refused.value.code == 1008
+    assert agents == [] and state.changes == []

@@ -11,6 +11,7 @@
     POST /passkeys/remove         one of them (CSRF token)
     POST /auth/passkey/begin|complete        sign-in with a passkey alone (JSON, CSRF header)
     GET  /desktop, POST /session/open        the person's session, brought up by the broker (desktop.py)
+    WS   /session/channel                    its channel: frames out, input in (desktop.py)
 
 Starting a sign-in is a GET: it changes nothing but the pending state in the visitor's own
 session, and the callback only completes the sign-in that session started (state check).
@@ -28,7 +29,7 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from . import desktop
 from .broker import Broker
@@ -300,6 +301,7 @@ class Portal:
                   Route("/auth/passkey/complete", self.passkey_sign_in_complete, methods=["POST"]),
                   Route("/desktop", functools.partial(desktop.desktop_page, self)),
                   Route("/session/open", functools.partial(desktop.open_session, self), methods=["POST"]),
+                  WebSocketRoute("/session/channel", functools.partial(desktop.session_channel, self)),
                   Route("/static/{name}", self.static_file)]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self.http_error, 500: self.server_error})
         store = SessionStore(self.settings.session_idle, self.settings.session_max)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from . import nodes
 from .placement import Decision, NotNow, decide
-from .settings import BrokerAccess, Tenant
+from .settings import BrokerAccess, NodeDoor, Tenant
 
 log = logging.getLogger("tos-portal.broker")
 
@@ -24,6 +24,7 @@ log = logging.getLogger("tos-portal.broker")
 @dataclass(frozen=True)
 class Placed:
     decision: Decision
+    door: NodeDoor  # the node the session runs on now
     done: str  # the node's account of the change ("" when attaching: nothing changed)
 
 
@@ -72,4 +73,4 @@ class Broker:
                     raise Unavailable(str(e)) from None
             log.info("session of %s: %s on %s (%s)%s", tenant.id, decision.action, decision.node, decision.why,
                      f": {done}" if done else "")
-            return Placed(decision, done)
+            return Placed(decision, door, done)

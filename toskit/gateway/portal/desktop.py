@@ -3,6 +3,8 @@ session up (attach, resume, restore or start, on the node placement picks).
 
     GET  /desktop        the page (its script asks for the session, then shows where it stands)
     POST /session/open   JSON, CSRF header: {"action": ..., "message": ...}, or 503 {"error": ...}
+    WS   /session/channel  the session's channel (its agent's frames out, input in), relayed to the
+                         node's; the tenant is the signed-in person's, never one the request names
 
 What a person sees names no node and no other tenant: the details go to the portal's log.
 """
@@ -10,10 +12,16 @@ What a person sees names no node and no other tenant: the details go to the port
 import logging
 
 from starlette.responses import JSONResponse, RedirectResponse
+from starlette.websockets import WebSocket
+from websockets.exceptions import InvalidHandshake
 
+from . import nodes
 from .broker import Unavailable
+from .relay import relay
 
 log = logging.getLogger("tos-portal")
+# Close codes (RFC 6455 7.4.1): refused by policy (not signed in, another site's page); try again later.
+POLICY, TRY_AGAIN = 1008, 1013
 
 SAID = {"attach": "Your session is running.", "resume": "Your session was paused; it runs again.",
         "restore": "Your session is back as you left it.", "start": "Your session was started."}
@@ -32,13 +40,43 @@ async def open_session(portal, request):
     refused = portal.json_refused(request)
     if refused:
         return refused
+    placed = await _placed(portal, person)
+    if placed is None:
+        return JSONResponse({"error": "Your session cannot be brought up right now. Try again shortly."}, 503)
+    return JSONResponse({"action": placed.decision.action, "message": SAID[placed.decision.action]})
+
+
+async def _placed(portal, person: dict):
+    """The broker's Placed for the person's tenant, or None (logged) when it cannot be brought up."""
     tenant = portal.settings.tenant(person["tenant"])
     if portal.broker is None or tenant is None or not tenant.enabled:
         log.error("session of %s: no broker, or the tenant is gone or disabled", person["tenant"])
-        return JSONResponse({"error": "Sessions are unavailable right now."}, 503)
+        return None
     try:
-        placed = await portal.broker.open(tenant)
+        return await portal.broker.open(tenant)
     except Unavailable as e:
         log.warning("session of %s not brought up: %s", tenant.id, e)
-        return JSONResponse({"error": "Your session cannot be brought up right now. Try again shortly."}, 503)
-    return JSONResponse({"action": placed.decision.action, "message": SAID[placed.decision.action]})
+        return None
+
+
+async def session_channel(portal, websocket: WebSocket):
+    """Browsers send Origin with every WebSocket: only this portal's own page may open one (a page of
+    another site would otherwise ride the person's cookie)."""
+    person = websocket.session.get("person")
+    if not person or websocket.headers.get("origin") != portal.origin:
+        log.warning("session channel refused: %s", "not signed in" if not person else "another site's page")
+        return await websocket.close(POLICY)
+    placed = await _placed(portal, person)  # a channel dropped while paused finds the session resumed
+    if placed is None:
+        return await websocket.close(TRY_AGAIN)
+    tenant, door = person["tenant"], placed.door
+    try:
+        far = await nodes.channel(portal.broker.context(), door, tenant)
+    except (OSError, TimeoutError, InvalidHandshake) as e:
+        log.warning("session channel of %s: node %s refused it: %s: %s", tenant, door.name, type(e).__name__, e)
+        return await websocket.close(TRY_AGAIN)
+    log.info("session channel of %s opened to %s", tenant, door.name)
+    async with far:
+        await websocket.accept()
+        await relay(websocket, far)
+    log.info("session channel of %s to %s closed", tenant, door.name)

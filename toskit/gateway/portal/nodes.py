@@ -11,6 +11,7 @@ import asyncio
 import ssl
 
 import httpx
+from websockets.asyncio.client import ClientConnection, connect
 
 from .placement import NodeReport
 from .settings import NodeDoor
@@ -74,3 +75,11 @@ async def reports(doors: list, context: ssl.SSLContext, tenant: str | None = Non
             return await asyncio.wait_for(report(client, door, tenant), timeout)
         results = await asyncio.gather(*(one(door) for door in doors), return_exceptions=True)
     return {door.name: result for door, result in zip(doors, results)}
+
+
+async def channel(context: ssl.SSLContext, door: NodeDoor, tenant: str) -> ClientConnection:
+    """The running session's channel on that node (a WebSocket through its node API), opened within
+    TIMEOUT; OSError, TimeoutError or websockets' InvalidHandshake (the node refused: its close code
+    says why) if not."""
+    return await connect(f"wss://{door.address}:{door.port}/v1/sessions/{tenant}/channel", ssl=context,
+                         server_hostname=door.name, proxy=None, compression=None, open_timeout=TIMEOUT)

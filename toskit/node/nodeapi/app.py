@@ -8,9 +8,10 @@ tos-session checks it against the node's tenants): no request can make it run an
     GET  /v1/report[/TENANT]              tos-session report [TENANT]
     POST /v1/sessions/TENANT/VERB         tos-session VERB TENANT, VERB: start, restore, resume, pause;
                                           answered when done: {"done": its last line}
+    WS   /v1/sessions/TENANT/channel      the running session's channel: its agent's WebSocket, relayed
+                                          (where it is: tos-session address TENANT)
 
-Attaching to a running session changes nothing here (the session channel comes with issue 11's
-WebSocket). A change asked again while the same one runs shares it; tos-session's per-tenant lock
+A change asked again while the same one runs shares it; tos-session's per-tenant lock
 orders different ones.
 """
 
@@ -21,13 +22,20 @@ import re
 
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidHandshake
 
 from . import CHANGE_TIMEOUT
+from .relay import relay
 
 TOOL = "/usr/local/sbin/tos-session"
 TENANT_ID = re.compile(r"[a-z][a-z0-9]{1,23}")  # toskit/tenants.py TENANT_ID (a unit test keeps them equal)
 TIMEOUT = 30  # seconds; the report reads each tenant's volume state on the share
+AGENT_PORT = 7000  # the session agent's channel (toskit/node/session_image/tos-session-agent)
+# Close codes (RFC 6455 leaves 4000-4999 to applications): no such session here, session not running.
+NO_SUCH_TENANT, NOT_RUNNING = 4404, 4409
 _running: dict = {}  # argv -> the task running it: concurrent identical asks share one run
 
 
@@ -94,7 +102,24 @@ async def change(request):
     return refused(503 if code == 75 else 409, err.splitlines()[-1] if err else f"tos-session {verb} ended with {code}")
 
 
+async def channel(websocket: WebSocket):
+    tenant = websocket.path_params["tenant"]
+    if not TENANT_ID.fullmatch(tenant):
+        return await websocket.close(NO_SUCH_TENANT)
+    code, out, err = await tos_session("address", tenant)
+    if code != 0:
+        return await websocket.close(NO_SUCH_TENANT if "unknown tenant" in err else NOT_RUNNING)
+    try:  # no proxy (the agent is on this node), no compression (small frames; no CRIME-like leaks)
+        agent = await connect(f"ws://{out.strip()}:{AGENT_PORT}/", proxy=None, compression=None, open_timeout=10)
+    except (OSError, TimeoutError, InvalidHandshake):
+        return await websocket.close(NOT_RUNNING)
+    async with agent:
+        await websocket.accept()
+        await relay(websocket, agent)
+
+
 def application() -> Starlette:
     return Starlette(routes=[Route("/v1/report", report, methods=["GET"]),
                              Route("/v1/report/{tenant}", report, methods=["GET"]),
+                             WebSocketRoute("/v1/sessions/{tenant}/channel", channel),
                              Route("/v1/sessions/{tenant}/{verb}", change, methods=["POST"])])

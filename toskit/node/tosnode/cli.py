@@ -11,6 +11,7 @@
     tos-session restore TENANT [--take-over] bring it back here (any node), or cold-start it
     tos-session status [TENANT]              sessions here and hibernated ones
     tos-session report [TENANT]              the same, and this node's memory, as JSON (for the broker)
+    tos-session address TENANT               where the running session's channel is (for the node API)
     tos-session policy                       the idle policy, once (tos-session-policy.timer runs it)
     tos-session volume open TENANT [--take-over]
                                              unlock (creating it on first use) and mount the volume
@@ -143,6 +144,7 @@ def main(argv=None) -> int:
                                         help="restore even though another node holds the lease (only if it is gone)")
     sub.add_parser("status").add_argument("tenant", nargs="?")
     sub.add_parser("report").add_argument("tenant", nargs="?")
+    sub.add_parser("address").add_argument("tenant")
     sub.add_parser("policy")
     sub.add_parser("list")
     exec_parser = sub.add_parser("exec")
@@ -177,6 +179,8 @@ def main(argv=None) -> int:
             print(status(tenants_file, args.tenant))
         elif args.command == "report":
             print(json.dumps(node_report(tenants_file, args.tenant), indent=2, sort_keys=True))
+        elif args.command == "address":
+            print(hibernation.channel_address(tenants_file, args.tenant))
         elif args.command == "policy":
             done, failed = policy.run(tenants_file)
             print("\n".join(done + failed) or "policy: nothing to do")

@@ -1,5 +1,55 @@
-// The desktop page: asks the portal to bring the person's session up, then says where it stands.
+// The desktop page: asks the portal to bring the person's session up, then opens its channel (one
+// WebSocket) and draws what the session's agent holds: Sectors, Active Apps, its counter.
 "use strict";
+
+const RECONNECT_MS = 1000;  // a dropped channel is opened again at once, then each second
+
+function cell(row, text) {
+  row.insertCell().textContent = text;
+}
+
+function draw(frame) {
+  document.getElementById("counter").textContent = String(frame.ticks);
+  const sectors = document.querySelector("#sectors tbody");
+  const apps = document.querySelector("#active-apps tbody");
+  sectors.replaceChildren();
+  apps.replaceChildren();
+  for (const entry of frame.path) {
+    if (entry.level === 3) {
+      const row = apps.insertRow();
+      cell(row, entry.name);
+      cell(row, entry.name in frame.apps ? `pid ${frame.apps[entry.name]}` : "not running");
+    } else {
+      cell(sectors.insertRow(), entry.name);
+    }
+  }
+}
+
+function openChannel(desktop) {
+  const state = document.getElementById("channel-state");
+  const error = document.getElementById("channel-error");
+  const socket = new WebSocket(`wss://${location.host}/session/channel`);
+  const send = (message) => socket.readyState === WebSocket.OPEN && socket.send(JSON.stringify(message));
+  const name = () => document.getElementById("entry-name").value.trim();
+  document.getElementById("open-sector").onclick = () => send({cmd: "push", level: 1, name: name()});
+  document.getElementById("launch-app").onclick = () => send({cmd: "launch", name: name(), blob_mb: 1});
+  document.getElementById("close-last").onclick = () => send({cmd: "pop"});
+  socket.onopen = () => { state.textContent = "open"; desktop.dataset.channel = "open"; };
+  socket.onmessage = (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "frame") {
+      draw(message);
+      desktop.dataset.ticks = String(message.ticks);
+    } else if (message.type === "error") {
+      error.textContent = message.error;
+    }
+  };
+  socket.onclose = () => {
+    state.textContent = "reconnecting";
+    desktop.dataset.channel = "closed";
+    setTimeout(() => openChannel(desktop), RECONNECT_MS);
+  };
+}
 
 (async () => {
   const status = document.getElementById("session-status");
@@ -17,5 +67,9 @@
   } catch (error) {
     status.textContent = error.message;
     status.dataset.state = "unavailable";
+    return;
   }
+  const desktop = document.getElementById("desktop");
+  desktop.hidden = false;
+  openChannel(desktop);
 })();

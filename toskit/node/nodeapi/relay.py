@@ -1,0 +1,1 @@
+../../gateway/portal/relay.py
