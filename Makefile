@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 LAB := $(PY) -m toskit.lab
 INVENTORY ?= inventories/lab.py
 
-.PHONY: venv lab lab-up lab-down lab-destroy lab-status deploy audit test test-fast test-lab bench-lab bench-storage bench-hibernation bench-restore-race bench-fleet
+.PHONY: venv lab lab-up lab-down lab-destroy lab-status deploy audit test test-fast test-lab bench-lab bench-storage bench-hibernation bench-restore-race bench-fleet bench-channels
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -57,3 +57,5 @@ bench-restore-race: venv
 	$(PY) -m bench.restore_race_bench
 bench-fleet: venv
 	$(PY) -m bench.fleet_bench
+bench-channels: venv
+	$(PY) -m bench.channel_bench

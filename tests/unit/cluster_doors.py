@@ -64,6 +64,7 @@ class NodeState:
     def __init__(self, report: dict, delay: float = 0.0):
         self.report = json.loads(json.dumps(report))
         self.changes = []
+        self.reports = 0  # reports asked
         self.delay = delay
         self.lock = threading.Lock()
 
@@ -91,6 +92,7 @@ class StandInNode(http.server.BaseHTTPRequestHandler):
         if self.state is None:
             return self._answer(200 if self.path == "/v1/report" else 404, self.body)
         with self.state.lock:
+            self.state.reports += 1
             return self._answer(200, json.dumps(self.state.report).encode())
 
     def do_POST(self):

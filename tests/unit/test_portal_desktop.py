@@ -8,6 +8,7 @@ import copy
 import pytest
 from cluster_doors import REPORT, NodeState, make_pki, serve
 from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 import test_portal_sign_in as signing_in
 from test_portal_sign_in import PUBLIC, csrf_of, settings, sign_in
 
@@ -75,20 +76,27 @@ def test_a_node_that_cannot_take_it_is_a_plain_unavailable(provider, node1):
         assert refused.status_code == 503 and "node" not in refused.json()["error"]
 
 
+class Opened(list):
+    """The channels the portal opened to nodes, (node, tenant); `refusing`: nodes that refuse them."""
+
+
 @pytest.fixture
 def agents(tmp_path, monkeypatch):
     """Each tenant's real session agent on loopback, standing in for its channel through node1's API:
     the portal's hop to the node is the lab's to prove; here, who gets which session."""
-    from tests.unit.session_agent import running_agent
+    from tests.unit.session_agent import free_port, running_agent
     from websockets.asyncio.client import connect
     from toskit.gateway.portal import nodes
-    opened = []
+    opened = Opened()
     with running_agent("acme", tmp_path / "acme") as acme, running_agent("beta", tmp_path / "beta") as beta:
         ports = {"acme": acme, "beta": beta}
 
         def channel(context, door, tenant):
             opened.append((door.name, tenant))
+            if door.name in refusing:
+                return connect(f"ws://127.0.0.1:{free_port()}/", proxy=None, open_timeout=2)
             return connect(f"ws://127.0.0.1:{ports[tenant]}/", proxy=None)
+        refusing = opened.refusing = set()
         monkeypatch.setattr(nodes, "channel", channel)
         yield opened
 
@@ -123,7 +131,6 @@ def test_no_url_gets_another_tenants_session(provider, node1, agents, path):
 
 @pytest.mark.parametrize("attempt", ["signed out", "another site", "no origin"])
 def test_no_channel_without_a_signed_in_person_on_this_sites_page(provider, node1, agents, attempt):
-    from starlette.websockets import WebSocketDisconnect
     state, broker = node1
     with portal(provider, broker) as browser:
         if attempt != "signed out":
@@ -134,3 +141,20 @@ def test_no_channel_without_a_signed_in_person_on_this_sites_page(provider, node
                 pass
         assert refused.value.code == 1008
     assert agents == [] and state.changes == []
+
+
+def test_a_pages_channel_goes_where_the_session_was_brought_up_without_asking_every_node(provider, node1, agents):
+    state, broker = node1
+    with portal(provider, broker) as browser:
+        sign_in(browser, provider, "bob")
+        assert open_session(browser, csrf_of(browser)).json()["action"] == "start"
+        asked = state.reports
+        with channel(browser) as desktop:
+            assert desktop.receive_json()["tenant"] == "beta"
+        assert state.reports == asked
+        # Control: the node no longer runs it (say, moved): the broker asks the nodes again.
+        agents.refusing.add("node1")
+        with pytest.raises(WebSocketDisconnect) as refused:
+            with channel(browser):
+                pass
+        assert refused.value.code == 1013 and state.reports > asked

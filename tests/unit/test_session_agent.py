@@ -41,9 +41,27 @@ def test_a_pushed_sector_shows_in_the_next_frame_and_a_pop_takes_it_away(channel
     "not json", "[1]", json.dumps({"cmd": "push", "level": 1, "name": "../etc"}),
     json.dumps({"cmd": "push", "level": 9, "name": "Bridge"}), json.dumps({"cmd": "push", "level": 1, "name": "x" * 33}),
     json.dumps({"cmd": "launch", "name": "Editor", "blob_mb": 4096}),
-    json.dumps({"cmd": "launch", "name": "rm -rf", "blob_mb": 1})])
+    json.dumps({"cmd": "launch", "name": "rm -rf", "blob_mb": 1}),
+    json.dumps({"cmd": "pop", "tab": "t", "seq": 0}), json.dumps({"cmd": "pop", "tab": "", "seq": 1})])
 def test_bad_input_is_answered_with_an_error_and_changes_nothing(channel, message):
     before = frame(channel)["path"]
     channel.send(message)
     assert json.loads(channel.recv(timeout=5))["type"] == "error"
     assert frame(channel)["path"] == before
+
+
+def test_input_sent_again_after_a_reconnect_is_applied_once(tmp_path):
+    with running_agent("acme", tmp_path) as port:
+        push = {"cmd": "push", "level": 1, "name": "Bridge", "tab": "tab-1", "seq": 1}
+        with connect(f"ws://127.0.0.1:{port}/", proxy=None) as first:
+            frame(first)
+            first.send(json.dumps(push))
+            assert frame(first)["acked"] == 1
+        with connect(f"ws://127.0.0.1:{port}/", proxy=None) as again:  # the tab did not see the ack: sends again
+            frame(again)
+            again.send(json.dumps(push))
+            answer = frame(again)
+            again.send(json.dumps({**push, "name": "Sickbay", "seq": 2}))  # control: new input is applied
+            last = frame(again)
+    assert answer["acked"] == 1 and [e["name"] for e in answer["path"]] == ["Sectors", "Bridge"]
+    assert last["acked"] == 2 and [e["name"] for e in last["path"]] == ["Sectors", "Bridge", "Sickbay"]

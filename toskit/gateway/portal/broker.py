@@ -36,6 +36,7 @@ class Broker:
     def __init__(self, access: BrokerAccess):
         self.access = access
         self._locks: dict = {}
+        self._last_door: dict = {}  # tenant id -> the node its session was last brought up on (a hint)
         self._context: ssl.SSLContext | None = None
         self._context_files: tuple | None = None
 
@@ -73,4 +74,10 @@ class Broker:
                     raise Unavailable(str(e)) from None
             log.info("session of %s: %s on %s (%s)%s", tenant.id, decision.action, decision.node, decision.why,
                      f": {done}" if done else "")
+            self._last_door[tenant.id] = door
             return Placed(decision, door, done)
+
+    def last_door(self, tenant_id: str) -> NodeDoor | None:
+        """Where this broker last brought the tenant's session up: where its channels try first,
+        without asking every node. Only a hint: a node that no longer runs it refuses the channel."""
+        return self._last_door.get(tenant_id)

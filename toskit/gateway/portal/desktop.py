@@ -66,17 +66,38 @@ async def session_channel(portal, websocket: WebSocket):
     if not person or websocket.headers.get("origin") != portal.origin:
         log.warning("session channel refused: %s", "not signed in" if not person else "another site's page")
         return await websocket.close(POLICY)
-    placed = await _placed(portal, person)  # a channel dropped while paused finds the session resumed
-    if placed is None:
+    opened = await _far_end(portal, person)
+    if opened is None:
         return await websocket.close(TRY_AGAIN)
-    tenant, door = person["tenant"], placed.door
-    try:
-        far = await nodes.channel(portal.broker.context(), door, tenant)
-    except (OSError, TimeoutError, InvalidHandshake) as e:
-        log.warning("session channel of %s: node %s refused it: %s: %s", tenant, door.name, type(e).__name__, e)
-        return await websocket.close(TRY_AGAIN)
+    door, far = opened
+    tenant = person["tenant"]
     log.info("session channel of %s opened to %s", tenant, door.name)
     async with far:
         await websocket.accept()
         await relay(websocket, far)
     log.info("session channel of %s to %s closed", tenant, door.name)
+
+
+async def _far_end(portal, person: dict):
+    """(node door, the session's channel there), or None (logged). The node the broker last brought
+    the session up on is tried first: a page's channel then costs no round of reports. If that node
+    no longer runs it (paused by the idle policy, hibernated, moved), the broker brings it up again."""
+    tenant = person["tenant"]
+    door = portal.broker.last_door(tenant) if portal.broker else None
+    if door is not None:
+        far = await _channel(portal, door, tenant)
+        if far is not None:
+            return door, far
+    placed = await _placed(portal, person)
+    if placed is None:
+        return None
+    far = await _channel(portal, placed.door, tenant)
+    return (placed.door, far) if far is not None else None
+
+
+async def _channel(portal, door, tenant: str):
+    try:
+        return await nodes.channel(portal.broker.context(), door, tenant)
+    except (OSError, TimeoutError, InvalidHandshake) as e:
+        log.warning("session channel of %s: node %s refused it: %s: %s", tenant, door.name, type(e).__name__, e)
+        return None

@@ -2,7 +2,10 @@
 // WebSocket) and draws what the session's agent holds: Sectors, Active Apps, its counter.
 "use strict";
 
-const RECONNECT_MS = 1000;  // a dropped channel is opened again at once, then each second
+const RECONNECT_MS = 1000;  // a dropped channel is opened again after a second
+// This tab's input, numbered; kept until a frame acknowledges it, and sent again on a new channel
+// (the agent applies each once): a network blip loses none.
+const input = {tab: crypto.randomUUID(), seq: 0, pending: []};
 
 function cell(row, text) {
   row.insertCell().textContent = text;
@@ -29,15 +32,24 @@ function openChannel(desktop) {
   const state = document.getElementById("channel-state");
   const error = document.getElementById("channel-error");
   const socket = new WebSocket(`wss://${location.host}/session/channel`);
-  const send = (message) => socket.readyState === WebSocket.OPEN && socket.send(JSON.stringify(message));
+  const send = (command) => {
+    const message = {...command, tab: input.tab, seq: ++input.seq};
+    input.pending.push(message);
+    if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+  };
   const name = () => document.getElementById("entry-name").value.trim();
   document.getElementById("open-sector").onclick = () => send({cmd: "push", level: 1, name: name()});
   document.getElementById("launch-app").onclick = () => send({cmd: "launch", name: name(), blob_mb: 1});
   document.getElementById("close-last").onclick = () => send({cmd: "pop"});
-  socket.onopen = () => { state.textContent = "open"; desktop.dataset.channel = "open"; };
+  socket.onopen = () => {
+    state.textContent = "open";
+    desktop.dataset.channel = "open";
+    for (const message of input.pending) socket.send(JSON.stringify(message));
+  };
   socket.onmessage = (event) => {
     const message = JSON.parse(event.data);
     if (message.type === "frame") {
+      input.pending = input.pending.filter((sent) => sent.seq > message.acked);
       draw(message);
       desktop.dataset.ticks = String(message.ticks);
     } else if (message.type === "error") {
