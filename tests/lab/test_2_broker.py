@@ -72,14 +72,25 @@ def test_a_person_opens_the_desktop_and_the_broker_starts_then_attaches_one_sess
         first = int(desktop.get_attribute("data-ticks"))
         wait_for(browser, f"#desktop[data-channel=open]:not([data-ticks='{first}'])", 30)
         assert channel_clients(running[0]) == 1
+        # (The volume keeps the path of earlier runs: names new to it, what was there before kept.)
+        before, run = agent_path(running[0]), int(time.time())
         entry = browser.find_element("css selector", "#entry-name")
         entry.clear()
-        entry.send_keys("Engineering")
+        entry.send_keys(f"Engineering{run}")
         browser.find_element("css selector", "#open-sector").click()
-        wait_for(browser, "#sectors tbody tr:nth-child(2)", 30)
-        assert [td.text.lower() for td in browser.find_elements("css selector", "#sectors td")] == \
-            ["sectors", "engineering"]
-        assert agent_path(running[0]) == ["Sectors", "Engineering"]  # the agent's own, not the page's
+        wait_for(browser, f"#sectors tbody tr:nth-child({len(before) + 1})", 30)
+        assert agent_path(running[0]) == [*before, f"Engineering{run}"]  # the agent's own, not the page's
+        assert browser.find_elements("css selector", "#sectors td")[-1].text.lower() == f"engineering{run}"
+        # An Active App launched from the page is the agent's child: the pid shown is its own.
+        entry.clear()
+        entry.send_keys(f"Editor{run}")
+        browser.find_element("css selector", "#launch-app").click()
+        wait_for(browser, "#active-apps tbody tr:last-child td:nth-child(2)", 60)
+        [shown] = [row.find_elements("css selector", "td")[1].text.lower()
+                   for row in browser.find_elements("css selector", "#active-apps tbody tr")
+                   if row.find_elements("css selector", "td")[0].text.lower() == f"editor{run}"]
+        app = json.loads(on(running[0], f"tos-session exec {TENANT} tos-session-ctl app Editor{run}").stdout)
+        assert shown == f"pid {app['pid']}", (shown, app)
         screenshot(browser, "lab-desktop")
         # The broker's account, in the gateway's log only: which node, and why.
         log = on(gateway.name, "journalctl -u tos-portal -n 50 --no-pager -o cat").stdout
