@@ -103,7 +103,8 @@ def main() -> int:
     errors = [f"{type(r).__name__}: {r}" for r in results if not isinstance(r, dict)]
     result = {
         "channels": CHANNELS, "hold_s": HOLD, "gateway": gateway.name, "session": action,
-        "elapsed_s": round(elapsed, 1), "opened": len(done), "errors": len(errors), "error_kinds": sorted(set(errors))[:5],
+        "elapsed_s": round(elapsed, 1), "opened": len(done), "errors": len(errors),
+        "error_kinds": sorted(set(errors))[:5],
         **({"open_s": percentiles([r["open"] for r in done]),
             "first_frame_s": percentiles([r["first_frame"] for r in done]),
             "input_rtt_s": percentiles([r["input_rtt"] for r in done]),

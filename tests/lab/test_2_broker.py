@@ -48,7 +48,8 @@ def channel_clients(node: str) -> int:
 
 
 def agent_path(node: str) -> list:
-    return [entry["name"] for entry in json.loads(on(node, f"tos-session exec {TENANT} tos-session-ctl show").stdout)["path"]]
+    shown = json.loads(on(node, f"tos-session exec {TENANT} tos-session-ctl show").stdout)
+    return [entry["name"] for entry in shown["path"]]
 
 
 def desktop_says(browser, url: str) -> tuple:

@@ -39,7 +39,8 @@ def test_a_pushed_sector_shows_in_the_next_frame_and_a_pop_takes_it_away(channel
 
 @pytest.mark.parametrize("message", [
     "not json", "[1]", json.dumps({"cmd": "push", "level": 1, "name": "../etc"}),
-    json.dumps({"cmd": "push", "level": 9, "name": "Bridge"}), json.dumps({"cmd": "push", "level": 1, "name": "x" * 33}),
+    json.dumps({"cmd": "push", "level": 9, "name": "Bridge"}),
+    json.dumps({"cmd": "push", "level": 1, "name": "x" * 33}),
     json.dumps({"cmd": "launch", "name": "Editor", "blob_mb": 4096}),
     json.dumps({"cmd": "launch", "name": "rm -rf", "blob_mb": 1}),
     json.dumps({"cmd": "pop", "tab": "t", "seq": 0}), json.dumps({"cmd": "pop", "tab": "", "seq": 1})])
@@ -65,3 +66,11 @@ def test_input_sent_again_after_a_reconnect_is_applied_once(tmp_path):
             last = frame(again)
     assert answer["acked"] == 1 and [e["name"] for e in answer["path"]] == ["Sectors", "Bridge"]
     assert last["acked"] == 2 and [e["name"] for e in last["path"]] == ["Sectors", "Bridge", "Sickbay"]
+
+
+def test_input_without_a_number_keeps_the_tabs_acknowledgement(channel):
+    frame(channel)
+    channel.send(json.dumps({"cmd": "push", "level": 1, "name": "Bridge", "tab": "tab-1", "seq": 1}))
+    assert frame(channel)["acked"] == 1
+    channel.send(json.dumps({"cmd": "pop"}))  # from tos-session-ctl's kind of client: no tab, no seq
+    assert frame(channel)["acked"] == 1
