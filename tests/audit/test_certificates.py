@@ -1,7 +1,7 @@
 """Each node's and gateway's certificates from Vault (tos-cert): keys that are root's alone (a gateway's
 client certificate also its broker's group's, and no one else's), renewed by a timer that runs, and the
 cluster's certificates (the hop gateway -> node, mutual TLS) naming this host, from the cluster CA,
-each for its one use: a node's serves, a gateway's is a client."""
+each for its one use: a node's serves, a gateway's is a client; nginx reloads that wait until served."""
 
 import datetime
 
@@ -80,3 +80,12 @@ def test_the_certificates_are_renewed_by_a_timer_that_runs(host):
     assert host.check_output("systemctl show -p Result --value tos-cert-renew.service") == "success"
     status = host.run("tos-cert status")
     assert status.rc == 0 and "valid until" in status.stdout, status.stdout + status.stderr
+
+
+@pytest.mark.control("tos-cert-04")
+def test_a_reload_of_nginx_returns_only_once_the_renewed_certificate_is_served(host):
+    """Debian's ExecReload only signals nginx: a renewal (or a deploy) that returned could still be
+    answered with the old certificate (a CI run saw it). The drop-in makes the reload wait."""
+    reload = host.check_output("systemctl show -p ExecReload --value nginx")
+    assert "path=/usr/local/sbin/tos-nginx-reload" in reload and reload.count("path=") == 1, reload
+    assert host.file("/usr/local/sbin/tos-nginx-reload").mode == 0o755
