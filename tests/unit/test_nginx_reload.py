@@ -4,6 +4,7 @@ master that, on SIGHUP, starts a new worker and retires the old one the way ngin
 
 import importlib.machinery
 import importlib.util
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -37,7 +38,8 @@ def children(pid: int) -> list:
 
 @pytest.fixture
 def master():
-    process = subprocess.Popen(["bash", "-c", MASTER])
+    # A shell cannot trap a signal ignored when it starts (as under nohup): give it SIGHUP's default.
+    process = subprocess.Popen(["bash", "-c", MASTER], preexec_fn=lambda: signal.signal(signal.SIGHUP, signal.SIG_DFL))
     deadline = time.monotonic() + 10
     while len(children(process.pid)) < 4:  # three titled children and the loop's sleep
         assert time.monotonic() < deadline
@@ -68,9 +70,9 @@ def test_a_reload_returns_once_the_old_worker_no_longer_accepts(master):
 def test_a_reload_nginx_did_not_take_fails_and_says_where_to_look(master, monkeypatch, capsys):
     tool = load_tool()
     monkeypatch.setattr(tool, "WAIT", 0.3)
-    master.send_signal(subprocess.signal.SIGSTOP)  # a master that does not act on the signal
+    master.send_signal(signal.SIGSTOP)  # a master that does not act on the signal
     try:
         assert tool.reload(str(master.pid)) == 1
     finally:
-        master.send_signal(subprocess.signal.SIGCONT)
+        master.send_signal(signal.SIGCONT)
     assert "journalctl -u nginx" in capsys.readouterr().err
