@@ -158,3 +158,28 @@ def test_a_pages_channel_goes_where_the_session_was_brought_up_without_asking_ev
             with channel(browser):
                 pass
         assert refused.value.code == 1013 and state.reports > asked
+
+
+@pytest.mark.parametrize("who", ["the person, in another tab", "someone else"])
+def test_a_sign_out_ends_the_persons_open_channels_and_no_one_elses(provider, node1, agents, who):
+    """The cookie is checked when a channel opens; a sign-out later (another tab, the same cookie) must
+    not leave the session's channel running on what is now nobody's say-so."""
+    state, broker = node1
+    with portal(provider, broker) as browser:
+        sign_in(browser, provider, "bob")
+        with channel(browser) as desktop:
+            assert desktop.receive_json()["tenant"] == "beta"  # control: it carries frames
+            if who == "someone else":  # another browser: its own cookie, its own sign-in
+                browser.cookies.clear()
+                sign_in(browser, provider, "alice")
+            assert browser.post("/signout", data={"csrf": csrf_of(browser)},
+                                headers={"origin": PUBLIC}).status_code == 303
+            if who == "someone else":
+                desktop.send_json({"cmd": "push", "level": 1, "name": "StillHere"})
+                assert any(desktop.receive_json()["path"][-1:] == [{"level": 1, "name": "StillHere"}]
+                           for _ in range(3))
+                return
+            with pytest.raises(WebSocketDisconnect) as ended:
+                for _ in range(5):  # frames already on their way, then the close
+                    desktop.receive_json()
+            assert ended.value.code == 4401

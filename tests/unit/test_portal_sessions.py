@@ -1,4 +1,9 @@
-"""The portal's server-side sessions: bounded pools, expiry, and sign-out that sticks."""
+"""The portal's server-side sessions: bounded pools, expiry, sign-out that sticks, and channels that
+end with the session that opened them."""
+
+import asyncio
+
+import pytest
 
 from toskit.gateway.portal.sessions import PENDING_LIFETIME, PENDING_LIMIT, SessionStore
 
@@ -60,3 +65,65 @@ def test_sign_in_rotates_the_id_and_the_old_one_is_worth_nothing():
     session.update(person={"subject": "ada"})
     new = store.save(session)
     assert new != old and store.load(old) == {} and store.load(new).get("person")
+
+
+def ended_when(store, sid: str, meanwhile) -> bool:
+    """Runs `meanwhile(store)` (a coroutine) while a channel waits on `sid`; did the wait end within a second after?"""
+    async def run():
+        waiting = asyncio.create_task(store.until_ended(sid))
+        await asyncio.sleep(0.05)
+        await meanwhile(store)
+        done, _ = await asyncio.wait({waiting}, timeout=1.0)
+        waiting.cancel()
+        return bool(done)
+    return asyncio.run(run())
+
+
+async def another_request(store, sid: str) -> None:
+    store.save(store.load(sid))
+
+
+async def signs_out(store, sid: str) -> None:
+    session = store.load(sid)
+    session.end()
+    store.save(session)
+
+
+async def another_person_signs_in(store, sid: str) -> None:  # the pool holds one: the first is pushed out
+    signed_in(store)
+
+
+async def nothing(store, sid: str) -> None:
+    pass
+
+
+@pytest.mark.parametrize("meanwhile, ends", [(nothing, False), (another_request, False), (signs_out, True),
+                                             (another_person_signs_in, True)])
+def test_a_channels_wait_ends_the_moment_its_session_does_and_not_before(meanwhile, ends):
+    store = SessionStore(idle=1800, lifetime=43200, limit=1)
+    sid = signed_in(store)
+    assert ended_when(store, sid, lambda store: meanwhile(store, sid)) is ends
+
+
+def test_input_on_a_channel_keeps_its_session_alive_and_silence_ends_it():
+    store = SessionStore(idle=1, lifetime=43200)
+    sid = signed_in(store)
+
+    async def typing(store):
+        for _ in range(15):  # 1.5 s, longer than the idle time
+            store.touch(sid)
+            await asyncio.sleep(0.1)
+        assert store.load(sid).get("person")  # control: still signed in after the idle time
+
+    async def run():
+        waiting = asyncio.create_task(store.until_ended(sid))
+        await typing(store)
+        assert not waiting.done()
+        await asyncio.wait_for(waiting, 3)  # then a second of silence ends it
+    asyncio.run(run())
+    assert store.load(sid) == {}
+
+
+def test_waiting_on_a_session_that_is_gone_returns_at_once():
+    store = SessionStore(idle=1800, lifetime=43200)
+    asyncio.run(asyncio.wait_for(store.until_ended("no-such-session"), 1))

@@ -304,6 +304,6 @@ class Portal:
                   WebSocketRoute("/session/channel", functools.partial(desktop.session_channel, self)),
                   Route("/static/{name}", self.static_file)]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self.http_error, 500: self.server_error})
-        store = SessionStore(self.settings.session_idle, self.settings.session_max)
-        app.add_middleware(SessionMiddleware, store=store)
+        self.sessions = SessionStore(self.settings.session_idle, self.settings.session_max)
+        app.add_middleware(SessionMiddleware, store=self.sessions)
         return app

@@ -9,10 +9,12 @@ session up (attach, resume, restore or start, on the node placement picks).
 What a person sees names no node and no other tenant: the details go to the portal's log.
 """
 
+import asyncio
+import contextlib
 import logging
 
 from starlette.responses import JSONResponse, RedirectResponse
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.exceptions import InvalidHandshake
 
 from . import nodes
@@ -20,8 +22,9 @@ from .broker import Unavailable
 from .relay import relay
 
 log = logging.getLogger("tos-portal")
-# Close codes (RFC 6455 7.4.1): refused by policy (not signed in, another site's page); try again later.
-POLICY, TRY_AGAIN = 1008, 1013
+# Close codes (RFC 6455 7.4.1): refused by policy (not signed in, another site's page); try again later;
+# the sign-in that opened the channel ended (ours, from the range for applications: the page stops).
+POLICY, TRY_AGAIN, SIGNED_OUT = 1008, 1013, 4401
 
 SAID = {"attach": "Your session is running.", "resume": "Your session was paused; it runs again.",
         "restore": "Your session is back as you left it.", "start": "Your session was started."}
@@ -70,11 +73,21 @@ async def session_channel(portal, websocket: WebSocket):
     if opened is None:
         return await websocket.close(TRY_AGAIN)
     door, far = opened
-    tenant = person["tenant"]
+    tenant, sid = person["tenant"], websocket.session.sid
     log.info("session channel of %s opened to %s", tenant, door.name)
     async with far:
         await websocket.accept()
-        await relay(websocket, far)
+        portal.sessions.touch(sid)
+        relaying = asyncio.create_task(relay(websocket, far, heard=lambda: portal.sessions.touch(sid)))
+        ended = asyncio.create_task(portal.sessions.until_ended(sid))
+        await asyncio.wait((relaying, ended), return_when=asyncio.FIRST_COMPLETED)
+        if ended.done():  # signed out (in any tab), or timed out: the cookie that opened it is worth nothing now
+            log.info("session channel of %s closed: the person's sign-in ended", tenant)
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await websocket.close(SIGNED_OUT)
+        for task in (relaying, ended):
+            task.cancel()
+        await asyncio.gather(relaying, ended, return_exceptions=True)
     log.info("session channel of %s to %s closed", tenant, door.name)
 
 

@@ -11,9 +11,12 @@ import contextlib
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 
-async def relay(near: WebSocket, far) -> None:
+async def relay(near: WebSocket, far, heard=None) -> None:
+    """`heard`: called on each message from the near side."""
     async def inward():
         async for message in near.iter_text():
+            if heard is not None:
+                heard()
             await far.send(message)
 
     async def outward():

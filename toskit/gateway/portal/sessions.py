@@ -10,8 +10,14 @@ navigation, which must carry the cookie holding the pending sign-in's state.
 Two pools: signed-in sessions, and pending ones (a sign-in under way, a Level-0 view). Pending
 sessions live minutes and the pool is small, so a flood of anonymous visitors pushes out other
 anonymous visitors, never a signed-in person.
+
+A session channel (desktop.py) outlives the request that opened it: it waits on `until_ended`,
+which returns the moment the session is signed out or pushed out, or when it reaches its idle time
+or lifetime; the person's input on a channel counts as activity (`touch`).
 """
 
+import asyncio
+import contextlib
 import secrets
 import time
 from collections import OrderedDict
@@ -47,6 +53,7 @@ class SessionStore:
         self.idle, self.lifetime, self.limit, self.clock = idle, lifetime, limit, clock
         self._signed_in: OrderedDict = OrderedDict()  # sid -> (data, created, last_seen)
         self._pending: OrderedDict = OrderedDict()
+        self._watched: dict = {}  # sid -> asyncio.Event, set when that session ends
 
     def __len__(self) -> int:
         return len(self._signed_in) + len(self._pending)
@@ -58,9 +65,16 @@ class SessionStore:
     def _find(self, sid: str):
         return self._signed_in.get(sid) or self._pending.get(sid)
 
-    def _drop(self, sid: str) -> None:
+    def _unlink(self, sid: str) -> None:
         self._signed_in.pop(sid, None)
         self._pending.pop(sid, None)
+
+    def _drop(self, sid: str) -> None:
+        """The session ends: gone from its pool, and whatever waits on it told."""
+        self._unlink(sid)
+        event = self._watched.pop(sid, None)
+        if event is not None:
+            event.set()
 
     def load(self, sid: str | None) -> Session:
         now = self.clock()
@@ -85,12 +99,32 @@ class SessionStore:
         if session.sid is None or session.rotated:
             session.sid = secrets.token_urlsafe(32)
             session.created = self.clock()
-        self._drop(session.sid)
+        self._unlink(session.sid)  # put back, last in its pool's order of use
         pool, limit, _, _ = self._pool(session)
         pool[session.sid] = (dict(session), session.created, self.clock())
         while len(pool) > limit:
-            pool.popitem(last=False)
+            self._drop(next(iter(pool)))
         return session.sid
+
+    def touch(self, sid: str) -> None:
+        """A signed-in session was used without a request (input on its channel)."""
+        found = self._signed_in.get(sid)
+        if found is not None:
+            data, created, _ = found
+            self._signed_in[sid] = (data, created, self.clock())
+            self._signed_in.move_to_end(sid)
+
+    async def until_ended(self, sid: str) -> None:
+        """Returns when signed-in session `sid` ends: signed out, pushed out, idle or past its lifetime."""
+        while (found := self._signed_in.get(sid)) is not None:
+            _, created, seen = found
+            left = min(seen + self.idle, created + self.lifetime) - self.clock()
+            if left <= 0:
+                self._drop(sid)
+                return
+            event = self._watched.setdefault(sid, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), left)
 
 
 class SessionMiddleware:

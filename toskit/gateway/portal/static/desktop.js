@@ -3,6 +3,7 @@
 "use strict";
 
 const RECONNECT_MS = 1000;  // a dropped channel is opened again after a second
+const SIGNED_OUT = 4401;    // the portal's close code when the sign-in that opened the channel ended
 // This tab's input, numbered; kept until a frame acknowledges it, and sent again on a new channel
 // (the agent applies each once): a network blip loses none.
 const input = {tab: crypto.randomUUID(), seq: 0, pending: []};
@@ -56,7 +57,13 @@ function openChannel(desktop) {
       error.textContent = message.error;
     }
   };
-  socket.onclose = () => {
+  socket.onclose = (event) => {
+    if (event.code === SIGNED_OUT) {  // in another tab, or timed out: nothing to reconnect on
+      state.textContent = "signed out";
+      desktop.dataset.channel = "signed-out";
+      error.textContent = "You are signed out. Sign in again to go on.";
+      return;
+    }
     state.textContent = "reconnecting";
     desktop.dataset.channel = "closed";
     setTimeout(() => openChannel(desktop), RECONNECT_MS);
