@@ -2,7 +2,8 @@
 browser, opens the Desktop, and the gateway's broker starts delta's session on one node (mutual TLS
 1.3 to that node's API); the page's channel (a WebSocket through the gateway and the node API to the
 session's agent) shows the agent's state and changes it; the channel counts as a client on the node
-while the page is open, and not once it is left; opening it again attaches to the same session.
+while the page is open, and not once it is left; opening it again attaches to the same session; a
+sign-out in another tab closes the channel.
 First stage (nothing else runs): the session is stopped again at the end, before node2 is rebuilt."""
 
 import json
@@ -45,6 +46,14 @@ def channel_clients(node: str) -> int:
     """Connections to delta's session channel, as the node's idle policy counts them."""
     pid = on(node, f"docker inspect -f '{{{{.State.Pid}}}}' tos-session-{TENANT}").stdout.strip()
     return len(on(node, f"nsenter -t {pid} -n ss -Htn state established '( sport = :7000 )'").stdout.splitlines())
+
+
+def clients_within(node: str, seconds: float) -> int:
+    """The channel clients left on the node once they are gone, or after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while channel_clients(node) and time.monotonic() < deadline:
+        time.sleep(1)
+    return channel_clients(node)
 
 
 def agent_path(node: str) -> list:
@@ -102,7 +111,19 @@ def test_a_person_opens_the_desktop_and_the_broker_starts_then_attaches_one_sess
         assert where_running() == running
         # Leaving the page closes its channel: the node sees no client (what the idle policy waits for).
         browser.get(url + "/approved")
-        deadline = time.monotonic() + 30
-        while channel_clients(running[0]) and time.monotonic() < deadline:
-            time.sleep(1)
-        assert channel_clients(running[0]) == 0
+        assert clients_within(running[0], 30) == 0
+        # Signing out in another tab closes this tab's channel at once: the page says so, the node
+        # sees no client, and the page does not reconnect.
+        desktop_says(browser, url)
+        wait_for(browser, "#desktop[data-channel=open]", 120)
+        desktop_tab = browser.current_window_handle
+        browser.switch_to.new_window("tab")
+        browser.get(url + "/approved")
+        browser.find_element("css selector", "form[action='/signout'] button").click()
+        browser.switch_to.window(desktop_tab)
+        wait_for(browser, "#desktop[data-channel=signed-out]", 30)
+        assert clients_within(running[0], 30) == 0
+        time.sleep(3)  # three reconnect periods: the page tried none
+        assert browser.find_element("css selector", "#channel-state").text.lower() == "signed out"
+        assert "closed: the person's sign-in ended" in on(gateway.name, "journalctl -u tos-portal -n 20 --no-pager "
+                                                          "-o cat").stdout
