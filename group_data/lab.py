@@ -21,7 +21,8 @@ tenants = [
     {"id": "beta", "hibernate_after": "20s", "health_interval": "5s", "egress": site_lab_outside,
      "people": {"lab": ["bob@beta.test"]}},
     {"id": "gamma", "people": {"lab": ["carol@gamma.test"]}},
-    {"id": "delta", "egress": site_lab_outside, "people": {"lab": ["dave@delta.test"]}},
+    # delta is dave's, whom test_2_broker walks away from his desktop: hibernated 20 s after the tab closed.
+    {"id": "delta", "hibernate_after": "20s", "egress": site_lab_outside, "people": {"lab": ["dave@delta.test"]}},
 ]
 
 # The idle policy's timer stays off in the lab: the audits drive sessions without a client, and

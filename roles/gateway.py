@@ -24,6 +24,7 @@ from toskit.facts import VaultLogin
 from toskit.gateway import BROKER_DIR, BROKER_GROUP, CLUSTER_CLIENT_CERTIFICATE
 from toskit.host_certificates import (CERTIFICATE_DIR, TOOL, Certificate, check_renewal, install, put_cluster_ca,
                                      renew_due)
+from toskit.node.nodeapi import CHANGE_TIMEOUT
 from toskit.schema import DataError
 from toskit.schema.model import refuse_key
 from toskit.schema.net import Address, OneHostNetwork, network_of
@@ -35,6 +36,9 @@ from toskit.vault_data import CREDENTIALS, HOST_VAULT_CA, VaultAccessData, blame
 PACKAGES_KEY = "gateway_packages"
 CERTIFICATE = f"{CERTIFICATE_DIR}/gateway.pem"  # key and chain in one file (0600)
 NGINX_SITE = nginx.site_path("tos-gateway")
+# nginx waits for POST /session/open as long as the broker may wait for a node's change (the node's
+# limit, the broker's margin over it) and a round of reports before it.
+SESSION_OPEN_TIMEOUT = max(CHANGE_TIMEOUT.values()) + 60
 
 
 class Data(VaultAccessData):  # how hosts reach Vault (toskit/vault_data.py), checked here too
@@ -117,8 +121,8 @@ def gateway():
                                src=TEMPLATES / "gateway" / "nginx-tos-gateway.conf.j2", dest=NGINX_SITE,
                                server_name=data.gateway_server_name, certificate=CERTIFICATE,
                                hsts_max_age=data.gateway_hsts_max_age,
-                               portal={"port": data.portal_port, "sign_in_rate": data.portal_sign_in_rate}
-                               if data.portal_enabled else None)
+                               portal={"port": data.portal_port, "sign_in_rate": data.portal_sign_in_rate,
+                                       "open_timeout": SESSION_OPEN_TIMEOUT} if data.portal_enabled else None)
     nginx.site_on("tos-gateway", site, certificate)
 
 

@@ -12,7 +12,7 @@ import time
 import pytest
 from browser import chromium, screenshot, sign_in, wait_for
 from front_door import GATEWAYS, VAULT, portal_url, trusted
-from labtools import CONFIG, on
+from labtools import APP_BLOB_MB, CONFIG, PYINFRA, assert_freed, memory_held, on, run
 
 from toskit.lab import identity
 from toskit.lab.config import GATEWAY_SERVER_NAME, VAULT_NAME
@@ -32,12 +32,14 @@ def where_running() -> list:
     return found
 
 
-@pytest.fixture
-def delta_stopped():
+@pytest.fixture(scope="module")
+def delta_session():
+    """delta stopped before this module and after it; what its first test left for the walk-away test."""
     for node in NODES:
         on(node, f"tos-session stop {TENANT}", check=False)
     assert where_running() == []
-    yield
+    left = {}
+    yield left
     for node in NODES:
         on(node, f"tos-session stop {TENANT}", check=False)
 
@@ -69,7 +71,7 @@ def desktop_says(browser, url: str) -> tuple:
 
 
 @pytest.mark.parametrize("gateway", GATEWAYS, ids=lambda h: h.name)
-def test_a_person_opens_the_desktop_and_the_broker_starts_then_attaches_one_session(gateway, delta_stopped):
+def test_a_person_opens_the_desktop_and_the_broker_starts_then_attaches_one_session(gateway, delta_session):
     url = portal_url(gateway)
     with chromium([GATEWAY_SERVER_NAME, VAULT_NAME], trusted()) as browser:
         sign_in(browser, url, PERSON, identity.password(VAULT.dir, PERSON))
@@ -102,6 +104,8 @@ def test_a_person_opens_the_desktop_and_the_broker_starts_then_attaches_one_sess
         app = json.loads(on(running[0], f"tos-session exec {TENANT} tos-session-ctl app Editor{run}").stdout)
         assert shown == f"pid {app['pid']}", (shown, app)
         screenshot(browser, "lab-desktop")
+        delta_session.update(node=running[0], path=agent_path(running[0]), app=(f"Editor{run}", app["pid"]),
+                             ticks=int(browser.find_element("css selector", "#desktop").get_attribute("data-ticks")))
         # The broker's account, in the gateway's log only: which node, and why.
         log = on(gateway.name, "journalctl -u tos-portal -n 50 --no-pager -o cat").stdout
         assert f"session of {TENANT}: start on {running[0]}" in log, log[-2000:]
@@ -127,3 +131,74 @@ def test_a_person_opens_the_desktop_and_the_broker_starts_then_attaches_one_sess
         assert browser.find_element("css selector", "#channel-state").text.lower() == "signed out"
         assert "closed: the person's sign-in ended" in on(gateway.name, "journalctl -u tos-portal -n 20 --no-pager "
                                                           "-o cat").stdout
+
+
+def policy(node: str) -> str:
+    """The idle policy, once, as its timer runs it (the timer is off in the lab: group_data/lab.py)."""
+    return on(node, "systemctl start tos-session-policy.service && "
+                    "journalctl -u tos-session-policy -n 5 --no-pager -o cat").stdout
+
+
+def here(node: str) -> dict:
+    """Each tenant's session on the node: running, paused or None."""
+    return {s["tenant"]: s["here"] for s in json.loads(on(node, "tos-session report").stdout)["sessions"]}
+
+
+def cpu_used(node: str) -> int:
+    return int(on(node, f"grep ^usage_usec /sys/fs/cgroup/tos.slice/tos-tenant.slice/tos-tenant-{TENANT}.slice/"
+                        "cpu.stat").stdout.split()[1])
+
+
+def deploy(node: str, *data: str) -> None:
+    run([PYINFRA, "-y", "inventories/lab.py", "deploy.py", "--limit", node,
+         *[arg for pair in data for arg in ("--data", pair)]], 1800)
+
+
+@pytest.mark.parametrize("gateway", GATEWAYS, ids=lambda h: h.name)
+def test_a_person_walks_away_and_comes_back_to_the_same_session_on_another_node(gateway, delta_session):
+    """The test above left the tab (signed out): delta's session has no client. The idle policy pauses
+    it, hibernates it past delta's hibernate_after, and frees the node; the node is drained; signing
+    in again restores it on the other node, as it was: Sectors, the Active App's own process, the
+    counter carried on."""
+    assert delta_session, "runs after the test above, which leaves delta's session and what it showed"
+    left, url = delta_session, portal_url(gateway)
+    node = left["node"]
+    other = next(n for n in NODES if n != node)
+    others_running = {t for t, state in here(node).items() if state == "running" and t != TENANT}
+    held, shared_before = memory_held(node, TENANT)
+    assert held > APP_BLOB_MB * 2**20  # control: the probe sees the session's memory
+    try:
+        paused = policy(node)
+        assert here(node)[TENANT] == "paused", paused
+        used = cpu_used(node)
+        time.sleep(2)
+        assert cpu_used(node) == used  # no CPU while paused (control: its counter moved each second before)
+        time.sleep(21)  # past delta's hibernate_after (20 s in the lab's group_data)
+        hibernated = policy(node)
+        assert "hibernated to hib-" in hibernated and here(node)[TENANT] is None, hibernated
+        assert_freed(node, TENANT, shared_before)
+        deploy(node, "session_node_drained=true")
+        assert json.loads(on(node, "tos-session report").stdout)["drained"] is True
+        with chromium([GATEWAY_SERVER_NAME, VAULT_NAME], trusted()) as browser:
+            sign_in(browser, url, PERSON, identity.password(VAULT.dir, PERSON))
+            wait_for(browser, "p.approved", 120)
+            assert desktop_says(browser, url) == ("ready", "restore", "your session is back as you left it.")
+            assert where_running() == [other]
+            wait_for(browser, f"#desktop[data-channel=open]:not([data-ticks='{left['ticks']}'])", 120)
+            assert int(browser.find_element("css selector", "#desktop").get_attribute("data-ticks")) > left["ticks"]
+            name, pid = left["app"]
+            wait_for(browser, "#active-apps tbody tr td:nth-child(2)", 30)
+            shown = {row.find_elements("css selector", "td")[0].text.lower(): row.find_elements("css selector", "td")[1]
+                     .text.lower() for row in browser.find_elements("css selector", "#active-apps tbody tr")}
+            assert shown[name.lower()] == f"pid {pid}", shown  # the same process, not launched again
+            assert agent_path(other) == left["path"]
+            app = json.loads(on(other, f"tos-session exec {TENANT} tos-session-ctl app {name}").stdout)
+            assert app["pid"] == pid
+            screenshot(browser, "lab-desktop-restored")
+        log = on(gateway.name, "journalctl -u tos-portal -n 50 --no-pager -o cat").stdout
+        assert f"session of {TENANT}: restore on {other}" in log, log[-2000:]
+    finally:
+        deploy(node)  # drained no more (the data says so)
+        for tenant in others_running:  # the policy paused what the audits left running there
+            if here(node).get(tenant) == "paused":
+                on(node, f"tos-session resume {tenant}")

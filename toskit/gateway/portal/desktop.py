@@ -9,12 +9,10 @@ session up (attach, resume, restore or start, on the node placement picks).
 What a person sees names no node and no other tenant: the details go to the portal's log.
 """
 
-import asyncio
-import contextlib
 import logging
 
 from starlette.responses import JSONResponse, RedirectResponse
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket
 from websockets.exceptions import InvalidHandshake
 
 from . import nodes
@@ -75,19 +73,14 @@ async def session_channel(portal, websocket: WebSocket):
     door, far = opened
     tenant, sid = person["tenant"], websocket.session.sid
     log.info("session channel of %s opened to %s", tenant, door.name)
-    async with far:
-        await websocket.accept()
-        portal.sessions.touch(sid)
-        relaying = asyncio.create_task(relay(websocket, far, heard=lambda: portal.sessions.touch(sid)))
-        ended = asyncio.create_task(portal.sessions.until_ended(sid))
-        await asyncio.wait((relaying, ended), return_when=asyncio.FIRST_COMPLETED)
-        if ended.done():  # signed out (in any tab), or timed out: the cookie that opened it is worth nothing now
-            log.info("session channel of %s closed: the person's sign-in ended", tenant)
-            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-                await websocket.close(SIGNED_OUT)
-        for task in (relaying, ended):
-            task.cancel()
-        await asyncio.gather(relaying, ended, return_exceptions=True)
+
+    async def signed_out() -> int:  # in any tab, or timed out: the cookie that opened it is worth nothing now
+        await portal.sessions.until_ended(sid)
+        log.info("session channel of %s closed: the person's sign-in ended", tenant)
+        return SIGNED_OUT
+
+    portal.sessions.touch(sid)
+    await relay(websocket, far, heard=lambda: portal.sessions.touch(sid), stop=signed_out)
     log.info("session channel of %s to %s closed", tenant, door.name)
 
 

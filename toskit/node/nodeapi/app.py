@@ -113,9 +113,7 @@ async def channel(websocket: WebSocket):
         agent = await connect(f"ws://{out.strip()}:{AGENT_PORT}/", proxy=None, compression=None, open_timeout=10)
     except (OSError, TimeoutError, InvalidHandshake):
         return await websocket.close(NOT_RUNNING)
-    async with agent:
-        await websocket.accept()
-        await relay(websocket, agent)
+    await relay(websocket, agent)
 
 
 def application() -> Starlette:
