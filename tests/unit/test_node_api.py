@@ -22,7 +22,7 @@ def tool(tmp_path, monkeypatch):
     calls = tmp_path / "calls"
     script = tmp_path / "tos-session"
     script.write_text(f"""#!/usr/bin/python3
-import json, sys, time
+import json, os, sys, time
 open({str(calls)!r}, "a").write(json.dumps(sys.argv[1:]) + "\\n")
 tenant = sys.argv[2] if len(sys.argv) > 2 else None
 if tenant == "zeta":
@@ -35,8 +35,8 @@ if tenant == "busy":
     sys.exit(print("tos-session: acme is busy: pid 7: tos-session hibernate acme", file=sys.stderr) or 75)
 if tenant == "paused":
     sys.exit(print("tos-session: paused: no running session on this node", file=sys.stderr) or 1)
-if sys.argv[1] == "address":
-    sys.exit(print("127.0.0.1"))
+if sys.argv[1] == "address":  # where the test's agent listens
+    sys.exit(print(os.environ["TEST_AGENT_ADDRESS"]))
 if sys.argv[1] != "report":
     sys.exit(print(sys.argv[1] + ": step one", sys.argv[1] + "ed " + tenant + " in 1.0 s", sep=chr(10)))
 print({json.dumps(REPORT)!r})
@@ -121,7 +121,7 @@ def test_asks_at_once_share_one_run_and_tos_session_runs_as_root_alone(tool, mon
     import asyncio
     import os
     script = tmp_path / "tos-session"
-    script.write_text(script.read_text().replace("import json, sys, time", "import json, os, sys, time\n"
+    script.write_text(script.read_text().replace("import json, os, sys, time", "import json, os, sys, time\n"
                                                  "time.sleep(0.5)\n"
                                                  f"open({str(tmp_path / 'ids')!r}, 'a').write("
                                                  "json.dumps([os.getgid(), os.getgroups(), os.umask(0)]) + '\\n')"))
@@ -155,7 +155,7 @@ def test_asks_at_once_share_one_run_and_tos_session_runs_as_root_alone(tool, mon
 
 def test_the_channel_is_the_running_agents_own_relayed_both_ways(client, tool, tmp_path, monkeypatch):
     with running_agent("acme", tmp_path) as port:
-        monkeypatch.setattr(node_api, "AGENT_PORT", port)
+        monkeypatch.setenv("TEST_AGENT_ADDRESS", f"127.0.0.1:{port}")
         with client.websocket_connect("/v1/sessions/acme/channel") as channel:
             assert channel.receive_json()["tenant"] == "acme"
             channel.send_text(json.dumps({"cmd": "push", "level": 1, "name": "Science"}))
@@ -175,7 +175,7 @@ def test_no_channel_to_an_unknown_tenant_or_a_session_not_running(client, tool, 
 
 
 def test_no_channel_when_the_agent_does_not_answer(client, tool, monkeypatch):
-    monkeypatch.setattr(node_api, "AGENT_PORT", free_port())
+    monkeypatch.setenv("TEST_AGENT_ADDRESS", f"127.0.0.1:{free_port()}")
     with pytest.raises(WebSocketDisconnect) as refused:
         with client.websocket_connect("/v1/sessions/acme/channel"):
             pass

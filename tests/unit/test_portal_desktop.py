@@ -91,7 +91,7 @@ def agents(tmp_path, monkeypatch):
     with running_agent("acme", tmp_path / "acme") as acme, running_agent("beta", tmp_path / "beta") as beta:
         ports = {"acme": acme, "beta": beta}
 
-        def channel(context, door, tenant):
+        def channel(context, door, tenant, timeout):
             opened.append((door.name, tenant))
             if door.name in refusing:
                 return connect(f"ws://127.0.0.1:{free_port()}/", proxy=None, open_timeout=2)

@@ -1,9 +1,8 @@
 """The broker: after sign-in, a person's tenant session brought up on a node, and where it is.
 
 It asks every node for its report (nodes.reports, mutual TLS 1.3, at once, each within the
-report timeout: portal_node_timeout), lets
-placement decide (attach, resume, restore or start, and where), then asks that node for the change
-and waits for it (nodes.change). Two sign-ins of one tenant at once take turns on one lock per
+report timeout: portal_node_timeout), lets placement decide (attach, resume, restore or start, and
+where), then asks that node for the change and waits for it (nodes.change). Two sign-ins of one tenant at once take turns on one lock per
 tenant here, and the second finds the first one's session running; across gateways, a volume is
 opened by one node at a time (its lease), so they still end with one session.
 """

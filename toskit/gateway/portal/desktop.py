@@ -103,7 +103,7 @@ async def _far_end(portal, person: dict):
 
 async def _channel(portal, door, tenant: str):
     try:
-        return await nodes.channel(portal.broker.context(), door, tenant)
+        return await nodes.channel(portal.broker.context(), door, tenant, portal.broker.access.report_timeout)
     except (OSError, TimeoutError, InvalidHandshake) as e:
         log.warning("session channel of %s: node %s refused it: %s: %s", tenant, door.name, type(e).__name__, e)
         return None

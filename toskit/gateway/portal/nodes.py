@@ -14,9 +14,8 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from .placement import NodeReport
-from .settings import NodeDoor
+from .settings import NODE_TIMEOUT, NodeDoor
 
-TIMEOUT = 5.0  # seconds for one node's whole report, unless told (portal_node_timeout); a slower node is skipped
 # Seconds the broker waits for a session change: the node's own limit (toskit/node/nodeapi
 # CHANGE_TIMEOUT) and a little more, so the node's answer, even a timeout, arrives first.
 CHANGE_TIMEOUT = {"start": 330.0, "restore": 630.0, "resume": 90.0, "pause": 90.0}
@@ -68,7 +67,7 @@ async def change(context: ssl.SSLContext, door: NodeDoor, verb: str, tenant: str
 
 
 async def reports(doors: list, context: ssl.SSLContext, tenant: str | None = None,
-                  timeout: float = TIMEOUT) -> dict:
+                  timeout: float = NODE_TIMEOUT) -> dict:
     """{node name: its NodeReport, or the exception that asking it ended with (timeouts included)}."""
     async with httpx.AsyncClient(verify=context, timeout=timeout, trust_env=False) as client:
         async def one(door):
@@ -77,9 +76,10 @@ async def reports(doors: list, context: ssl.SSLContext, tenant: str | None = Non
     return {door.name: result for door, result in zip(doors, results)}
 
 
-async def channel(context: ssl.SSLContext, door: NodeDoor, tenant: str) -> ClientConnection:
+async def channel(context: ssl.SSLContext, door: NodeDoor, tenant: str,
+                  timeout: float = NODE_TIMEOUT) -> ClientConnection:
     """The running session's channel on that node (a WebSocket through its node API), opened within
-    TIMEOUT; OSError, TimeoutError or websockets' InvalidHandshake (the node refused: its close code
+    `timeout`; OSError, TimeoutError or websockets' InvalidHandshake (the node refused: its close code
     says why) if not."""
     return await connect(f"wss://{door.address}:{door.port}/v1/sessions/{tenant}/channel", ssl=context,
-                         server_hostname=door.name, proxy=None, compression=None, open_timeout=TIMEOUT)
+                         server_hostname=door.name, proxy=None, compression=None, open_timeout=timeout)

@@ -39,12 +39,15 @@ class NodeDoor:
     port: int      # its node API's (roles/node_api.py)
 
 
+NODE_TIMEOUT = 5.0  # seconds for a node's report, or to open a channel there (portal_node_timeout's default)
+
+
 @dataclass(frozen=True)
 class BrokerAccess:
     cluster_ca: str           # nodes' certificates are checked by it
     client_certificate: str   # this gateway's, key and chain (tos-cert renews it; re-read when it changes)
     nodes: tuple
-    report_timeout: float = 5.0  # seconds for a node's report; a slower node is passed over
+    report_timeout: float = NODE_TIMEOUT  # a slower node is passed over
 
 
 @dataclass(frozen=True)

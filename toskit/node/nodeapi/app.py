@@ -33,7 +33,6 @@ from .relay import relay
 TOOL = "/usr/local/sbin/tos-session"
 TENANT_ID = re.compile(r"[a-z][a-z0-9]{1,23}")  # toskit/tenants.py TENANT_ID (a unit test keeps them equal)
 TIMEOUT = 30  # seconds; the report reads each tenant's volume state on the share
-AGENT_PORT = 7000  # the session agent's channel (toskit/node/session_image/tos-session-agent)
 # Close codes (RFC 6455 leaves 4000-4999 to applications): no such session here, session not running.
 NO_SUCH_TENANT, NOT_RUNNING = 4404, 4409
 _running: dict = {}  # argv -> the task running it: concurrent identical asks share one run
@@ -110,7 +109,7 @@ async def channel(websocket: WebSocket):
     if code != 0:
         return await websocket.close(NO_SUCH_TENANT if "unknown tenant" in err else NOT_RUNNING)
     try:  # no proxy (the agent is on this node), no compression (small frames; no CRIME-like leaks)
-        agent = await connect(f"ws://{out.strip()}:{AGENT_PORT}/", proxy=None, compression=None, open_timeout=10)
+        agent = await connect(f"ws://{out.strip()}/", proxy=None, compression=None, open_timeout=10)
     except (OSError, TimeoutError, InvalidHandshake):
         return await websocket.close(NOT_RUNNING)
     await relay(websocket, agent)

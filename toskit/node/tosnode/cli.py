@@ -11,7 +11,7 @@
     tos-session restore TENANT [--take-over] bring it back here (any node), or cold-start it
     tos-session status [TENANT]              sessions here and hibernated ones
     tos-session report [TENANT]              the same, and this node's memory, as JSON (for the broker)
-    tos-session address TENANT               where the running session's channel is (for the node API)
+    tos-session address TENANT               where the running session's channel is, ADDRESS:PORT (node API)
     tos-session policy                       the idle policy, once (tos-session-policy.timer runs it)
     tos-session volume open TENANT [--take-over]
                                              unlock (creating it on first use) and mount the volume

@@ -39,10 +39,11 @@ def _frozen(cgroup: Path) -> bool:
     return (cgroup / "cgroup.freeze").read_text().strip() == "1"
 
 
-def state(tenant_id: str) -> str | None:
-    """Docker's state of the session's container, except that a frozen one is 'paused' (frozen by
-    tos-session and not yet handed to Docker, or by its slice in a hand-over cut short)."""
-    found = sessions.container(tenant_id)
+def state(tenant_id: str, found: dict | None = None) -> str | None:
+    """Docker's state of the session's container (`found`: its inspection, if the caller has it),
+    except that a frozen one is 'paused' (frozen by tos-session and not yet handed to Docker, or by
+    its slice in a hand-over cut short)."""
+    found = found or sessions.container(tenant_id)
     if found is None:
         return None
     current = found["State"]["Status"]

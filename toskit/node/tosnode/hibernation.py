@@ -31,6 +31,7 @@ STRANGER_TIMEOUT = 15  # seconds a paused session's health probe may take to be 
 CONFIRM_AFTER = 2  # seconds between two looks that both find no earlier checkpoint under way
 CONTAINERD_TMP = Path("/tmp")  # containerd's temporary folder (its unit sets no XDG_RUNTIME_DIR or TMPDIR)
 LEFTOVER = re.compile(r"content (sha256:[0-9a-f]{64}): already exists")
+CHANNEL_PORT = 7000  # the session agent's WebSocket (toskit/node/session_image/tos-session-agent, its default)
 
 
 class Deferred(NodeError):
@@ -44,23 +45,23 @@ def log(message: str) -> str:
 
 
 def clients(tenant_id: str) -> int:
-    """TCP connections to the session channel (port 7000: browser tabs, through the node API), seen
-    in its network namespace. A paused session's kernel still completes new connections: they wait in the accept queue."""
+    """TCP connections to the session channel (browser tabs, through the node API), seen in its
+    network namespace. A paused session's kernel still completes new connections: they wait in the accept queue."""
     proc = subprocess.run(["nsenter", "-t", str(freezer.container_pid(tenant_id)), "-n", "ss", "-Htn", "state",
-                           "established", "( sport = :7000 )"], capture_output=True, text=True)
+                           "established", f"( sport = :{CHANNEL_PORT} )"], capture_output=True, text=True)
     if proc.returncode != 0:
         raise NodeError(f"{tenant_id}: cannot read the session's connections: {proc.stderr.strip()}")
     return len(proc.stdout.splitlines())
 
 
 def channel_address(tenants_file: dict, tenant_id: str) -> str:
-    """Where the session's channel (its agent's WebSocket, port 7000) is, on its tenant network:
+    """Where the session's channel (its agent's WebSocket) is, ADDRESS:PORT on its tenant network:
     only this node reaches it (the tenant firewall); the node API relays a gateway's channel there."""
     sessions.tenant(tenants_file, tenant_id)
     found = sessions.container(tenant_id)
-    if freezer.state(tenant_id) != "running":
+    if found is None or freezer.state(tenant_id, found) != "running":
         raise NodeError(f"{tenant_id}: no running session on this node (a paused one is resumed first)")
-    return next(iter(found["NetworkSettings"]["Networks"].values()))["IPAddress"]
+    return f'{next(iter(found["NetworkSettings"]["Networks"].values()))["IPAddress"]}:{CHANNEL_PORT}'
 
 
 def pause(tenants_file: dict, tenant_id: str) -> str:
