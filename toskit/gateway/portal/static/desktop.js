@@ -73,13 +73,8 @@ function openChannel(desktop) {
 (async () => {
   const status = document.getElementById("session-status");
   if (!status) return;
-  const csrf = document.querySelector('meta[name="csrf"]').content;
   try {
-    const reply = await fetch("/session/open", {method: "POST", credentials: "same-origin",
-                                                headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
-                                                body: "{}"});
-    const data = await reply.json().catch(() => ({}));
-    if (!reply.ok) throw new Error(data.error || "The request was refused.");
+    const data = await post("/session/open");  // portal.js
     status.textContent = data.message;
     status.dataset.state = "ready";
     status.dataset.action = data.action;

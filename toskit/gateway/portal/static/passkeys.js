@@ -1,19 +1,7 @@
 // Passkeys for the TOS portal: the browser's own WebAuthn JSON forms (parse...FromJSON, toJSON),
-// so no encoding is done by hand here. The server checks everything; this only carries it.
+// so no encoding is done by hand here. The server checks everything; this only carries it
+// (post: portal.js).
 "use strict";
-
-const csrf = document.querySelector('meta[name="csrf"]').content;
-
-async function post(url, body) {
-  const reply = await fetch(url, {
-    method: "POST", credentials: "same-origin",
-    headers: {"Content-Type": "application/json", "X-CSRF-Token": csrf},
-    body: JSON.stringify(body || {}),
-  });
-  const data = await reply.json().catch(() => ({}));
-  if (!reply.ok) throw new Error(data.error || "The request was refused.");
-  return data;
-}
 
 function say(text) {
   const status = document.getElementById("passkey-status");
