@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 LAB := $(PY) -m toskit.lab
 INVENTORY ?= inventories/lab.py
 
-.PHONY: venv lab lab-up lab-down lab-destroy lab-status deploy audit test test-fast test-lab bench-lab bench-storage bench-hibernation bench-restore-race bench-fleet bench-channels
+.PHONY: venv lab lab-up lab-down lab-destroy lab-status deploy audit test test-fast test-lab bench-lab bench-storage bench-hibernation bench-restore-race bench-fleet bench-channels bench-front-door
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -59,3 +59,5 @@ bench-fleet: venv
 	$(PY) -m bench.fleet_bench
 bench-channels: venv
 	$(PY) -m bench.channel_bench
+bench-front-door: venv
+	$(PY) -m bench.front_door_bench
