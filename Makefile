@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 LAB := $(PY) -m toskit.lab
 INVENTORY ?= inventories/lab.py
 
-.PHONY: venv lab lab-up lab-down lab-destroy lab-status deploy audit test test-fast test-lab bench-lab bench-storage bench-hibernation bench-restore-race bench-fleet bench-channels bench-front-door
+.PHONY: venv lab lab-up lab-down lab-destroy lab-status deploy audit test test-fast test-lab
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt
@@ -47,17 +47,6 @@ test-lab: venv
 	$(LAB_TESTS) -m last
 test: test-fast test-lab
 
-bench-lab: venv
-	$(PY) -m bench.lab_bench
-bench-storage: venv
-	$(PY) -m bench.storage_bench
-bench-hibernation: venv
-	$(PY) -m bench.hibernation_bench
-bench-restore-race: venv
-	$(PY) -m bench.restore_race_bench
-bench-fleet: venv
-	$(PY) -m bench.fleet_bench
-bench-channels: venv
-	$(PY) -m bench.channel_bench
-bench-front-door: venv
-	$(PY) -m bench.front_door_bench
+## make bench-NAME runs bench/NAME_bench.py (dashes as underscores), e.g. bench-restore-race.
+bench-%: venv
+	$(PY) -m bench.$(subst -,_,$*)_bench
