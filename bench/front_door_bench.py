@@ -3,13 +3,17 @@
 first frame: the page's POST /session/open (the broker's round of reports, then attach, resume or
 restore on a node) and its channel (gateway, portal, mutual TLS 1.3 to the node, node API, agent)
 until the first frame arrives. Beside it, in the same run and for the same session, the raw
-restore: `tos-session restore` timed on the node itself. Target (issue 11): a hibernated session's
-sign-in-to-first-frame within 1 s of the raw restore. Needs a deployed lab with a gateway; leaves
-delta's session stopped.
+restore: `tos-session restore` timed on the node itself, on the node the broker restored it to,
+ROUNDS times (a restore under emulation varies by a second or two). Target (issue 11): a hibernated
+session's sign-in-to-first-frame within 1 s of the raw restore, as the median of the rounds.
+Needs a deployed lab with a gateway; leaves delta's session stopped.
 """
 
 import asyncio
 import json
+import os
+import re
+import statistics
 import time
 from urllib.parse import urlsplit
 
@@ -21,7 +25,8 @@ from toskit.gateway.portal.sessions import COOKIE
 from toskit.lab.config import GATEWAY_SERVER_NAME, LabConfig
 from toskit.lab.vault import LabVault
 
-OVERHEAD_TARGET = 1.0  # seconds the front door may add to a restore
+OVERHEAD_TARGET = 1.0  # seconds the front door may add to a restore (the median of the rounds)
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))  # restores through the front door, each beside one alone
 
 
 def nodes(config: LabConfig) -> list:
@@ -60,16 +65,36 @@ def raw(config: LabConfig, node: str, verb: str) -> float:
     out = on(config, node, f"s=$EPOCHREALTIME; tos-session {verb} {TENANT} >&2; echo \"elapsed $s $EPOCHREALTIME\"")
     if verb == "restore":
         assert "restored from hib-" in out and "COLD START" not in out, out
-    began, ended = out.rsplit("elapsed", 1)[1].split()
+    began, ended = re.search(r"^elapsed (\S+) (\S+)$", out, re.MULTILINE).groups()
     return round(float(ended) - float(began), 3)
+
+
+def stopped(config: LabConfig) -> None:
+    """No session of delta anywhere, and no checkpoint (a stopped hibernated session would restore)."""
+    for node in nodes(config):
+        on(config, node, f"tos-session stop {TENANT} || true")
+    report = json.loads(on(config, nodes(config)[0], f"tos-session report {TENANT}"))
+    if any(s["state"] == "hibernated" for s in report["sessions"]):
+        on(config, nodes(config)[0], f"tos-session restore {TENANT} && tos-session stop {TENANT}")
+
+
+def restore_round(config: LabConfig, browser, portal: str, context) -> dict:
+    """Hibernated, then signed in to first frame (the broker restores it where placement says);
+    hibernated again there, then restored there by `tos-session restore` alone."""
+    raw(config, where(config), "hibernate")
+    through = to_first_frame(browser, portal, context)
+    node = where(config)
+    raw(config, node, "hibernate")
+    alone = raw(config, node, "restore")
+    return {**through, "node": node, "restore_raw_s": alone,
+            "adds_s": round(through["to_first_frame_s"] - alone, 3)}
 
 
 def main() -> int:
     config = LabConfig.from_env()
     vault = LabVault(config)
     portal, context = portal_url(config), tls(vault)
-    for node in nodes(config):
-        on(config, node, f"tos-session stop {TENANT} || true")
+    stopped(config)
     result = {}
     try:
         with signed_in(vault, portal, context) as browser:
@@ -77,19 +102,16 @@ def main() -> int:
             result["running"] = to_first_frame(browser, portal, context)
             on(config, where(config), f"tos-session pause {TENANT}")
             result["paused"] = to_first_frame(browser, portal, context)
-            raw(config, where(config), "hibernate")
-            result["hibernated"] = to_first_frame(browser, portal, context)
-            node = where(config)
-            result["hibernate_raw_s"] = raw(config, node, "hibernate")
-            result["restore_raw_s"] = raw(config, node, "restore")
+            result["hibernated"] = [restore_round(config, browser, portal, context) for _ in range(ROUNDS)]
     finally:
-        for node in nodes(config):
-            on(config, node, f"tos-session stop {TENANT} || true")
-    added = round(result["hibernated"]["to_first_frame_s"] - result["restore_raw_s"], 3)
-    result["front_door_adds_to_restore_s"] = added
+        stopped(config)
+    rounds = result["hibernated"]
+    added = statistics.median(r["adds_s"] for r in rounds)
+    result["front_door_adds_to_restore_s"] = {"median": added, "min": min(r["adds_s"] for r in rounds),
+                                              "max": max(r["adds_s"] for r in rounds)}
     result["targets"] = {
-        "actions_as_expected": [result[s]["action"] for s in ("stopped", "running", "paused", "hibernated")]
-        == ["start", "attach", "resume", "restore"],
+        "actions_as_expected": [result[s]["action"] for s in ("stopped", "running", "paused")] == [
+            "start", "attach", "resume"] and all(r["action"] == "restore" for r in rounds),
         "front_door_adds_under_1s": added < OVERHEAD_TARGET}
     return report("front-door", result)
 
