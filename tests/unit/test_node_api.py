@@ -18,28 +18,44 @@ REPORT = {"node": "node1", "drained": False, "memory": {"total_bytes": 2, "avail
 
 @pytest.fixture
 def tool(tmp_path, monkeypatch):
-    """A tos-session that records each argv (one JSON line) and answers as told by its first argument."""
+    """A tos-session that records each command's argv (one JSON line) and answers as told by its tenant,
+    as a process of its own or as the resident reader (report and address)."""
     calls = tmp_path / "calls"
     script = tmp_path / "tos-session"
     script.write_text(f"""#!/usr/bin/python3
 import json, os, sys, time
-open({str(calls)!r}, "a").write(json.dumps(sys.argv[1:]) + "\\n")
-tenant = sys.argv[2] if len(sys.argv) > 2 else None
-if tenant == "zeta":
-    sys.exit(print("tos-session: unknown tenant 'zeta' on this node", file=sys.stderr) or 1)
-if tenant == "slow":
-    time.sleep(30)
-if tenant == "broken":
-    sys.exit(print("tos-session: /etc/tos/node.json is missing", file=sys.stderr) or 1)
-if tenant == "busy":
-    sys.exit(print("tos-session: acme is busy: pid 7: tos-session hibernate acme", file=sys.stderr) or 75)
-if tenant == "paused":
-    sys.exit(print("tos-session: paused: no running session on this node", file=sys.stderr) or 1)
-if sys.argv[1] == "address":  # where the test's agent listens
-    sys.exit(print(os.environ["TEST_AGENT_ADDRESS"]))
-if sys.argv[1] != "report":
-    sys.exit(print(sys.argv[1] + ": step one", sys.argv[1] + "ed " + tenant + " in 1.0 s", sep=chr(10)))
-print({json.dumps(REPORT)!r})
+
+def answer(argv):
+    open({str(calls)!r}, "a").write(json.dumps(argv) + "\\n")
+    tenant = argv[1] if len(argv) > 1 else None
+    if tenant == "zeta":
+        return 1, "", "tos-session: unknown tenant 'zeta' on this node"
+    if tenant == "slow":
+        time.sleep(30)
+    if tenant == "broken":
+        return 1, "", "tos-session: /etc/tos/node.json is missing"
+    if tenant == "busy":
+        return 75, "", "tos-session: acme is busy: pid 7: tos-session hibernate acme"
+    if tenant == "paused":
+        return 1, "", "tos-session: paused: no running session on this node"
+    if tenant == "dies":
+        os._exit(1)
+    if argv[0] == "address":  # where the test's agent listens
+        return 0, os.environ["TEST_AGENT_ADDRESS"], ""
+    if argv[0] != "report":
+        return 0, argv[0] + ": step one" + chr(10) + argv[0] + "ed " + tenant + " in 1.0 s", ""
+    return 0, {json.dumps(REPORT)!r}, ""
+
+if sys.argv[1] == "reader":  # as tos-session's own (tosnode/cli.py reader): a JSON line each way
+    open({str(tmp_path / "readers")!r}, "a").write(str(os.getpid()) + "\\n")
+    for line in sys.stdin:
+        code, out, err = answer(json.loads(line))
+        print(json.dumps({{"code": code, "out": out, "err": err}}), flush=True)
+else:
+    code, out, err = answer(sys.argv[1:])
+    print(out, end="")
+    print(err, file=sys.stderr, end="")
+    sys.exit(code)
 """)
     script.chmod(0o755)
     monkeypatch.setattr(node_api, "TOOL", str(script))
@@ -48,7 +64,8 @@ print({json.dumps(REPORT)!r})
 
 @pytest.fixture
 def client():
-    return TestClient(node_api.application())
+    with TestClient(node_api.application()) as client:  # one event loop, as the service has
+        yield client
 
 
 def test_the_report_is_tos_sessions_own(client, tool):
@@ -121,13 +138,16 @@ def test_asks_at_once_share_one_run_and_tos_session_runs_as_root_alone(tool, mon
     import asyncio
     import os
     script = tmp_path / "tos-session"
-    script.write_text(script.read_text().replace("import json, os, sys, time", "import json, os, sys, time\n"
+    script.write_text(script.read_text().replace("import json, os, sys, time\n", "import json, os, sys, time\n"
                                                  "time.sleep(0.5)\n"
                                                  f"open({str(tmp_path / 'ids')!r}, 'a').write("
                                                  "json.dumps([os.getgid(), os.getgroups(), os.umask(0)]) + '\\n')"))
 
     async def two():
-        return await asyncio.gather(node_api.tos_session("report"), node_api.tos_session("report"))
+        try:
+            return await asyncio.gather(node_api.tos_session("report"), node_api.tos_session("report"))
+        finally:
+            await node_api.reader().close()
     # As the service runs: a group-open umask, and (as root) www-data's group among its groups.
     # On asyncio's own loop, as the service runs it (__main__.py): another test's uvicorn may have left
     # uvloop's policy installed.
@@ -180,3 +200,67 @@ def test_no_channel_when_the_agent_does_not_answer(client, tool, monkeypatch):
         with client.websocket_connect("/v1/sessions/acme/channel"):
             pass
     assert refused.value.code == node_api.NOT_RUNNING
+
+
+def readers(tmp_path) -> list:
+    """The pids of the readers the node API started, in order."""
+    found = tmp_path / "readers"
+    return found.read_text().split() if found.exists() else []
+
+
+def test_reports_and_addresses_are_answered_by_one_resident_reader(tool, tmp_path, monkeypatch):
+    monkeypatch.setenv("TEST_AGENT_ADDRESS", "10.77.0.2:7000")
+    with TestClient(node_api.application()) as client:  # one event loop, as the service has
+        for _ in range(3):
+            assert client.get("/v1/report/acme").json() == REPORT
+        assert client.get("/v1/report/zeta").status_code == 404
+        assert client.post("/v1/sessions/acme/resume").status_code == 200  # a change: a process of its own
+        assert client.get("/v1/report").status_code == 200
+    assert tool() == [["report", "acme"]] * 3 + [["report", "zeta"], ["resume", "acme"], ["report"]]
+    assert len(readers(tmp_path)) == 1
+
+
+def test_a_reader_that_hangs_is_killed_and_the_next_ask_has_a_new_one(tool, tmp_path, monkeypatch):
+    import os
+    monkeypatch.setattr(node_api, "TIMEOUT", 0.5)
+    with TestClient(node_api.application()) as client:
+        assert client.get("/v1/report/acme").status_code == 200
+        hung = client.get("/v1/report/slow")
+        assert hung.status_code == 503 and "did not finish in 0.5 s" in hung.json()["error"]
+        assert client.get("/v1/report/acme").json() == REPORT  # not the hung one's late answer
+    first, second = readers(tmp_path)
+    with pytest.raises(ProcessLookupError):  # killed (and reaped), not left sleeping
+        for _ in range(50):
+            os.kill(int(first), 0)
+            __import__("time").sleep(0.1)
+
+
+def test_a_reader_that_ends_costs_one_answer_and_a_new_tool_gets_a_new_reader(tool, tmp_path):
+    with TestClient(node_api.application()) as client:
+        ended = client.get("/v1/report/dies")
+        assert ended.status_code == 503 and "reader ended" in ended.json()["error"]
+        assert client.get("/v1/report/acme").status_code == 200
+        script = tmp_path / "tos-session"
+        installed = tmp_path / "tos-session.new"  # as the deploy installs a file: a new one renamed over it
+        installed.write_text(script.read_text())
+        installed.chmod(0o755)
+        installed.rename(script)
+        assert client.get("/v1/report/acme").status_code == 200
+        assert client.get("/v1/report/acme").status_code == 200
+    assert len(readers(tmp_path)) == 3
+
+
+def test_the_api_and_tos_session_agree_on_what_the_reader_answers():
+    from toskit.node.tosnode import cli
+    assert node_api.READS == cli.READS
+
+
+def test_each_change_is_logged_with_its_exit_status_and_duration(client, tool, caplog):
+    """The journal's account a sysadmin (and the front-door benchmark) reads: verb, tenant, exit, seconds."""
+    import logging
+    with caplog.at_level(logging.INFO, logger="tos-node-api"):
+        client.post("/v1/sessions/acme/restore")
+        client.post("/v1/sessions/busy/pause")
+    lines = [r.getMessage() for r in caplog.records if r.name == "tos-node-api"]
+    assert [re.sub(r"in [0-9.]+ s", "in N s", line) for line in lines] == [
+        "restore acme: exit 0 in N s", "pause busy: exit 75 in N s"]

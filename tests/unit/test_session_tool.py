@@ -117,3 +117,41 @@ def test_the_agent_counts_as_up_only_once_its_own_socket_exists(tmp_path, monkey
         assert tool.agent_listening("acme")
     monkeypatch.setattr(tool, "container", lambda tenant: None)
     assert not tool.agent_listening("acme")  # no container (or Pid 0): not up
+
+
+def _reader(lines: list) -> list:
+    """What `tos-session reader` writes for these input lines, one decoded answer each."""
+    import json
+    from toskit.node.tosnode import cli
+    written = []
+    assert cli.reader([line + "\n" for line in lines], written.append) == 0
+    return [json.loads(line) for line in written]
+
+
+def test_the_reader_answers_a_read_as_the_command_would(tenants_file, monkeypatch, capsys):
+    import json
+    from toskit.node.tosnode import cli, freezer
+    from toskit.node.tosnode.hibernation import CHANNEL_PORT
+    monkeypatch.setattr(tool, "load_tenants_file", lambda: tenants_file)
+    monkeypatch.setattr(tool, "container", lambda tenant_id: {
+        "NetworkSettings": {"Networks": {f"tos-tenant-{tenant_id}": {"IPAddress": "10.77.0.2"}}}})
+    monkeypatch.setattr(freezer, "state", lambda tenant_id, found=None: "running")
+    running, unknown = _reader([json.dumps(["address", "acme"]), json.dumps(["address", "zeta"])])
+    assert running == {"code": 0, "out": f"10.77.0.2:{CHANNEL_PORT}", "err": ""}
+    assert cli.main(["address", "zeta"]) == unknown["code"] == 1
+    assert capsys.readouterr().err.strip() == unknown["err"] and "unknown tenant 'zeta'" in unknown["err"]
+
+
+@pytest.mark.parametrize("line", [
+    ["start", "acme"], ["hibernate", "acme"], ["stop", "acme"], ["volume", "open", "acme"], ["exec", "acme", "id"],
+    ["policy"], ["reader"], ["report", "--help"], ["address", "-h"], ["report", "acme", "--take-over"], [],
+    [["report"]], ["report", 1], {"argv": ["report"]}, "report acme"])
+def test_the_reader_answers_reads_only_and_prints_nothing_else(line, monkeypatch, capsys):
+    import json
+    from toskit.node.tosnode import cli
+
+    def changed(args):
+        raise AssertionError(f"the reader ran {args}")
+    monkeypatch.setattr(cli, "outcome", changed)
+    assert [(a["code"], "refused" in a["err"]) for a in _reader([json.dumps(line), "not json"])] == [(2, True)] * 2
+    assert capsys.readouterr().out == ""  # nothing on its output but its answers (no --help text)

@@ -1,5 +1,6 @@
 """tos-node-api [--socket PATH]: serve the node API on a unix socket (run by systemd: tos-node-api.service)."""
 
+import logging
 import sys
 
 import uvicorn
@@ -12,6 +13,7 @@ SOCKET = "/run/tos-node-api/api.sock"
 def main(argv: list | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     path = argv[argv.index("--socket") + 1] if "--socket" in argv[:-1] else SOCKET
+    logging.basicConfig(level=logging.INFO, format="%(message)s")  # to the journal: systemd stamps it
     # No proxy headers and no client addresses: nginx alone connects, and it has authenticated the gateway.
     # asyncio's loop, not uvloop (Debian's uvicorn picks it when installed): uvloop's subprocesses
     # refuse the group and umask that app.py drops for tos-session (seen on the lab: ValueError).

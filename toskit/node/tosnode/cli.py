@@ -12,6 +12,8 @@
     tos-session status [TENANT]              sessions here and hibernated ones
     tos-session report [TENANT]              the same, and this node's memory, as JSON (for the broker)
     tos-session address TENANT               where the running session's channel is, ADDRESS:PORT (node API)
+    tos-session reader                       report and address, a command a JSON line on standard input,
+                                             answered a JSON line each (the node API keeps one running)
     tos-session policy                       the idle policy, once (tos-session-policy.timer runs it)
     tos-session volume open TENANT [--take-over]
                                              unlock (creating it on first use) and mount the volume
@@ -37,6 +39,8 @@ from . import checkpoints, freezer, hibernation, locks, policy, restore, session
 from .errors import NodeError
 from .vaultclient import NodeVault
 from .nodeconfig import NodeConfig
+
+READS = ("report", "address")  # what `tos-session reader` answers: reads only, no lock, no change
 
 
 def list_sessions(tenants_file: dict) -> str:
@@ -134,7 +138,7 @@ def vault_check() -> str:
         return "ok"
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tos-session", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +149,7 @@ def main(argv=None) -> int:
     sub.add_parser("status").add_argument("tenant", nargs="?")
     sub.add_parser("report").add_argument("tenant", nargs="?")
     sub.add_parser("address").add_argument("tenant")
+    sub.add_parser("reader")
     sub.add_parser("policy")
     sub.add_parser("list")
     exec_parser = sub.add_parser("exec")
@@ -157,43 +162,76 @@ def main(argv=None) -> int:
                      help="open even though another node holds the lease (only if that node is gone)")
     sub.add_parser("vault-check")
     sub.add_parser("vault-enrol")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def outcome(args) -> tuple[int, str]:
+    """(exit status, what to print) of one command; raises what `answer` turns into 75 or 1."""
+    if args.command == "vault-check":
+        return 0, vault_check()
+    if args.command == "vault-enrol":
+        NodeVault(NodeConfig.load().vault).enrol()
+        return 0, "enrolled: this node's secret_id is in /run/tos/vault (RAM only)"
+    tenants_file = sessions.load_tenants_file()
+    if args.command == "exec":  # its output is the command's own
+        return sessions.exec_in(tenants_file, args.tenant, args.cmd), ""
+    if args.command == "volume":
+        return 0, volume_command(tenants_file, args)
+    if args.command == "list":
+        return 0, list_sessions(tenants_file)
+    if args.command == "status":
+        return 0, status(tenants_file, args.tenant)
+    if args.command == "report":
+        return 0, json.dumps(node_report(tenants_file, args.tenant), indent=2, sort_keys=True)
+    if args.command == "address":
+        return 0, hibernation.channel_address(tenants_file, args.tenant)
+    if args.command == "policy":
+        done, failed = policy.run(tenants_file)
+        return (1 if failed else 0), "\n".join(done + failed) or "policy: nothing to do"
+    return 0, session_command(tenants_file, args)
+
+
+def answer(args) -> tuple[int, str, str]:
+    """(exit status, standard output, error message) of one command: 0 done, 75 deferred or busy, 1 refused."""
     try:
-        if args.command == "vault-check":
-            print(vault_check())
-            return 0
-        if args.command == "vault-enrol":
-            NodeVault(NodeConfig.load().vault).enrol()
-            print("enrolled: this node's secret_id is in /run/tos/vault (RAM only)")
-            return 0
-        tenants_file = sessions.load_tenants_file()
-        if args.command == "exec":
-            if not args.cmd:
-                parser.error("exec needs a command")
-            return sessions.exec_in(tenants_file, args.tenant, args.cmd)
-        if args.command == "volume":
-            print(volume_command(tenants_file, args))
-        elif args.command == "list":
-            print(list_sessions(tenants_file))
-        elif args.command == "status":
-            print(status(tenants_file, args.tenant))
-        elif args.command == "report":
-            print(json.dumps(node_report(tenants_file, args.tenant), indent=2, sort_keys=True))
-        elif args.command == "address":
-            print(hibernation.channel_address(tenants_file, args.tenant))
-        elif args.command == "policy":
-            done, failed = policy.run(tenants_file)
-            print("\n".join(done + failed) or "policy: nothing to do")
-            return 1 if failed else 0
-        else:
-            print(session_command(tenants_file, args))
-        return 0
+        code, out = outcome(args)
+        return code, out, ""
     except (hibernation.Deferred, locks.Busy) as e:
-        print(f"tos-session: {e}", file=sys.stderr)
-        return 75
-    except NodeError as e:
-        print(f"tos-session: {e}", file=sys.stderr)
-        return 1
-    except (OSError, json.JSONDecodeError) as e:
-        print(f"tos-session: {e}", file=sys.stderr)
-        return 1
+        return 75, "", f"tos-session: {e}"
+    except (NodeError, OSError, json.JSONDecodeError) as e:
+        return 1, "", f"tos-session: {e}"
+
+
+def reader(lines, write) -> int:
+    """`tos-session reader`: the node API's resident reader (nodeapi/reader.py). A command a line in (its
+    argv as a JSON list), one JSON line out ({"code", "out", "err"}: what the command would have exited
+    with and printed), until its input ends. Only READS: it answers what the node API asks most often
+    without a new Python process each time (0.4 of a call's 0.7 s on the lab's nodes), and changes nothing."""
+    for line in lines:
+        try:
+            argv = json.loads(line)
+            if not (isinstance(argv, list) and argv and argv[0] in READS
+                    and all(isinstance(a, str) and not a.startswith("-") for a in argv)):  # no --help
+                raise ValueError(f"not one of {', '.join(READS)} with its arguments")
+            args = parser().parse_args(argv)
+        except (ValueError, SystemExit) as e:  # argparse has said why on standard error
+            code, out, err = 2, "", f"tos-session reader: refused {line.strip()[:200]!r}: {e}"
+        else:
+            code, out, err = answer(args)
+        write(json.dumps({"code": code, "out": out, "err": err}) + "\n")
+    return 0
+
+
+def main(argv=None) -> int:
+    commands = parser()
+    args = commands.parse_args(argv)
+    if args.command == "exec" and not args.cmd:
+        commands.error("exec needs a command")
+    if args.command == "reader":
+        return reader(sys.stdin, lambda text: (sys.stdout.write(text), sys.stdout.flush()))
+    code, out, err = answer(args)
+    if out:
+        print(out)
+    if err:
+        print(err, file=sys.stderr)
+    return code
