@@ -22,6 +22,7 @@ from toskit import operations
 from toskit.bundle import zipapp
 from toskit.defaults import ALL_DEFAULTS
 from toskit.facts import VaultLogin
+from toskit.gate_data import CommandGateData, tenant_policy
 from toskit.gateway import BROKER_GROUP, CLUSTER_CLIENT_CERTIFICATE, PORTAL_SOURCE
 from toskit.host_certificates import CLUSTER_CA
 from toskit.portal_data import ProviderEntry, ProviderName, resolved
@@ -46,7 +47,9 @@ KvPrefix = Annotated[str, Strict(), matching(
     r"[a-z0-9_-]+(/[a-z0-9_-]+)*", "is not a KV path", "write a path such as 'tos/portal' (a-z, 0-9, _ - and /)", 128)]
 
 
-class Data(TenantsData):  # the tenants' `people` lists name the providers below (toskit/tenants.py)
+# The tenants' `people` lists name the providers below (toskit/tenants.py); the command gate's policy
+# goes from here to each session (toskit/gate_data.py: its keys).
+class Data(TenantsData, CommandGateData):
     # The portal on the gateways (the Level-0 view and sign-in); False: nginx serves nothing but TLS.
     portal_enabled: Switch = True
     # What the portal runs on (Debian's): the web framework and server, OIDC/OAuth client, WebAuthn
@@ -110,7 +113,8 @@ def portal_json(data, checked: Data, settings, vault_ca) -> str:
     """/etc/tos/portal.json: what the portal needs (no secret in it)."""
     providers = [resolved(name, entry, f"{PROVIDER_CAS}/{name}.pem" if entry.ca_file else None)
                  for name, entry in checked.portal_providers.items()]
-    tenants = [{"id": t.id, "enabled": t.enabled, "people": t.people or {}, "memory": t.quotas.memory}
+    tenants = [{"id": t.id, "enabled": t.enabled, "people": t.people or {}, "memory": t.quotas.memory,
+                "gate": tenant_policy(checked, t.command_gate) if checked.command_gate_enabled else None}
                for t in tenants_of(host.name, data)]
     return json.dumps({
         "public_url": origin(data.portal_public_url or f"https://{data.gateway_server_name}"),

@@ -23,8 +23,23 @@ from pathlib import Path
 
 NODE_PROGRAMS = Path(__file__).resolve().parent / "node"
 # Programs the session runs (its agent, the app launcher, Docker's health probe, the probes the
-# audits attack with).
-IMAGE_FILES = ["tos-session-agent", "tos-session-ctl", "tos-session-health", "tos-probe", "tos-app"]
+# audits attack with, the gate's audit chain check).
+IMAGE_FILES = ["tos-session-agent", "tos-session-ctl", "tos-session-health", "tos-probe", "tos-app", "tos-gate-verify"]
+# The command gate the agent runs (toskit/node/gate), and the parser it reads lines with: bashlex,
+# pure Python, from this machine's toolkit install (Debian has no package of it; GPLv3+, its licence
+# goes with it). Sources only: bytecode would make the image's bytes depend on the build.
+GATE_LIB = "/usr/local/lib/tos-gate"
+
+
+def gate_library() -> dict:
+    """{folder in GATE_LIB: its files on this machine}, in a fixed order."""
+    import bashlex
+    parser = Path(bashlex.__file__).parent
+    licence = next(parser.parent.glob("bashlex-*.dist-info/LICENSE"))
+    return {"gate": sorted((NODE_PROGRAMS / "gate").glob("*.py")),
+            "bashlex": sorted(parser.glob("*.py")) + [licence]}
+
+
 # Bump when the build below changes in a way the recipe's fields do not show.
 BUILDER_VERSION = 2
 # The tarball's timestamps (and so its bytes) do not depend on when it was built.
@@ -53,6 +68,9 @@ class Recipe:
              "security_mirror": self.security_mirror}, sort_keys=True).encode())
         for name in IMAGE_FILES:
             digest.update((NODE_PROGRAMS / "session_image" / name).read_bytes())
+        for folder, paths in gate_library().items():
+            for path in paths:
+                digest.update(f"{folder}/{path.name}\0".encode() + path.read_bytes())
         return digest.hexdigest()[:16]
 
     def sources(self) -> list:
@@ -90,6 +108,9 @@ def mmdebstrap_argv(recipe: Recipe, output: Path) -> list:
         "--dpkgopt=path-exclude=/usr/share/locale/*", "--dpkgopt=path-exclude=/usr/share/doc/*",
         "--dpkgopt=path-include=/usr/share/doc/*/copyright",
         f'--customize-hook=install -m 755 {files} "$1/usr/local/bin/"',
+        *(f'--customize-hook=install -d "$1{GATE_LIB}/{folder}" && install -m 644 '
+          f'{" ".join(shlex.quote(str(path)) for path in paths)} "$1{GATE_LIB}/{folder}/"'
+          for folder, paths in gate_library().items()),
         f"--customize-hook=echo {shlex.quote(SESSION_USER)} >> \"$1/etc/passwd\"",
         f"--customize-hook=echo session:x:{SESSION_UID}: >> \"$1/etc/group\"",
         f'--customize-hook=mkdir -p "$1/home/session" && chown {SESSION_UID}:{SESSION_UID} "$1/home/session"',

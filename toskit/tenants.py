@@ -17,6 +17,7 @@ from pydantic_core import PydanticCustomError
 from .schema.errors import DataError
 from .schema.model import RoleData, refuse_key, validate
 from .schema.net import Network
+from .gate_data import TenantGate
 from .portal_data import PersonValue, ProviderName
 from .schema.types import (Duration, Items, Literal, NonEmpty, Size, Switch, duration_seconds, number, refuse, size_bytes,
                            whole)
@@ -102,6 +103,8 @@ class TenantEntry(BaseModel):
     # Who may sign in to it at the gateway: provider name -> values of that provider's claim
     # (portal_providers: e.g. {"corp": ["ada@example.org"]}, or a group name for a groups claim).
     people: Optional[dict[ProviderName, NonEmpty(PersonValue)]] = None
+    # Its own command gate rules over the site's: {"commands": {NAME: RULE}, "default": VERDICT}.
+    command_gate: Optional[TenantGate] = None
 
 
 def unique_ids(entries: list) -> list:
@@ -143,6 +146,7 @@ class Tenant:
     health_interval: int | None = None  # seconds; None: the site's session_health_interval
     egress: tuple | None = None  # Egress entries; None: the site's tenant_network_egress_default
     people: dict | None = None  # provider name -> claim values of the people who sign in to it
+    command_gate: TenantGate | None = None  # its own command gate rules; None: the site's
 
     @property
     def slice(self) -> str:
@@ -174,7 +178,8 @@ class TenantsData(RoleData):
     # The tenants whose sessions this node may run: [{"id": "acme", "quotas": {...}}, ...].
     # An id is 2-24 characters, a-z then a-z/0-9; it names the tenant's slice and network.
     # Per tenant: 'quotas' (any of those below), 'enabled' (False: locked out of its volume),
-    # 'hibernate_after' (else hibernation_after), 'health_interval' (else session_health_interval).
+    # 'hibernate_after' (else hibernation_after), 'health_interval' (else session_health_interval),
+    # 'command_gate' (its own rules over command_gate_commands and command_gate_default).
     tenants: Tenants = []
     # Quotas of a tenant that sets none of its own. Sizes need a unit (K, M, G, T).
     tenant_quota_defaults: QuotaValues = {
@@ -220,7 +225,7 @@ def parse_tenants(host: str, tenants, quota_defaults) -> list:
     """Validates `tenants` (a list of {'id': ..., 'quotas': {...}}) and fills in default quotas."""
     parsed = validate(TenantsData, host, {"tenants": tenants, "tenant_quota_defaults": quota_defaults})
     return [Tenant(entry.id, Quotas(**quotas), entry.enabled, entry.hibernate_after, entry.health_interval,
-                   None if entry.egress is None else tuple(entry.egress), entry.people)
+                   None if entry.egress is None else tuple(entry.egress), entry.people, entry.command_gate)
             for entry, quotas in zip(parsed.tenants, merged_quotas(parsed.tenants, parsed.tenant_quota_defaults))]
 
 

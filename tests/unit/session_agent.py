@@ -25,7 +25,7 @@ def running_agent(tenant: str, home):
     """The agent of `tenant`, up: yields its channel's port."""
     port = free_port()
     agent = subprocess.Popen([sys.executable, str(AGENT), "--tenant", tenant, "--port", str(port)],
-                             env={**os.environ, "HOME": str(home)})
+                             env={**os.environ, "HOME": str(home), "TOS_GATE_LIB": str(NODE_PROGRAMS)})
     try:
         deadline = time.monotonic() + 10
         while True:

@@ -111,13 +111,16 @@ OWNER_PREFIXES = {"base": ("base_", "apt_", "time_", "sshd_", "hostname"), "runt
 
 
 def key_owners() -> dict:
-    """Every key and its owner: a role's module name, or "tenants" for the shared library's."""
+    """Every key and its owner: a role's module name, or the shared library's ("tenants", "vault",
+    "command_gate")."""
     from roles import ROLES
+    from toskit.gate_data import CommandGateData
     from toskit.tenants import TenantsData
     from toskit.vault_data import VaultAccessData
     owners = {key: role.__name__.removeprefix("roles.") for role in ROLES for key in role.Data.model_fields}
     return {**owners, **{key: "tenants" for key in TenantsData.model_fields},
-            **{key: "vault" for key in VaultAccessData.model_fields}}
+            **{key: "vault" for key in VaultAccessData.model_fields},
+            **{key: "command_gate" for key in CommandGateData.model_fields}}
 
 
 def owner_named_by(key: str) -> str | None:

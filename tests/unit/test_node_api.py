@@ -264,3 +264,23 @@ def test_each_change_is_logged_with_its_exit_status_and_duration(client, tool, c
     lines = [r.getMessage() for r in caplog.records if r.name == "tos-node-api"]
     assert [re.sub(r"in [0-9.]+ s", "in N s", line) for line in lines] == [
         "restore acme: exit 0 in N s", "pause busy: exit 75 in N s"]
+
+
+@pytest.mark.parametrize(("message", "line"), [
+    ({"type": "staged", "id": "s1", "by": "dave", "verdict": "destructive", "commands": ["rm"], "line": "rm -r ~/secret",
+      "shown": "rm -r /home/session/secret"}, "gate acme: stage s1 staged by dave: destructive (rm)"),
+    ({"type": "approved", "id": "s1", "approver": "dave", "credential": "abcdefghijklmnopqrstuvwxyz"},
+     "gate acme: stage s1 approved by dave with passkey abcdefghijklmnop"),
+    ({"type": "exited", "id": "s1", "exit": 2}, "gate acme: stage s1 exited 2"),
+    ({"type": "refused", "id": "s1", "error": "the gate denies this command: rm: ..."}, "gate acme: stage s1 an approval refused"),
+])
+def test_the_gates_events_reach_the_journal_once_and_without_arguments(message, line, caplog):
+    import logging
+    node_api._journalled.clear()
+    with caplog.at_level(logging.INFO, logger="tos-node-api"):
+        for _ in range(2):  # two tabs see the same event
+            node_api.gate_journal("acme", json.dumps(message))
+        node_api.gate_journal("acme", json.dumps({"type": "frame", "ticks": 1}))
+        node_api.gate_journal("acme", json.dumps({"type": "output", "id": "s1", "data": "secret output"}))
+    assert [r.getMessage() for r in caplog.records if r.name == "tos-node-api"] == [line]
+    assert "secret" not in line

@@ -31,7 +31,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, WebSocketRoute
 
-from . import desktop
+from . import desktop, gate
 from .broker import Broker
 from .passkeys import PasskeyRefused, Passkeys
 from .providers import Providers, SignInRefused, printable
@@ -163,6 +163,14 @@ class Portal:
 
     async def denied(self, request):
         return self.page("denied.html", request, status=403)
+
+    def json_caller(self, request) -> tuple:
+        """(the signed-in person, None) for a JSON call of this origin's page, or (None, the refusal)."""
+        person = request.session.get("person")
+        if not person:
+            return None, JSONResponse({"error": "Sign in first."}, 401)
+        refused = self.json_refused(request)
+        return (None, refused) if refused else (person, None)
 
     def json_refused(self, request) -> JSONResponse | None:
         """A JSON call must come from this origin's page, with its CSRF token in a header."""
@@ -302,6 +310,7 @@ class Portal:
                   Route("/desktop", functools.partial(desktop.desktop_page, self)),
                   Route("/session/open", functools.partial(desktop.open_session, self), methods=["POST"]),
                   WebSocketRoute("/session/channel", functools.partial(desktop.session_channel, self)),
+                  Route("/gate/challenge", functools.partial(gate.challenge_options, self), methods=["POST"]),
                   Route("/static/{name}", self.static_file)]
         app = Starlette(routes=routes, exception_handlers={HTTPException: self.http_error, 500: self.server_error})
         self.sessions = SessionStore(self.settings.session_idle, self.settings.session_max)

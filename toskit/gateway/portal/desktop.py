@@ -4,7 +4,8 @@ session up (attach, resume, restore or start, on the node placement picks).
     GET  /desktop        the page (its script asks for the session, then shows where it stands)
     POST /session/open   JSON, CSRF header: {"action": ..., "message": ...}, or 503 {"error": ...}
     WS   /session/channel  the session's channel (its agent's frames out, input in), relayed to the
-                         node's; the tenant is the signed-in person's, never one the request names
+                         node's; the tenant is the signed-in person's, never one the request names;
+                         command gate messages vetted on the way (gate.py)
 
 What a person sees names no node and no other tenant: the details go to the portal's log.
 """
@@ -17,6 +18,7 @@ from websockets.exceptions import InvalidHandshake
 
 from . import nodes
 from .broker import Unavailable
+from .gate import Vetting
 from .relay import relay
 
 log = logging.getLogger("tos-portal")
@@ -35,10 +37,7 @@ async def desktop_page(portal, request):
 
 
 async def open_session(portal, request):
-    person = request.session.get("person")
-    if not person:
-        return JSONResponse({"error": "Sign in first."}, 401)
-    refused = portal.json_refused(request)
+    person, refused = portal.json_caller(request)
     if refused:
         return refused
     placed = await _placed(portal, person)
@@ -79,8 +78,12 @@ async def session_channel(portal, websocket: WebSocket):
         log.info("session channel of %s closed: the person's sign-in ended", tenant)
         return SIGNED_OUT
 
+    vetting = Vetting(portal, websocket, person, portal.settings.tenant(tenant))
+    opening = vetting.opening()
+    if opening is not None:
+        await far.send(opening)  # the tenant's command gate policy, before anything of the tab's
     portal.sessions.touch(sid)
-    await relay(websocket, far, heard=lambda: portal.sessions.touch(sid), stop=signed_out)
+    await relay(websocket, far, heard=lambda: portal.sessions.touch(sid), stop=signed_out, vet=vetting)
     log.info("session channel of %s to %s closed", tenant, door.name)
 
 

@@ -127,13 +127,38 @@ class Passkeys:
             handle = unb64(response["response"]["userHandle"])
         except (KeyError, TypeError, ValueError):
             raise PasskeyRefused("the assertion names no user (not a discoverable credential)") from None
+        return self._verified(handle, state["challenge"], response)[0]
+
+    # ---- an approval of one staged command (the command gate): this person's passkey, this challenge
+    def approval_begin(self, person: dict, challenge: bytes) -> dict:
+        """Options for an assertion over `challenge` (it binds the staged command: portal/gate.py) by one
+        of this person's own passkeys, with user verification."""
+        handle = self._handle(person, create=False)
+        record = self._record(handle)[0] if handle else None
+        if not record or not record.get("credentials"):
+            raise PasskeyRefused("no passkey registered: register one on the passkeys page first")
+        options, _ = self.server.authenticate_begin(
+            [AttestedCredentialData(unb64(c["data"])) for c in record["credentials"]],
+            user_verification=UserVerificationRequirement.REQUIRED, challenge=challenge)
+        return dict(options)
+
+    def approval_complete(self, person: dict, challenge: str, response: dict) -> str:
+        """The id of the person's passkey that signed `challenge` (websafe base64), user verified."""
+        handle = self._handle(person, create=False)
+        if handle is None:
+            raise PasskeyRefused("no passkey registered")
+        return self._verified(handle, challenge, response)[1]
+
+    def _verified(self, handle: bytes, challenge: str, response: dict) -> tuple:
+        """(the record, the credential id) of the handle's passkey that signed `challenge` with user
+        verification; its sign count moved on. PasskeyRefused if not."""
         record, version = self._record(handle)
         if not record or not record.get("credentials"):
             raise PasskeyRefused("no passkeys for that user handle")
         stored = {c["id"]: c for c in record["credentials"]}
         try:
             used = self.server.authenticate_complete(
-                {"challenge": state["challenge"], "user_verification": UserVerificationRequirement.REQUIRED},
+                {"challenge": challenge, "user_verification": UserVerificationRequirement.REQUIRED},
                 [AttestedCredentialData(unb64(c["data"])) for c in record["credentials"]], response)
         except (ValueError, KeyError, TypeError) as e:
             raise PasskeyRefused(f"assertion did not verify: {e}") from None
@@ -143,4 +168,4 @@ class Passkeys:
             raise PasskeyRefused(f"sign count went back ({counter} after {entry['sign_count']})")
         entry["sign_count"] = counter
         self.vault.save_record(f"passkeys/{b64(handle)}", record, version)
-        return record
+        return record, entry["id"]

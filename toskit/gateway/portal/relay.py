@@ -14,19 +14,27 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 NORMAL = 1000
 
 
-async def relay(near: WebSocket, far, heard=None, stop=None) -> None:
+async def relay(near: WebSocket, far, heard=None, stop=None, vet=None, seen=None) -> None:
     """Accepts the near side, relays, and closes both sides (`far` too, if accepting fails).
     `heard`: called on each message from the near side; `stop`: a coroutine function whose coroutine
-    returns a close code when the channel must end before either side ends it."""
+    returns a close code when the channel must end before either side ends it; `vet`: a coroutine
+    function given each message from the near side, returning what to send on (None: nothing); `seen`:
+    called with each message from the far side."""
     async def inward():
         async for message in near.iter_text():
             if heard is not None:
                 heard()
-            await far.send(message)
+            if vet is not None:
+                message = await vet(message)
+            if message is not None:
+                await far.send(message)
 
     async def outward():
         async for message in far:
-            await near.send_text(message if isinstance(message, str) else message.decode())
+            text = message if isinstance(message, str) else message.decode()
+            if seen is not None:
+                seen(text)
+            await near.send_text(text)
 
     tasks, stopping, code = [], None, NORMAL
     try:

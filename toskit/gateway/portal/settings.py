@@ -30,6 +30,7 @@ class Tenant:
     enabled: bool
     people: dict  # provider name -> claim values of this tenant's people
     memory: int = 0  # bytes its session may use (placement needs a node with that much available)
+    gate: dict | None = None  # its command gate's policy (toskit/gate_data.py tenant_policy); None: no gate
 
 
 @dataclass(frozen=True)

@@ -132,7 +132,36 @@ async def channel(websocket: WebSocket):
         agent = await connect(f"ws://{out.strip()}/", proxy=None, compression=None, open_timeout=10)
     except (OSError, TimeoutError, InvalidHandshake):
         return await websocket.close(NOT_RUNNING)
-    await relay(websocket, agent)
+    await relay(websocket, agent, seen=lambda message: gate_journal(tenant, message))
+
+
+GATE_EVENTS = ("staged", "approved", "refused", "exited", "cancelled")
+_journalled: dict = {}  # (tenant, stage id, event) -> None, newest last: each event once, however many tabs see it
+
+
+def gate_journal(tenant: str, message: str) -> None:
+    """The command gate's events in the node's journal, without the commands' arguments (those stay
+    in the tenant's own audit log, on its volume): who, which stage, the verdict and the names of the
+    commands, the approver and the passkey, the exit status."""
+    if message.startswith('{"type": "frame"') or '"type": "output"' in message[:40]:
+        return
+    try:
+        event = json.loads(message)
+        kind, stage = event["type"], event.get("id")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return
+    if kind not in GATE_EVENTS or (tenant, stage, kind) in _journalled:
+        return
+    _journalled[(tenant, stage, kind)] = None
+    while len(_journalled) > 1024:
+        _journalled.pop(next(iter(_journalled)))
+    said = {"staged": lambda: f"staged by {event.get('by')}: {event.get('verdict')} "
+                              f"({', '.join(map(str, event.get('commands') or [])) or 'unreadable'})",
+            "approved": lambda: f"approved by {event.get('approver')}"
+                                + (f" with passkey {str(event['credential'])[:16]}" if event.get("credential") else ""),
+            "refused": lambda: "an approval refused", "exited": lambda: f"exited {event.get('exit')}",
+            "cancelled": lambda: "cancelled"}[kind]()
+    log.info("gate %s: stage %s %s", tenant, stage, said)
 
 
 @contextlib.asynccontextmanager

@@ -42,6 +42,7 @@ function openChannel(desktop) {
   document.getElementById("open-sector").onclick = () => send({cmd: "push", level: 1, name: name()});
   document.getElementById("launch-app").onclick = () => send({cmd: "launch", name: name(), blob_mb: 1});
   document.getElementById("close-last").onclick = () => send({cmd: "pop"});
+  gate.send = send;  // gate.js: the prompt's messages go on this channel
   socket.onopen = () => {
     state.textContent = "open";
     desktop.dataset.channel = "open";
@@ -55,6 +56,8 @@ function openChannel(desktop) {
       desktop.dataset.ticks = String(message.ticks);
     } else if (message.type === "error") {
       error.textContent = message.error;
+    } else {
+      gate.onMessage(message);  // gate.js
     }
   };
   socket.onclose = (event) => {

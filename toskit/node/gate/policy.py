@@ -1,0 +1,95 @@
+"""The gate's verdict on a reading (reading.py), by the tenant's policy: data the deploy wrote from
+group_data (toskit/gate_data.py validates it, and documents each key).
+
+    run          a plain approval runs it (after the wait)
+    destructive  it needs a fresh passkey assertion bound to exactly this command
+    denied       nothing runs it
+
+A policy is {"default": VERDICT, "own_paths": [PATH, ...], "commands": {NAME: RULE}}: RULE is a verdict,
+or {"verdict": VERDICT, "destructive_when": [CONDITION, ...]}. Conditions, each a fixed reading of the
+argv (never of the raw text):
+
+    recursive          -r, -R or --recursive (also within a cluster such as -rf)
+    outside_own_paths  a path argument (or an option's =value that is a path) outside own_paths, as
+                       resolved from the home without following links; ~ is the home
+
+A redirection that writes (> or >>) outside own_paths is destructive whatever the command. The line's
+verdict is the strictest of its commands'. A command the policy does not name gets its default
+(shipped: denied), and a line that could not be read is denied before any policy is asked.
+"""
+
+import os
+from dataclasses import dataclass
+
+VERDICTS = ("run", "destructive", "denied")  # in order of strictness
+CONDITIONS = ("recursive", "outside_own_paths")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    verdict: str     # one of VERDICTS
+    reasons: tuple   # one line per command (and per redirection that made it stricter)
+
+
+def strictest(verdicts) -> str:
+    return max(verdicts, key=VERDICTS.index, default="run")
+
+
+def judge(reading, policy: dict, home: str) -> Verdict:
+    """The verdict on a reading.Reading (this module imports no parser: the deploy's schema reads its names)."""
+    own = [_resolved(path, home) for path in policy["own_paths"]]
+    verdicts, reasons = [], []
+    for command in reading.commands:
+        verdict, why = _command_verdict(command.argv, policy, own, home)
+        verdicts.append(verdict)
+        reasons.append(f"{command.argv[0]}: {verdict} ({why})")
+        for redirect in command.redirects:
+            if redirect.kind != "<" and not _inside(_resolved(redirect.path, home), own):
+                verdicts.append("destructive")
+                reasons.append(f"{redirect.kind} {redirect.path}: destructive (writes outside "
+                               f"{', '.join(policy['own_paths'])})")
+    return Verdict(strictest(verdicts), tuple(reasons))
+
+
+def _command_verdict(argv: tuple, policy: dict, own: list, home: str) -> tuple[str, str]:
+    rule = policy["commands"].get(argv[0])
+    if rule is None:
+        return policy["default"], "not named in the policy"
+    if isinstance(rule, str):
+        return rule, "the policy says so"
+    met = [c for c in rule.get("destructive_when", ()) if _meets(c, argv[1:], own, home)]
+    if met and rule["verdict"] == "run":
+        return "destructive", " and ".join(c.replace("_", " ") for c in met)
+    return rule["verdict"], "the policy says so" if not rule.get("destructive_when") else \
+        f"not {' nor '.join(c.replace('_', ' ') for c in rule['destructive_when'])}"
+
+
+def _meets(condition: str, args: tuple, own: list, home: str) -> bool:
+    options = []
+    operands = []
+    for at, arg in enumerate(args):
+        if arg == "--":
+            operands.extend(args[at + 1:])
+            break
+        (options if arg.startswith("-") and arg != "-" else operands).append(arg)
+    if condition == "recursive":
+        return any(o == "--recursive" or not o.startswith("--") and ("r" in o or "R" in o) for o in options)
+    if condition == "outside_own_paths":
+        paths = operands + [o.split("=", 1)[1] for o in options if "=" in o and _path_like(o.split("=", 1)[1])]
+        return any(not _inside(_resolved(p, home), own) for p in paths)
+    raise ValueError(f"no such condition {condition!r} (known: {', '.join(CONDITIONS)})")
+
+
+def _path_like(value: str) -> bool:
+    return value.startswith(("/", "~", ".")) or "/" in value
+
+
+def _resolved(path: str, home: str) -> str:
+    """Lexically: relative to the home, ~ the home, .. taken out (links are the tenant's own)."""
+    if path == "~" or path.startswith("~/"):
+        path = home + path[1:]
+    return os.path.normpath(os.path.join(home, path))
+
+
+def _inside(path: str, own: list) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in own)
