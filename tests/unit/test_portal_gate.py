@@ -135,6 +135,13 @@ def test_a_challenge_holds_for_its_sign_in_and_stage_while_the_stage_lives(chang
     assert gate.challenge_holds(given, checked["sid"], checked["stage_id"], checked["digest"], 300) is holds
 
 
-@pytest.mark.parametrize("given", ["", "!!", "AAAA", None, b64(b"x" * 40)])
+@pytest.mark.parametrize("given", ["", "!!", "AAAA", None, b64(b"x" * 40), b64(b"x" * 72)])
 def test_a_challenge_that_is_not_one_does_not_hold(given):
     assert gate.challenge_holds(given, "sid-1", "abcd", "0" * 64, 300) is False
+
+
+def test_the_challenge_names_the_command_it_approves():
+    """What the passkey signs (clientDataJSON's challenge) carries the stage's digest itself."""
+    digest = "ab" * 32
+    assert gate.challenge("sid-1", "abcd", digest)[8:40] == bytes.fromhex(digest)
+    assert gate.challenge_holds(b64(gate.challenge("sid-1", "abcd", digest)), "sid-1", "abcd", "not hex", 300) is False

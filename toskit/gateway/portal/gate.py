@@ -4,8 +4,9 @@ approved, and the passkey for a destructive command, verified here, the "biometr
     POST /gate/challenge   JSON {"id", "digest"} of a staged command, CSRF header: WebAuthn request
                            options for one of the person's passkeys, user verification required
 
-Its challenge binds that stage: 8 bytes of time and an HMAC (a key of this portal process) over the
-person's sign-in, the stage's id and its digest (the sha256 of exactly what was staged and read).
+Its challenge binds that stage: 8 bytes of time, the stage's digest itself (the sha256 of exactly
+what was staged and read: the signed clientDataJSON names the command), and an HMAC (a key of this
+portal process) over those, the person's sign-in and the stage's id.
 On the channel, every message a tab sends loses whatever it says in "gateway" and gains what the
 gateway vouches for: {"person", "approver", "credential", "user_verified"}; an approval carrying an
 assertion is verified first (challenge of this sign-in and this stage, not older than a stage
@@ -17,6 +18,7 @@ import hashlib
 import hmac
 import json
 import logging
+import re
 import secrets
 import struct
 import time
@@ -33,9 +35,10 @@ GATE_COMMANDS = ("stage", "approve", "cancel")
 
 
 def challenge(sid: str, stage_id: str, digest: str, now: float | None = None, key: bytes = KEY) -> bytes:
-    stamp = struct.pack(">d", time.time() if now is None else now)
-    return stamp + hmac.new(key, b"\0".join([b"tos-gate", stamp, sid.encode(), stage_id.encode(), digest.encode()]),
-                            hashlib.sha256).digest()
+    """72 bytes: time (8), the stage's digest (32), the HMAC (32). ValueError for a digest that is not hex."""
+    stamp, named = struct.pack(">d", time.time() if now is None else now), bytes.fromhex(digest)
+    return stamp + named + hmac.new(key, b"\0".join([b"tos-gate", stamp, named, sid.encode(), stage_id.encode()]),
+                                    hashlib.sha256).digest()
 
 
 def challenge_holds(given: str, sid: str, stage_id: str, digest: str, most_age: float, key: bytes = KEY) -> bool:
@@ -43,10 +46,10 @@ def challenge_holds(given: str, sid: str, stage_id: str, digest: str, most_age: 
     try:
         raw = unb64(given)
         (stamp,) = struct.unpack(">d", raw[:8])
+        expected = challenge(sid, stage_id, digest, stamp, key)
     except (ValueError, struct.error, TypeError):
         return False
-    fresh = 0 <= time.time() - stamp <= most_age
-    return fresh and hmac.compare_digest(raw, challenge(sid, stage_id, digest, stamp, key))
+    return 0 <= time.time() - stamp <= most_age and hmac.compare_digest(raw, expected)
 
 
 async def challenge_options(portal, request):
@@ -58,7 +61,8 @@ async def challenge_options(portal, request):
     except ValueError:
         body = None
     stage_id, digest = (body.get("id"), body.get("digest")) if isinstance(body, dict) else (None, None)
-    if not (isinstance(stage_id, str) and isinstance(digest, str) and 0 < len(stage_id) <= 64 and len(digest) == 64):
+    if not (isinstance(stage_id, str) and isinstance(digest, str) and 0 < len(stage_id) <= 64
+            and re.fullmatch(r"[0-9a-f]{64}", digest)):
         return JSONResponse({"error": "Name the staged command: its id and digest."}, 400)
     bound = challenge(request.session.sid, stage_id, digest)
     try:
