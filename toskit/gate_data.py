@@ -44,12 +44,16 @@ RECURSIVE_OR_OUTSIDE = {"verdict": "run", "destructive_when": ["recursive", "out
 # (shells, interpreters, eval, command runners) and what formats or partitions disks is denied.
 DEFAULT_COMMANDS = {
     **dict.fromkeys(["ls", "cat", "echo", "printf", "pwd", "id", "whoami", "date", "head", "tail", "wc", "grep",
-                     "sort", "uniq", "cut", "tr", "diff", "stat", "du", "df", "uname", "true", "false", "sleep",
+                     "cut", "tr", "diff", "stat", "du", "df", "uname", "true", "false", "sleep",
                      "basename", "dirname", "realpath", "sha256sum", "md5sum", "file", "which"], "run"),
-    **dict.fromkeys(["mkdir", "touch", "cp", "mv", "ln", "tar", "curl", "wget"], INSIDE_OWN),
+    **dict.fromkeys(["mkdir", "touch", "cp", "mv", "ln"], INSIDE_OWN),
+    # sort and uniq write files (-o, a second operand), and sort runs programs (--compress-program).
+    **dict.fromkeys(["sort", "uniq"], {"verdict": "run", "destructive_when": ["outside_own_paths", "long_option"]}),
     "rmdir": INSIDE_OWN,
     **dict.fromkeys(["rm", "chmod", "chown", "chgrp"], RECURSIVE_OR_OUTSIDE),
-    **dict.fromkeys(["dd", "shred", "truncate"], "destructive"),
+    # tar writes anywhere an archive says (-P), deletes (--remove-files) and runs programs (-I,
+    # --to-command); curl and wget read config files the gate never reads (-K, -e, ~/.curlrc).
+    **dict.fromkeys(["dd", "shred", "truncate", "tar", "curl", "wget"], "destructive"),
     **dict.fromkeys(["mkfs", "mkfs.ext4", "mkfs.xfs", "mkfs.vfat", "mke2fs", "mkswap", "fdisk", "sfdisk", "parted",
                      "wipefs", "sh", "bash", "dash", "zsh", "eval", "exec", "source", ".", "python3", "perl",
                      "xargs", "env", "sudo", "su", "nohup", "timeout", "watch", "find"], "denied"),

@@ -9,11 +9,15 @@ A policy is {"default": VERDICT, "own_paths": [PATH, ...], "commands": {NAME: RU
 or {"verdict": VERDICT, "destructive_when": [CONDITION, ...]}. Conditions, each a fixed reading of the
 argv (never of the raw text):
 
-    recursive          -r, -R or --recursive (also within a cluster such as -rf)
-    outside_own_paths  a path argument (or an option's =value that is a path) outside own_paths, as
-                       resolved from the home without following links; ~ is the home
+    recursive          -r, -R (also within a cluster such as -rf), --recursive or a prefix of it
+                       (GNU tools take --rec)
+    outside_own_paths  a path argument, an option's =value or a value glued to a short option
+                       (-t/etc) that looks like a path, outside own_paths, as it resolves in the
+                       session now (links followed: a link into /etc is /etc)
+    long_option        any --option (some name programs or files: sort --compress-program=sh)
 
-A redirection that writes (> or >>) outside own_paths is destructive whatever the command. The line's
+A redirection that writes (> or >>) outside own_paths is destructive whatever the command, and one from
+or to bash's /dev/tcp or /dev/udp (a network connection) is denied. The line's
 verdict is the strictest of its commands'. A command the policy does not name gets its default
 (shipped: denied), and a line that could not be read is denied before any policy is asked.
 """
@@ -22,7 +26,8 @@ import os
 from dataclasses import dataclass
 
 VERDICTS = ("run", "destructive", "denied")  # in order of strictness
-CONDITIONS = ("recursive", "outside_own_paths")
+CONDITIONS = ("recursive", "outside_own_paths", "long_option")
+NETWORK_PATHS = ("/dev/tcp/", "/dev/udp/")  # bash opens a connection for these, no file
 
 
 @dataclass(frozen=True)
@@ -37,14 +42,17 @@ def strictest(verdicts) -> str:
 
 def judge(reading, policy: dict, home: str) -> Verdict:
     """The verdict on a reading.Reading (this module imports no parser: the deploy's schema reads its names)."""
-    own = [_resolved(path, home) for path in policy["own_paths"]]
+    own = [_resolved(home + path[1:] if path.startswith("~") else path, home) for path in policy["own_paths"]]
     verdicts, reasons = [], []
     for command in reading.commands:
         verdict, why = _command_verdict(command.argv, policy, own, home)
         verdicts.append(verdict)
         reasons.append(f"{command.argv[0]}: {verdict} ({why})")
         for redirect in command.redirects:
-            if redirect.kind != "<" and not _inside(_resolved(redirect.path, home), own):
+            if redirect.path.startswith(NETWORK_PATHS):
+                verdicts.append("denied")
+                reasons.append(f"{redirect.kind} {redirect.path}: denied (bash would open a network connection)")
+            elif redirect.kind != "<" and not _inside(_resolved(redirect.path, home), own):
                 verdicts.append("destructive")
                 reasons.append(f"{redirect.kind} {redirect.path}: destructive (writes outside "
                                f"{', '.join(policy['own_paths'])})")
@@ -73,22 +81,32 @@ def _meets(condition: str, args: tuple, own: list, home: str) -> bool:
             break
         (options if arg.startswith("-") and arg != "-" else operands).append(arg)
     if condition == "recursive":
-        return any(o == "--recursive" or not o.startswith("--") and ("r" in o or "R" in o) for o in options)
+        return any("--recursive".startswith(o.split("=", 1)[0]) and len(o) >= 3 if o.startswith("--")
+                   else "r" in o or "R" in o for o in options)
     if condition == "outside_own_paths":
-        paths = operands + [o.split("=", 1)[1] for o in options if "=" in o and _path_like(o.split("=", 1)[1])]
+        paths = operands + [value for o in options if (value := _option_path(o)) is not None]
         return any(not _inside(_resolved(p, home), own) for p in paths)
+    if condition == "long_option":
+        return any(o.startswith("--") for o in options)
     raise ValueError(f"no such condition {condition!r} (known: {', '.join(CONDITIONS)})")
 
 
-def _path_like(value: str) -> bool:
-    return value.startswith(("/", "~", ".")) or "/" in value
+def _option_path(option: str) -> str | None:
+    """The path an option carries, if it looks like one: --opt=PATH, or glued to a short one (-t/etc,
+    -C.., -o~/x): from its first / . or ~ on. None: no path in it."""
+    if "=" in option:
+        value = option.split("=", 1)[1]
+        return value if value.startswith(("/", "~", ".")) or "/" in value else None
+    if option.startswith("--"):
+        return None
+    at = min((i for i in (option.find("/"), option.find("."), option.find("~")) if i > 0), default=-1)
+    return option[at:] if at > 0 else None
 
 
 def _resolved(path: str, home: str) -> str:
-    """Lexically: relative to the home, ~ the home, .. taken out (links are the tenant's own)."""
-    if path == "~" or path.startswith("~/"):
-        path = home + path[1:]
-    return os.path.normpath(os.path.join(home, path))
+    """As the path resolves in the session now, from its home: .. taken out, links followed (a link
+    the tenant made into /etc is /etc). The reading wrote out ~ already: a ~ left is a name."""
+    return os.path.realpath(os.path.join(home, path))
 
 
 def _inside(path: str, own: list) -> bool:

@@ -17,6 +17,7 @@ and a command's name must be ASCII (a look-alike such as Cyrillic "г" in "гm" 
 
 import hashlib
 import json
+import re
 import shlex
 import unicodedata
 from dataclasses import dataclass
@@ -26,6 +27,12 @@ import bashlex.errors
 
 MAX_LINE = 2048  # characters: a command line a person types and reads before approving it
 SHELL_SPECIAL = set("$`*?[]{}")  # bash expands these outside single quotes (parameters, globs, braces)
+MOST_NESTING = 32  # brackets deep: bashlex recurses (a deeper line would exhaust Python's stack)
+# A command name as the policy names commands; bash's reserved words (as the first word of a
+# command bash reads them as syntax, whatever a reading of them as argv says) are none.
+COMMAND_NAME = re.compile(r"[A-Za-z0-9._+/-]+")
+RESERVED = {"!", "case", "coproc", "do", "done", "elif", "else", "esac", "fi", "for", "function", "if", "in",
+            "select", "then", "time", "until", "while", "{", "}", "[[", "]]"}
 JOINERS = {"|", ";", "&&", "||"}
 REDIRECTIONS = {"<", ">", ">>"}
 
@@ -104,10 +111,12 @@ def read(line: str, home: str) -> Reading:
         raise Unreadable(*problems)
     if not line.strip():
         raise Unreadable("the line is empty")
+    if _nesting(line) > MOST_NESTING:
+        raise Unreadable(f"brackets nest deeper than {MOST_NESTING}: not read")
     try:
         trees = bashlex.parse(line)
-    except (bashlex.errors.ParsingError, NotImplementedError, IndexError, AttributeError, TypeError) as e:
-        raise Unreadable(f"bash would not read it as a command line ({type(e).__name__}: {e})") from None
+    except Exception as e:  # noqa: BLE001 whatever bashlex fails with, the line is not read (and nothing runs)
+        raise Unreadable(f"bash would not read it as a command line ({type(e).__name__}: {str(e)[:200]})") from None
     if len(trees) != 1:
         raise Unreadable("one command line at a time")
     reader = _Reader(line, home)
@@ -116,6 +125,16 @@ def read(line: str, home: str) -> Reading:
     if reader.problems:
         raise Unreadable(*reader.problems)
     return Reading(line, tuple(reader.commands), tuple(reader.joiners), tuple(reader.notes))
+
+
+def _nesting(line: str) -> int:
+    """How deep brackets of any kind nest (quotes not considered: an over-estimate refuses, never admits)."""
+    depth = most = 0
+    for char in line:
+        depth += char in "({["
+        depth -= char in ")}]" and depth > 0
+        most = max(most, depth)
+    return most
 
 
 class _Reader:
@@ -173,6 +192,9 @@ class _Reader:
         if not argv[0].isascii():
             self.problems.append(f"the command name {ascii(argv[0])} is "
                                  f"not ASCII: a look-alike of another command's name?")
+        elif argv[0] in RESERVED or not COMMAND_NAME.fullmatch(argv[0]):
+            self.problems.append(f"{argv[0]!r} is not a command name the gate runs (bash's reserved words, "
+                                 f"assignments and names outside letters, digits and . _ + / - are not)")
         for at, word in enumerate(argv[1:], 2):
             if not word.isascii():
                 self.notes.append(f"word {at} of {argv[0]!r} has characters outside ASCII: shown escaped")
@@ -192,10 +214,17 @@ class _Reader:
                                  f"would not be what was approved")
             return None
         special = sorted(set(raw) & SHELL_SPECIAL)
-        single_quoted = len(raw) >= 2 and raw[0] == raw[-1] == "'"  # nothing inside is special to bash
+        single_quoted = re.fullmatch(r"'[^']*'", raw) is not None  # one single-quoted string: nothing in it is special
         if special and not single_quoted:
             self.problems.append(f"{' '.join(special)} in {raw!r}: bash would expand it (globs, braces, $); "
-                                 f"name the files, or put the word in single quotes")
+                                 f"name the files, or put the whole word in single quotes")
+            return None
+        if "~" in raw[1:] and not single_quoted:  # bash expands some (after = or :), a reading cannot tell
+            self.problems.append(f"~ inside {raw!r}: bash may expand it; put the whole word in single quotes")
+            return None
+        if not node.parts and _posix_words(raw) != [value]:  # two readers of the quoting must agree
+            self.problems.append(f"the quoting of {raw!r} is read two ways (as {value!r} and as "
+                                 f"{_posix_words(raw)!r}); write it more simply")
             return None
         return value
 
@@ -219,6 +248,14 @@ class _Reader:
         left = "".join(c if not seen else " " for c, seen in zip(self.line, self.covered)).strip()
         if left:
             self.problems.append(f"{left!r} is not part of any command (a comment?): remove it")
+
+
+def _posix_words(raw: str) -> list | None:
+    """The word's quote removal by Python's shlex (POSIX rules), a second reading beside bashlex's."""
+    try:
+        return shlex.split(raw, comments=False, posix=True)
+    except ValueError:
+        return None
 
 
 def _said(kind: str) -> str:

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 from .audit import AuditLog
-from .policy import judge
+from .policy import judge, strictest
 from .reading import Unreadable, read
 
 MOST_STAGES = 32  # waiting at once in one session (older ones are dropped, as expired)
@@ -67,6 +67,9 @@ class Gate:
                           reading.notes, reading)
         except Unreadable as e:
             found = Stage(secrets.token_hex(8), line, staged_by, self.clock(), "denied", tuple(e.args))
+        except Exception as e:  # noqa: BLE001 a policy that cannot judge it denies it (default deny)
+            found = Stage(secrets.token_hex(8), line, staged_by, self.clock(), "denied",
+                          (f"the policy could not judge it ({type(e).__name__}: {e})",))
         self.audit.append("staged", id=found.id, by=staged_by, line=found.line, shown=found.reading and
                           found.reading.shown, verdict=found.verdict, reasons=list(found.reasons))
         self._expire()
@@ -84,6 +87,8 @@ class Gate:
                 raise Refused("no such staged command (approved already, cancelled, expired, or never staged)")
             if digest != found.digest:
                 raise Refused("the approval is for another command than the one staged (its digest differs)")
+            if found.reading is not None:  # judged again now: the policy or the links may have changed since
+                found.verdict = strictest([found.verdict, judge(found.reading, self.policy, self.home).verdict])
             if found.verdict == "denied":
                 raise Refused("the gate denies this command: " + "; ".join(found.reasons))
             if self.clock() < found.staged_at + self.wait:
