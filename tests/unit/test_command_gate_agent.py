@@ -22,17 +22,11 @@ def agent(tmp_path):
 
 
 def opened(port):
-    """A tab's channel, the gate's policy sent as the gateway sends it, and the gate loaded."""
+    """A tab's channel, the gate's policy sent as the gateway sends it."""
     ws = connect(f"ws://127.0.0.1:{port}/", proxy=None)
-    deadline = time.monotonic() + 10
-    while True:
-        ws.send(json.dumps({"cmd": "gate", "gateway": {"policy": POLICY}}))
-        said = until(ws, "gate")
-        assert said["wait"] == 0.3
-        if said["ready"]:
-            return ws
-        assert time.monotonic() < deadline, "the gate did not load"
-        time.sleep(0.1)
+    ws.send(json.dumps({"cmd": "gate", "gateway": {"policy": POLICY}}))
+    assert until(ws, "gate")["wait"] == 0.3
+    return ws
 
 
 def until(ws, kind: str, timeout: float = 10) -> dict:
@@ -115,9 +109,16 @@ def test_every_tab_sees_the_output(agent):
         assert until(second, "output")["data"] == "both\n" and until(second, "exited")["exit"] == 0
 
 
+def test_a_command_staged_while_the_gate_loads_is_answered_once_it_has(tmp_path):
+    """Staged at once after the agent started (a person quick at the prompt): no refusal, a stage."""
+    with running_agent("acme", tmp_path) as port, connect(f"ws://127.0.0.1:{port}/", proxy=None) as ws:
+        ws.send(json.dumps({"cmd": "gate", "gateway": {"policy": POLICY}}))
+        ws.send(json.dumps({"cmd": "stage", "line": "ls", "gateway": GATEWAY}))
+        assert until(ws, "staged")["verdict"] == "run"
+
+
 def test_no_gate_without_the_gateways_policy(agent):
     with connect(f"ws://127.0.0.1:{agent}/", proxy=None) as ws:
-        time.sleep(2)  # the gate loaded: what refuses is the missing policy
         ws.send(json.dumps({"cmd": "stage", "line": "ls", "gateway": GATEWAY}))
         assert "no policy" in until(ws, "refused")["error"]
         ws.send(json.dumps({"cmd": "gate", "gateway": {"policy": {"commands": {}}}}))

@@ -272,7 +272,8 @@ def test_each_change_is_logged_with_its_exit_status_and_duration(client, tool, c
     ({"type": "approved", "id": "s1", "approver": "dave", "credential": "abcdefghijklmnopqrstuvwxyz"},
      "gate acme: stage s1 approved by dave with passkey abcdefghijklmnop"),
     ({"type": "exited", "id": "s1", "exit": 2}, "gate acme: stage s1 exited 2"),
-    ({"type": "refused", "id": "s1", "error": "the gate denies this command: rm: ..."}, "gate acme: stage s1 an approval refused"),
+    ({"type": "refused", "id": "s1", "error": "the gate denies this command: rm -r ~/secret: ..."},
+     "gate acme: stage s1 refused: the gate denies this command"),
 ])
 def test_the_gates_events_reach_the_journal_once_and_without_arguments(message, line, caplog):
     import logging

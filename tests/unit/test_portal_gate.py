@@ -40,17 +40,9 @@ def next_of(desktop, kind: str) -> dict:
 
 
 def staged(desktop, line: str) -> dict:
-    """Staged once the session's gate has loaded (it loads beside a starting agent)."""
-    deadline = time.monotonic() + 10
-    while True:
-        desktop.send_json({"cmd": "stage", "line": line})
-        message = desktop.receive_json()
-        while message["type"] not in ("staged", "refused"):
-            message = desktop.receive_json()
-        if message["type"] == "staged" or "still starting" not in message["error"]:
-            return message
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    """Staged (the session answers once its gate has loaded: it loads beside a starting agent)."""
+    desktop.send_json({"cmd": "stage", "line": line})
+    return next_of(desktop, "staged")
 
 
 @contextlib.contextmanager

@@ -159,7 +159,9 @@ def gate_journal(tenant: str, message: str) -> None:
                               f"({', '.join(map(str, event.get('commands') or [])) or 'unreadable'})",
             "approved": lambda: f"approved by {event.get('approver')}"
                                 + (f" with passkey {str(event['credential'])[:16]}" if event.get("credential") else ""),
-            "refused": lambda: "an approval refused", "exited": lambda: f"exited {event.get('exit')}",
+            # The refusal's first clause only: what follows may quote the command's reasons.
+            "refused": lambda: f"refused: {str(event.get('error')).split(':')[0][:80]}",
+            "exited": lambda: f"exited {event.get('exit')}",
             "cancelled": lambda: "cancelled"}[kind]()
     log.info("gate %s: stage %s %s", tenant, stage, said)
 
