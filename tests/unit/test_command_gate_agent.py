@@ -102,6 +102,14 @@ def test_a_destructive_command_waits_for_a_passkey_the_gateway_verified(agent, t
         assert until(ws, "exited")["exit"] == 0 and not (tmp_path / "old").exists()
 
 
+def test_output_arrives_whole_whatever_its_characters(agent, tmp_path):
+    """Read 4096 bytes at a time: a character split between two reads still arrives whole."""
+    (tmp_path / "wide.txt").write_text("x" + "é" * 5000)  # 10001 bytes: byte 4096 is inside an é
+    with opened(agent) as ws:
+        _, output, status = ran(ws, "cat ~/wide.txt")
+    assert status == 0 and output == "x" + "é" * 5000
+
+
 def test_every_tab_sees_the_output(agent):
     with opened(agent) as first, opened(agent) as second:
         _, output, _ = ran(first, "echo both")

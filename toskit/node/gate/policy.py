@@ -1,5 +1,5 @@
-"""The gate's verdict on a reading (reading.py), by the tenant's policy: data the deploy wrote from
-group_data (toskit/gate_data.py validates it, and documents each key).
+"""The gate's verdict on a reading (reading.py), by the tenant's policy: data from group_data
+(toskit/gate_data.py validates it and documents each key), which the gateway sends the session.
 
     run          a plain approval runs it (after the wait)
     destructive  it needs a fresh passkey assertion bound to exactly this command
