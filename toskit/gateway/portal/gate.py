@@ -97,12 +97,13 @@ class Vetting:
             return message  # the session refuses what is not JSON, as it always did
         if not isinstance(request, dict):
             return message
-        if request.pop("gateway", None) is not None or request.get("cmd") == "gate":
+        spoke_for_gateway = request.pop("gateway", None) is not None
+        if spoke_for_gateway or request.get("cmd") == "gate":
             log.warning("session channel of %s: a tab spoke for the gateway (not passed on)", self.tenant.id)
             if request.get("cmd") == "gate":
                 return None
-        if request.get("cmd") not in GATE_COMMANDS:
-            return json.dumps(request)
+        if request.get("cmd") not in GATE_COMMANDS:  # desktop input: as the tab sent it, less any claim
+            return json.dumps(request) if spoke_for_gateway else message
         name = self.person.get("name") or self.person.get("subject")
         vouched = {"person": name, "approver": name, "credential": None, "user_verified": False}
         assertion, bound = request.pop("assertion", None), request.pop("challenge", None)
