@@ -64,13 +64,14 @@ DEFAULTS = Data.defaults()
 
 CRIU_CONFIG = "/etc/criu/runc.conf"
 CRIU_HOOK = "/usr/local/sbin/tos-criu-hook"
-CRIU_LOG = "/var/log/tos-criu.log"
+CRIU_LOG = "/var/log/tos-criu.log"  # criu truncates it at every run: the last run's log
 CONTENT_STORE = "/var/lib/containerd/io.containerd.content.v1.content"
 CONTENT_STORE_UNIT = "var-lib-containerd-io.containerd.content.v1.content.mount"
 # What the CRIU hook and tos-session must agree on, defined here only: rendered into the hook, and
 # written to /etc/tos/hibernation.json for tos-session (which imports nothing of the operator's side).
 SHARED_WITH_TOOL = {
     "criu_staged": "/run/tos/criu-staged",  # the hook's records of the images containerd unpacked for a restore
+    "criu_log": CRIU_LOG,  # tos-session reads criu's own time of a dump or restore from it
 }
 
 

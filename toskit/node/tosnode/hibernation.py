@@ -20,7 +20,8 @@ from pathlib import Path
 from . import checkpoints, freezer, sessions
 from .errors import NodeError
 from .files import now, replace_file
-from .nodeconfig import criu_staged
+from .nodeconfig import criu_log, criu_staged
+from .steps import DUMP_FINISHED, CriuLog, Steps
 from .vaultclient import NodeVault
 from .volumes import Volume
 
@@ -286,21 +287,27 @@ def hibernate(tenants_file: dict, tenant_id: str) -> str:
                         f"(`tos-session restore {tenant_id}` or `stop` it)")
     if clients(tenant_id):
         raise NodeError(f"{tenant_id}: a client is connected; hibernate only disconnected sessions")
-    pause(tenants_file, tenant_id)  # also hands to Docker a session frozen while dockerd refused
-    _no_strangers(tenant_id)
-    _storage_answers(volume)
-    _vault_answers(volume)
-    _make_room(volume, freezer.cgroup_of(tenant_id))
+    steps = Steps("hibernate", tenant_id)
+    with steps.step("pause"):
+        pause(tenants_file, tenant_id)  # also hands to Docker a session frozen while dockerd refused
+    with steps.step("checks"):
+        _no_strangers(tenant_id)
+        _storage_answers(volume)
+        _vault_answers(volume)
+        _make_room(volume, freezer.cgroup_of(tenant_id))
 
     checkpoint = "hib-" + now().replace(":", "").replace("+0000", "Z").replace("-", "")
     checkpoints.write_state(folder, volume.node.name, "checkpointing", checkpoint)
-    started = time.monotonic()
     cgroup = freezer.hold_for_checkpoint(tenant_id)
     try:
         # --leave-running: the (stopped) processes stay until the images are verified on storage.
-        _checkpoint(name, folder, checkpoint)
-        dumped = time.monotonic() - started
-        manifest = checkpoints.seal(folder, checkpoint, tenants_file["image"], checkpoints.runtime_versions())
+        criu = CriuLog(criu_log())
+        with steps.step("checkpoint"):
+            _checkpoint(name, folder, checkpoint)
+        dumped = steps.seconds["checkpoint"]
+        steps.split("checkpoint", "criu dump", criu.seconds(DUMP_FINISHED), "runtime and archive")
+        with steps.step("verify"):
+            manifest = checkpoints.seal(folder, checkpoint, tenants_file["image"], checkpoints.runtime_versions())
     except (NodeError, OSError, ValueError) as e:
         freezer.release(cgroup)
         raise Deferred(f"{tenant_id}: checkpoint {checkpoint} failed or could not be verified ({e}); the "
@@ -309,10 +316,13 @@ def hibernate(tenants_file: dict, tenant_id: str) -> str:
     replace_file(marker(volume), (json.dumps({"checkpoint": checkpoint, "node": volume.node.name,
                                                 "since": now(), "bytes": manifest["bytes"]}) + "\n").encode())
     # The checkpoint is on storage and verified: now the live copy may go, and its memory with it.
-    sessions.docker("rm", "--force", name)
-    volume.close()
-    return log(f"{tenant_id}: hibernated to {checkpoint} ({manifest['bytes'] / 2**20:.1f} MiB of images, "
-               f"checkpoint {dumped:.1f} s, verified {time.monotonic() - started - dumped:.1f} s); volume closed")
+    with steps.step("remove"):
+        sessions.docker("rm", "--force", name)
+    with steps.step("close"):
+        volume.close()
+    done = log(f"{tenant_id}: hibernated to {checkpoint} ({manifest['bytes'] / 2**20:.1f} MiB of images, "
+               f"checkpoint {dumped:.1f} s, verified {steps.seconds['verify']:.1f} s); volume closed")
+    return f"{done}\n{log(steps.line())}"
 
 
 def _checkpoint(name: str, folder: Path, checkpoint: str) -> None:

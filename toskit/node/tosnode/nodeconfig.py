@@ -33,6 +33,12 @@ def criu_staged(etc: str = "/etc/tos") -> Path:
     return Path(_read(etc, "hibernation.json", "hibernation")["criu_staged"])
 
 
+def criu_log(etc: str = "/etc/tos") -> Path:
+    """criu's log file (runc.conf), where tos-session reads how long criu itself took. A node whose
+    hibernation.json predates it has none: the steps then show the runtime's step whole."""
+    return Path(_read(etc, "hibernation.json", "hibernation").get("criu_log", "/nonexistent"))
+
+
 def _read(etc: str, name: str, what: str) -> dict:
     try:
         with open(f"{etc}/{name}") as f:

@@ -17,7 +17,8 @@ from pathlib import Path
 from . import checkpoints, freezer, sessions
 from .errors import NodeError
 from .hibernation import CONTAINERD_TMP, log, marker
-from .nodeconfig import criu_staged
+from .nodeconfig import criu_log, criu_staged
+from .steps import RESTORE_FINISHED, CriuLog, Steps
 from .volumes import Volume
 
 SCOPE = re.compile(rb"docker-([0-9a-f]{64})\.scope")
@@ -41,7 +42,9 @@ def restore(tenants_file: dict, tenant_id: str, take_over: bool = False) -> str:
         sessions.docker("rm", "--force", name)  # a restore that died half-way: its container never ran
     # Before the volume opens: a node not (yet) set up for restores stops here, nothing changed.
     staged = criu_staged()
-    opened = volume.open(take_over=take_over)  # Vault and the lease: fails closed, nothing changed
+    steps = Steps("restore", tenant_id)
+    with steps.step("open"):
+        opened = volume.open(take_over=take_over)  # Vault and the lease: fails closed, nothing changed
     state = checkpoints.read_state(volume.checkpoints)
     if state["state"] == "running":  # never hibernated, or stopped: an ordinary start
         return f"{opened}\n{sessions.start(tenants_file, tenant_id).splitlines()[-1]}"
@@ -49,8 +52,9 @@ def restore(tenants_file: dict, tenant_id: str, take_over: bool = False) -> str:
         return _cold_start(tenants_file, volume, tenant_id,
                            f"its last hibernation, on {state['node']}, never finished", opened)
     checkpoint = state["checkpoint"]
-    versions = checkpoints.runtime_versions()
-    why_not = checkpoints.verify(volume.checkpoints, checkpoint, tenants_file["image"], versions)
+    with steps.step("verify"):
+        why_not = checkpoints.verify(volume.checkpoints, checkpoint, tenants_file["image"],
+                                     checkpoints.runtime_versions())
     # A safety net, not the fix: a second attempt before the cold start that loses the live state.
     # (First restores on fresh nodes failed at random until the restore hook's image ownership
     # served criu's root task before and after its user namespace maps; see tos-criu-hook.) A
@@ -59,16 +63,17 @@ def restore(tenants_file: dict, tenant_id: str, take_over: bool = False) -> str:
     for attempt in (1, 2) if why_not is None else ():
         started = time.monotonic()
         try:
-            _restore_into_new_container(tenants_file, t, volume, checkpoint, staged)
+            _restore_into_new_container(tenants_file, t, volume, checkpoint, staged, steps)
         except (NodeError, subprocess.CalledProcessError, OSError) as e:
             sessions.docker("rm", "--force", name, check=False)
             why_not = f"criu could not restore it ({str(e).strip().splitlines()[-1][:300]})"
             failures.append(log(f"{tenant_id}: restore attempt {attempt} of {checkpoint} failed: {why_not}"))
         else:
-            _settle(volume)
+            with steps.step("settle"):
+                _settle(volume)
             done = log(f"{tenant_id}: restored from {checkpoint} in {time.monotonic() - started:.1f} s"
                        + (f" (attempt {attempt})" if failures else ""))
-            return "\n".join([opened, *failures, done])
+            return "\n".join([opened, *failures, done, log(steps.line())])
     _keep_aside(volume.checkpoints, checkpoint)
     return _cold_start(tenants_file, volume, tenant_id, f"checkpoint {checkpoint} not restorable: {why_not}",
                        "\n".join([opened, *failures]))
@@ -117,13 +122,15 @@ def _docker_root() -> Path:
     return Path(sessions.docker("info", "-f", "{{.DockerRootDir}}").stdout.strip())
 
 
-def _restore_into_new_container(tenants_file: dict, t: dict, volume: Volume, checkpoint: str, staged: Path) -> None:
+def _restore_into_new_container(tenants_file: dict, t: dict, volume: Volume, checkpoint: str, staged: Path,
+                                steps: Steps) -> None:
     """docker create with the session's own flags, then start it from the checkpoint. Docker 26
     restores only from the container's own checkpoints folder: the images are bind-mounted there
     (read-only) from the volume, so no copy of the session's memory lands on this node's disk."""
     argv = sessions.run_argv(tenants_file, t, str(volume.home))
     argv = ["create", *[a for a in argv[1:] if a != "--detach"]]
-    container_id = sessions.docker(*argv).stdout.strip()
+    with steps.step("create"):
+        container_id = sessions.docker(*argv).stdout.strip()
     target = _docker_root() / "containers" / container_id / "checkpoints" / checkpoint
     target.mkdir(parents=True)
     mounts = [target]
@@ -144,15 +151,19 @@ def _restore_into_new_container(tenants_file: dict, t: dict, volume: Volume, che
             patched.write_bytes(recorded.replace(old[1], container_id.encode()))
             subprocess.run(["mount", "--bind", str(patched), str(target / "cgroup.img")], check=True)
             mounts.insert(0, target / "cgroup.img")
-        sessions.docker("start", "--checkpoint", checkpoint, sessions.container_name(t["id"]))
+        criu = CriuLog(criu_log())
+        with steps.step("start"):
+            sessions.docker("start", "--checkpoint", checkpoint, sessions.container_name(t["id"]))
+        steps.split("start", "criu restore", criu.seconds(RESTORE_FINISHED), "runtime and archive")
     finally:
-        _remove_unrecorded_copies(scratch_before, target / "inventory.img")
-        for mount in mounts:
-            subprocess.run(["umount", str(mount)], capture_output=True)
-        (staged / f"{container_id}.cgroup.img").unlink(missing_ok=True)
-        if target.is_dir():
-            target.rmdir()
-        _remove_staged_copy(staged, container_id)
+        with steps.step("clean up"):
+            _remove_unrecorded_copies(scratch_before, target / "inventory.img")
+            for mount in mounts:
+                subprocess.run(["umount", str(mount)], capture_output=True)
+            (staged / f"{container_id}.cgroup.img").unlink(missing_ok=True)
+            if target.is_dir():
+                target.rmdir()
+            _remove_staged_copy(staged, container_id)
     # The hook pointed criu at this container's own cgroup (see tos-criu-hook): make sure.
     cgroup = freezer.cgroup_of(t["id"])
     if cgroup.name != f"docker-{container_id}.scope":
