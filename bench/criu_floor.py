@@ -7,6 +7,8 @@ import re
 TMPFS = "/dev/shm/bench-criu"  # the node's /dev/shm: RAM, like containerd's scratch folder in /tmp
 CRIU_LOG = "/var/log/tos-criu.log"  # roles/hibernation.py CRIU_LOG: the last criu run's log
 CRIU_OWN = {"hibernate": "criu dump", "restore": "criu restore"}
+# The checkpoint proper: from criu's start until the images are on storage (before the read-back).
+CHECKPOINT_STEPS = ("checkpoint", "criu dump", "runc", "flush")
 RATIO_LIMIT = 1.5  # each change within 1.5 x criu alone
 RATE_SHARE = 0.5  # checkpoint and restore at least half the volume's raw rates, where criu alone reaches that
 
@@ -58,12 +60,14 @@ def judge(entry: dict) -> dict:
     image = entry["image_mb"]
     hibernate_s, restore_s = round(sum(hibernate.values()), 2), round(sum(restore.values()), 2)
     criu_restore = restore.get("criu restore")
-    rates = {"hibernate": round(image / hibernate_s, 2), "restore": round(image / restore_s, 2),
+    checkpoint_s = sum(hibernate.get(name, 0.0) for name in CHECKPOINT_STEPS)
+    rates = {"checkpoint": round(image / checkpoint_s, 2), "hibernate": round(image / hibernate_s, 2),
+             "restore": round(image / restore_s, 2),
              "criu_dump_to_volume": round(alone["image_mb"] / alone["criu_dump_to_volume_s"], 2),
              "criu_restore": round(image / criu_restore, 2) if criu_restore else None}
     ratios = {"hibernate_vs_criu_alone": round(hibernate_s / alone["criu_dump_to_volume_s"], 2),
               "restore_vs_criu_alone": round(restore_s / criu_restore, 2) if criu_restore else None,
-              "hibernate_vs_raw_write": round(rates["hibernate"] / raw["write"], 2),
+              "checkpoint_vs_raw_write": round(rates["checkpoint"] / raw["write"], 2),
               "restore_vs_raw_read": round(rates["restore"] / raw["read"], 2),
               "criu_alone_vs_raw_write": round(rates["criu_dump_to_volume"] / raw["write"], 2),
               "criu_alone_vs_raw_read": round(rates["criu_restore"] / raw["read"], 2) if criu_restore else None}
@@ -89,7 +93,7 @@ def targets(sizes: dict) -> dict:
         "restore_within_1_5_x_criu_alone": all((s["ratios"]["restore_vs_criu_alone"] or 99) <= RATIO_LIMIT
                                                for s in every),
         "checkpoint_ge_half_raw_write_where_criu_reaches_it": all(
-            _rate_target_holds(s["ratios"], "hibernate_vs_raw_write", "criu_alone_vs_raw_write") for s in every),
+            _rate_target_holds(s["ratios"], "checkpoint_vs_raw_write", "criu_alone_vs_raw_write") for s in every),
         "restore_ge_half_raw_read_where_criu_reaches_it": all(
             _rate_target_holds(s["ratios"], "restore_vs_raw_read", "criu_alone_vs_raw_read") for s in every),
     }

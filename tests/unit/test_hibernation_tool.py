@@ -1,9 +1,10 @@
 """tos-session hibernate, run again after one was killed mid-checkpoint, waits for the request the
-killed one left running in dockerd; here: that such a request (runc checkpoint of the container) is
+killed one left running; here: that such a request (runc checkpoint of the container) is
 seen, and only for its own container, and that a checkpoint image is removed as an orphan (of a
 restarted dockerd) only once this run has seen it for UNPACK_QUIET with its folder unwritten as
 long, that a moment with nothing in sight is not taken for the end, dockerd's time and files played
-by fakes. (The whole kill-and-rerun is proved on the lab, test_4.)"""
+by fakes; and that the checkpoint itself is runc, with dockerd's runc state, writing straight
+into the volume (a stand-in runc). (The whole kill-and-rerun is proved on the lab, test_4.)"""
 
 import json
 import os
@@ -20,6 +21,7 @@ from toskit.node.tosnode import hibernation
 from toskit.node.tosnode.hibernation import UNPACK_QUIET, _runc_checkpointing
 
 CONTAINER = "ab" * 32
+NAME = "tos-session-acme"  # the container's name (sessions.container_name)
 IMAGE = ("moby", f"containerd.io/checkpoint/{CONTAINER}:1700000000")
 WALL = 1_700_000_000.0  # the wall clock at the fake's monotonic 0
 
@@ -228,3 +230,52 @@ def test_an_operators_exec_is_named_and_the_session_stays_paused(strangers):
     with pytest.raises(hibernation.Deferred, match=r"50 \(sleep\).*kill -9"):
         hibernation._no_strangers("acme")
     assert strangers.killed == [] and strangers.clock.now > hibernation.STRANGER_TIMEOUT
+
+
+@pytest.fixture
+def runc_stand_in(tmp_path, monkeypatch):
+    """A `runc` on PATH that records its argv and writes an image (or fails), dockerd's runc state
+    folder with the container's, and criu's work folder: all under tmp_path."""
+    bin_dir, roots = tmp_path / "bin", tmp_path / "runtime-runc"
+    bin_dir.mkdir()
+    (roots / "moby-100000.100000" / CONTAINER).mkdir(parents=True)
+    (bin_dir / "runc").write_text(
+        "#!/bin/sh\necho \"$@\" > \"$RUNC_ARGV\"\n"
+        "[ -n \"$RUNC_FAILS\" ] && { echo 'criu failed: type NOTIFY' >&2; exit 1; }\n"
+        "while [ \"$1\" != --image-path ]; do shift; done; mkdir -p \"$2\" && echo core > \"$2/core-1.img\"\n")
+    (bin_dir / "runc").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    monkeypatch.setenv("RUNC_ARGV", str(tmp_path / "argv"))
+    monkeypatch.setattr(hibernation, "RUNC_ROOTS", roots)
+    monkeypatch.setattr(hibernation, "CRIU_WORK", tmp_path / "criu-work")
+    monkeypatch.setattr(hibernation.dockerapi, "container", lambda name: {"Id": CONTAINER} if name == NAME else None)
+    return tmp_path
+
+
+def test_the_checkpoint_is_runc_with_dockerds_state_writing_into_the_volume(runc_stand_in):
+    folder = runc_stand_in / "volume" / "checkpoints"
+    hibernation._checkpoint(NAME, folder, "hib-1")
+    argv = (runc_stand_in / "argv").read_text().split()
+    assert argv == ["--root", str(runc_stand_in / "runtime-runc" / "moby-100000.100000"), "checkpoint",
+                    "--leave-running", "--image-path", str(folder / "hib-1"),
+                    "--work-path", str(runc_stand_in / "criu-work" / CONTAINER), CONTAINER]
+    assert (folder / "hib-1" / "core-1.img").read_text() == "core\n"
+    assert not (runc_stand_in / "criu-work" / CONTAINER).exists()  # criu's work folder goes
+
+
+def test_a_container_gone_is_named(runc_stand_in):
+    with pytest.raises(hibernation.NodeError, match="tos-session-beta: the container is gone"):
+        hibernation._checkpoint("tos-session-beta", runc_stand_in / "checkpoints", "hib-1")
+
+
+def test_a_failed_runc_checkpoint_says_why_and_leaves_no_work_folder(runc_stand_in, monkeypatch):
+    monkeypatch.setenv("RUNC_FAILS", "1")
+    with pytest.raises(hibernation.NodeError, match="runc checkpoint failed: criu failed: type NOTIFY"):
+        hibernation._checkpoint(NAME, runc_stand_in / "checkpoints", "hib-1")
+    assert not (runc_stand_in / "criu-work" / CONTAINER).exists()
+
+
+def test_a_container_without_runc_state_is_named(runc_stand_in, monkeypatch):
+    monkeypatch.setattr(hibernation.dockerapi, "container", lambda name: {"Id": "cd" * 32})
+    with pytest.raises(hibernation.NodeError, match="tos-session-acme: its runc state is not under"):
+        hibernation._checkpoint(NAME, runc_stand_in / "checkpoints", "hib-1")

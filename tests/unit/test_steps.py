@@ -24,16 +24,16 @@ def test_steps_line_round_trips_and_split_keeps_the_whole():
     with steps.step("pause"):
         pass
     steps.seconds["checkpoint"] = 10.0
-    steps.split("checkpoint", "criu dump", 7.25, "runtime and archive")
+    steps.split("checkpoint", "criu dump", 7.25, "runc")
     found = parse_line(f"acme: hibernated to hib-1\n{steps.line()}", "hibernate")
-    assert list(found) == ["pause", "criu dump", "runtime and archive"]
-    assert found["criu dump"] + found["runtime and archive"] == pytest.approx(10.0)
+    assert list(found) == ["pause", "criu dump", "runc"]
+    assert found["criu dump"] + found["runc"] == pytest.approx(10.0)
 
 
 def test_a_split_without_criu_time_leaves_the_step_whole():
     steps = Steps("restore", "acme")
     steps.seconds["start"] = 12.0
-    steps.split("start", "criu restore", None, "runtime and archive")
+    steps.split("start", "criu restore", None, "docker archive and runtime")
     assert steps.seconds == {"start": 12.0}
 
 

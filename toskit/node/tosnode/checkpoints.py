@@ -3,7 +3,7 @@ checkpoint complete, and the runtime versions a checkpoint needs to restore.
 
 Everything here lives in <volume>/checkpoints (root, 0700, encrypted with the volume):
     state.json              {"state": running | checkpointing | checkpointed, "checkpoint", "node", "since"}
-    <name>/                 criu's images, as `docker checkpoint create` wrote them
+    <name>/                 criu's images, as runc checkpoint (hibernation._checkpoint) wrote them
     <name>.manifest.json    sha256 of every image file, the session image, the runtime versions
 """
 
@@ -57,17 +57,31 @@ def sync_folder(folder: Path) -> None:
 
 
 def _hash_from_storage(path: Path) -> str:
-    """sha256 of the file as storage holds it: flushed, dropped from the page cache, read back."""
+    """sha256 of the file as storage holds it: flushed, dropped from the page cache, read back.
+    The read-back is asked for whole at once (WILLNEED), so storage delivers while this hashes."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_WILLNEED)
         digest = hashlib.sha256()
         while chunk := os.read(fd, 1 << 20):
             digest.update(chunk)
         return digest.hexdigest()
     finally:
         os.close(fd)
+
+
+def flush(images: Path) -> None:
+    """Every image written through to storage (criu leaves them in the page cache): the images are
+    on storage once this returns; `seal` then reads them back from there."""
+    for path in image_files(images):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    sync_folder(images)
 
 
 def image_files(images: Path) -> list:

@@ -1,6 +1,6 @@
 """Pause and hibernate sessions (restore.py brings them back).
 
-    hibernate: pause -> checkpoint (criu, through Docker) into the tenant's encrypted volume ->
+    hibernate: pause -> checkpoint (criu, through runc) into the tenant's encrypted volume ->
                verify it as storage holds it -> only then remove the container -> close the volume.
 
 Each step records its state on the volume first (checkpoints.py), so a crash anywhere leaves a
@@ -10,14 +10,13 @@ checkpoint replaces it.
 
 import json
 import os
-import re
 import signal
 import subprocess
 import syslog
 import time
 from pathlib import Path
 
-from . import checkpoints, freezer, sessions
+from . import checkpoints, dockerapi, freezer, sessions
 from .errors import NodeError
 from .files import now, replace_file
 from .nodeconfig import criu_log, criu_staged
@@ -31,7 +30,8 @@ UNPACK_QUIET = 120  # seconds an image in sight and its folder unwritten: no doc
 STRANGER_TIMEOUT = 15  # seconds a paused session's health probe may take to be killed by Docker
 CONFIRM_AFTER = 2  # seconds between two looks that both find no earlier checkpoint under way
 CONTAINERD_TMP = Path("/tmp")  # containerd's temporary folder (its unit sets no XDG_RUNTIME_DIR or TMPDIR)
-LEFTOVER = re.compile(r"content (sha256:[0-9a-f]{64}): already exists")
+RUNC_ROOTS = Path("/run/docker/runtime-runc")  # dockerd's runc state: a folder per containerd namespace
+CRIU_WORK = Path("/run/tos/criu-work")  # tmpfs
 CHANNEL_PORT = 7000  # the session agent's WebSocket (toskit/node/session_image/tos-session-agent, its default)
 
 
@@ -156,14 +156,14 @@ def _vault_answers(volume: Volume) -> None:
 
 
 def _earlier_checkpoint_ended(volume: Volume, tenant_id: str) -> None:
-    """A hibernate killed mid-checkpoint (the state says `checkpointing`) leaves its request running
-    in dockerd: runc and criu dump the (paused) session into containerd's scratch folder, containerd
-    archives that into its content store as an image and removes the folder, then dockerd unpacks
-    the image into the checkpoint folder (on the volume) and deletes it. Its images and the
-    container are touched only once all that is over: a rerun that removed the folder while dockerd
-    unpacked into it failed on the lab. Between two of those steps nothing shows for a few
-    milliseconds, so "over" takes two looks CONFIRM_AFTER apart. Images that no dockerd will unpack
-    (`_orphaned`) are removed."""
+    """A hibernate killed mid-checkpoint (the state says `checkpointing`) leaves its runc and criu
+    dumping the (paused) session into the volume. A checkpoint through Docker (an earlier version of
+    this tool, or an operator's `docker checkpoint create`) goes on longer: containerd archives
+    criu's scratch folder into its content store as an image and removes the folder, then dockerd
+    unpacks the image into the checkpoint folder and deletes it. Images and the container are
+    touched only once all that is over: a rerun that removed the folder while dockerd unpacked into
+    it failed on the lab. Between two of those steps nothing shows for a few milliseconds, so "over"
+    takes two looks CONFIRM_AFTER apart. Images that no dockerd will unpack (`_orphaned`) are removed."""
     if not volume.is_mounted() or checkpoints.read_state(volume.checkpoints)["state"] != "checkpointing" \
             or sessions.state(tenant_id) is None:
         return
@@ -304,8 +304,9 @@ def hibernate(tenants_file: dict, tenant_id: str) -> str:
         criu = CriuLog(criu_log())
         with steps.step("checkpoint"):
             _checkpoint(name, folder, checkpoint)
-        dumped = steps.seconds["checkpoint"]
-        steps.split("checkpoint", "criu dump", criu.seconds(DUMP_FINISHED), "runtime and archive")
+        steps.split("checkpoint", "criu dump", criu.seconds(DUMP_FINISHED), "runc")
+        with steps.step("flush"):
+            checkpoints.flush(folder / checkpoint)
         with steps.step("verify"):
             manifest = checkpoints.seal(folder, checkpoint, tenants_file["image"], checkpoints.runtime_versions())
     except (NodeError, OSError, ValueError) as e:
@@ -317,28 +318,39 @@ def hibernate(tenants_file: dict, tenant_id: str) -> str:
                                                 "since": now(), "bytes": manifest["bytes"]}) + "\n").encode())
     # The checkpoint is on storage and verified: now the live copy may go, and its memory with it.
     with steps.step("remove"):
-        sessions.docker("rm", "--force", name)
+        dockerapi.call("DELETE", f"/containers/{name}?force=1")  # the API: no docker command's start-up
     with steps.step("close"):
         volume.close()
+    # Checkpoint: from criu's start until the images are on storage.
+    dumped = sum(steps.seconds.get(name, 0.0) for name in ("checkpoint", "criu dump", "runc", "flush"))
     done = log(f"{tenant_id}: hibernated to {checkpoint} ({manifest['bytes'] / 2**20:.1f} MiB of images, "
                f"checkpoint {dumped:.1f} s, verified {steps.seconds['verify']:.1f} s); volume closed")
     return f"{done}\n{log(steps.line())}"
 
 
 def _checkpoint(name: str, folder: Path, checkpoint: str) -> None:
-    argv = ["checkpoint", "create", "--leave-running", f"--checkpoint-dir={folder}", name, checkpoint]
+    """criu, driven by runc as containerd drives it for `docker checkpoint create --leave-running`
+    (dockerd's runc state, the same options), writes its images straight into the volume. Docker's
+    own path had criu write them into containerd's scratch folder, containerd archive and hash that
+    into its content store, and dockerd unpack it into the volume: three copies and a hash per MiB
+    more (make bench-hibernation measured them). A restore reads these images as Docker's would."""
+    found = dockerapi.container(name)
+    if found is None:
+        raise NodeError(f"{name}: the container is gone")
+    states = list(RUNC_ROOTS.glob(f"*/{found['Id']}"))
+    if len(states) != 1:
+        raise NodeError(f"{name}: its runc state is not under {RUNC_ROOTS} (found {len(states)}); "
+                        f"check that dockerd runs its containers with runc")
+    work = CRIU_WORK / found["Id"]  # criu's work folder (its log goes to runc.conf's log-file): RAM
+    work.mkdir(mode=0o700, parents=True, exist_ok=True)
     try:
-        sessions.docker(*argv)
-    except NodeError as e:
-        # A checkpoint killed half-way leaves its archive in containerd's content store, and Docker
-        # then refuses the next one ("content sha256:... already exists"): remove that one, retry.
-        left = LEFTOVER.search(str(e))
-        if not left:
-            raise
-        for namespace in _namespaces():
-            subprocess.run(["ctr", "-n", namespace, "content", "rm", left[1]], capture_output=True)
-        _discard_unfinished(folder)
-        sessions.docker(*argv)
+        proc = subprocess.run(["runc", "--root", str(states[0].parent), "checkpoint", "--leave-running",
+                               "--image-path", str(folder / checkpoint), "--work-path", str(work), found["Id"]],
+                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    finally:
+        subprocess.run(["rm", "-rf", "--one-file-system", str(work)], capture_output=True)
+    if proc.returncode != 0:
+        raise NodeError(f"runc checkpoint failed: {(proc.stderr or proc.stdout).strip()[-600:]}")
 
 
 def _discard_unfinished(folder: Path) -> None:
