@@ -27,9 +27,9 @@ ON_NODE1 = [pytest.mark.concurrent, pytest.mark.xdist_group("node1")]
 ON_NODE2_AND_GATEWAY = [pytest.mark.concurrent, pytest.mark.xdist_group("node2+gateway")]
 
 
-def run(argv: list, timeout: float, check: bool = True) -> subprocess.CompletedProcess:
+def run(argv: list, timeout: float, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+                          stdin=subprocess.DEVNULL, env=env)
     if check and proc.returncode != 0:
         pytest.fail(f"{' '.join(argv)} exited {proc.returncode}:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")
     return proc
