@@ -4,8 +4,9 @@ set the product's steps against them."""
 
 import re
 
+from roles.hibernation import CRIU_LOG  # the node's criu log: the last criu run's
+
 TMPFS = "/dev/shm/bench-criu"  # the node's /dev/shm: RAM, like containerd's scratch folder in /tmp
-CRIU_LOG = "/var/log/tos-criu.log"  # roles/hibernation.py CRIU_LOG: the last criu run's log
 CRIU_OWN = {"hibernate": "criu dump", "restore": "criu restore"}
 # The checkpoint proper: from criu's start until the images are on storage (before the read-back).
 CHECKPOINT_STEPS = ("checkpoint", "criu dump", "runc", "flush")

@@ -64,7 +64,8 @@ DEFAULTS = Data.defaults()
 
 CRIU_CONFIG = "/etc/criu/runc.conf"
 CRIU_HOOK = "/usr/local/sbin/tos-criu-hook"
-CRIU_LOG = "/var/log/tos-criu.log"  # criu truncates it at every run: the last run's log
+# criu truncates it at every run: the last run's log. In RAM: it names the session's processes and files.
+CRIU_LOG = "/run/tos-criu.log"
 CONTENT_STORE = "/var/lib/containerd/io.containerd.content.v1.content"
 CONTENT_STORE_UNIT = "var-lib-containerd-io.containerd.content.v1.content.mount"
 # What the CRIU hook and tos-session must agree on, defined here only: rendered into the hook, and
@@ -100,6 +101,8 @@ def hibernation():
 
     files.directory(name="/etc/criu", path="/etc/criu", user="root", group="root", mode="755")
     _template("criu options for runc: log file, action script", CRIU_CONFIG, log_file=CRIU_LOG, hook=CRIU_HOOK)
+    # Where earlier deploys had criu log, on the node's disk: the names of a session's processes and files.
+    files.file(name="No criu log on disk", path="/var/log/tos-criu.log", present=False)
     _template("CRIU action script: images readable by criu's root task before and after its maps", CRIU_HOOK,
               mode="755", **SHARED_WITH_TOOL)
     operations.put(name="Hibernation settings of tos-session", src=StringIO(hibernation_json()),

@@ -240,7 +240,7 @@ def runc_stand_in(tmp_path, monkeypatch):
     bin_dir.mkdir()
     (roots / "moby-100000.100000" / CONTAINER).mkdir(parents=True)
     (bin_dir / "runc").write_text(
-        "#!/bin/sh\necho \"$@\" > \"$RUNC_ARGV\"\n"
+        "#!/bin/sh\necho \"$@\" > \"$RUNC_ARGV\"\ncut -d' ' -f6 /proc/$$/stat > \"$RUNC_ARGV.sid\"\n"
         "[ -n \"$RUNC_FAILS\" ] && { echo 'criu failed: type NOTIFY' >&2; exit 1; }\n"
         "while [ \"$1\" != --image-path ]; do shift; done; mkdir -p \"$2\" && echo core > \"$2/core-1.img\"\n")
     (bin_dir / "runc").chmod(0o755)
@@ -248,6 +248,7 @@ def runc_stand_in(tmp_path, monkeypatch):
     monkeypatch.setenv("RUNC_ARGV", str(tmp_path / "argv"))
     monkeypatch.setattr(hibernation, "RUNC_ROOTS", roots)
     monkeypatch.setattr(hibernation, "CRIU_WORK", tmp_path / "criu-work")
+    monkeypatch.setattr(hibernation, "SYSTEMD", tmp_path / "no-systemd")
     monkeypatch.setattr(hibernation.dockerapi, "container", lambda name: {"Id": CONTAINER} if name == NAME else None)
     return tmp_path
 
@@ -261,6 +262,21 @@ def test_the_checkpoint_is_runc_with_dockerds_state_writing_into_the_volume(runc
                     "--work-path", str(runc_stand_in / "criu-work" / CONTAINER), CONTAINER]
     assert (folder / "hib-1" / "core-1.img").read_text() == "core\n"
     assert not (runc_stand_in / "criu-work" / CONTAINER).exists()  # criu's work folder goes
+    # Its own session: a Ctrl-C at the tool's terminal (its process group) does not reach criu.
+    assert int((runc_stand_in / "argv.sid").read_text()) != os.getsid(0)
+
+
+def test_under_systemd_runc_runs_in_a_scope_of_its_own(runc_stand_in, monkeypatch):
+    """A stop of the unit that runs the tool (the idle policy's) kills its cgroup: not criu's."""
+    (runc_stand_in / "systemd").mkdir()
+    monkeypatch.setattr(hibernation, "SYSTEMD", runc_stand_in / "systemd")
+    (runc_stand_in / "bin" / "systemd-run").write_text(
+        "#!/bin/sh\necho \"$@\" > \"$RUNC_ARGV.systemd-run\"\nshift 3\nexec \"$@\"\n")
+    (runc_stand_in / "bin" / "systemd-run").chmod(0o755)
+    hibernation._checkpoint(NAME, runc_stand_in / "checkpoints", "hib-1")
+    wrapped = (runc_stand_in / "argv.systemd-run").read_text().split()
+    assert wrapped[:4] == ["--scope", "--quiet", "--collect", "runc"] and wrapped[-1] == CONTAINER
+    assert (runc_stand_in / "checkpoints" / "hib-1" / "core-1.img").exists()
 
 
 def test_a_container_gone_is_named(runc_stand_in):

@@ -14,6 +14,7 @@ import re
 import subprocess
 from pathlib import Path
 
+from . import dockerapi
 from .files import now, replace_file
 
 # criu's own files without which no restore can start.
@@ -30,7 +31,7 @@ def runtime_versions() -> dict:
     return {
         "criu": version(["criu", "--version"], r"Version: (\S+)"),
         "runc": version(["runc", "--version"], r"runc version (\S+)"),
-        "docker": version(["docker", "version", "-f", "{{.Server.Version}}"], r"(\S+)"),
+        "docker": dockerapi.call("GET", "/version").get("Version", "unknown"),  # no docker command's start-up
         "kernel": os.uname().release,
     }
 

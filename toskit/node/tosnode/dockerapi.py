@@ -30,6 +30,9 @@ def call(method: str, path: str, timeout: float = 60):
         connection.request(method, path)
         response = connection.getresponse()
         body = response.read().decode(errors="replace")
+    except TimeoutError:
+        raise NodeError(f"dockerd took over {timeout} s to answer {method} {path}; it may still be at it: "
+                        f"check `docker ps -a` and `journalctl -u docker`") from None
     except (OSError, http.client.HTTPException) as e:
         raise NodeError(f"dockerd does not answer on {SOCKET} ({e!r}); check `systemctl status docker`") from None
     finally:

@@ -27,11 +27,13 @@ from .volumes import Volume
 STORAGE_TIMEOUT = 20  # seconds the share may take to take a small synced write
 EARLIER_CHECKPOINT_TIMEOUT = 600  # seconds an orphaned checkpoint (see below) may take to end
 UNPACK_QUIET = 120  # seconds an image in sight and its folder unwritten: no dockerd is unpacking it
+REMOVE_TIMEOUT = 120  # seconds dockerd may take to remove the (paused, stopped) container
 STRANGER_TIMEOUT = 15  # seconds a paused session's health probe may take to be killed by Docker
 CONFIRM_AFTER = 2  # seconds between two looks that both find no earlier checkpoint under way
 CONTAINERD_TMP = Path("/tmp")  # containerd's temporary folder (its unit sets no XDG_RUNTIME_DIR or TMPDIR)
 RUNC_ROOTS = Path("/run/docker/runtime-runc")  # dockerd's runc state: a folder per containerd namespace
 CRIU_WORK = Path("/run/tos/criu-work")  # tmpfs
+SYSTEMD = Path("/run/systemd/system")  # there when systemd runs the host
 CHANNEL_PORT = 7000  # the session agent's WebSocket (toskit/node/session_image/tos-session-agent, its default)
 
 
@@ -307,8 +309,10 @@ def hibernate(tenants_file: dict, tenant_id: str) -> str:
         steps.split("checkpoint", "criu dump", criu.seconds(DUMP_FINISHED), "runc")
         with steps.step("flush"):
             checkpoints.flush(folder / checkpoint)
+        with steps.step("versions"):
+            versions = checkpoints.runtime_versions()
         with steps.step("verify"):
-            manifest = checkpoints.seal(folder, checkpoint, tenants_file["image"], checkpoints.runtime_versions())
+            manifest = checkpoints.seal(folder, checkpoint, tenants_file["image"], versions)
     except (NodeError, OSError, ValueError) as e:
         freezer.release(cgroup)
         raise Deferred(f"{tenant_id}: checkpoint {checkpoint} failed or could not be verified ({e}); the "
@@ -318,11 +322,14 @@ def hibernate(tenants_file: dict, tenant_id: str) -> str:
                                                 "since": now(), "bytes": manifest["bytes"]}) + "\n").encode())
     # The checkpoint is on storage and verified: now the live copy may go, and its memory with it.
     with steps.step("remove"):
-        dockerapi.call("DELETE", f"/containers/{name}?force=1")  # the API: no docker command's start-up
+        try:  # the API: no docker command's start-up
+            dockerapi.call("DELETE", f"/containers/{name}?force=1", timeout=REMOVE_TIMEOUT)
+        except dockerapi.NotFound:
+            pass  # gone already: what this step is for
     with steps.step("close"):
         volume.close()
     # Checkpoint: from criu's start until the images are on storage.
-    dumped = sum(steps.seconds.get(name, 0.0) for name in ("checkpoint", "criu dump", "runc", "flush"))
+    dumped = sum(steps.seconds.get(step, 0.0) for step in ("checkpoint", "criu dump", "runc", "flush"))
     done = log(f"{tenant_id}: hibernated to {checkpoint} ({manifest['bytes'] / 2**20:.1f} MiB of images, "
                f"checkpoint {dumped:.1f} s, verified {steps.seconds['verify']:.1f} s); volume closed")
     return f"{done}\n{log(steps.line())}"
@@ -343,10 +350,14 @@ def _checkpoint(name: str, folder: Path, checkpoint: str) -> None:
                         f"check that dockerd runs its containers with runc")
     work = CRIU_WORK / found["Id"]  # criu's work folder (its log goes to runc.conf's log-file): RAM
     work.mkdir(mode=0o700, parents=True, exist_ok=True)
+    argv = ["runc", "--root", str(states[0].parent), "checkpoint", "--leave-running",
+            "--image-path", str(folder / checkpoint), "--work-path", str(work), found["Id"]]
+    if SYSTEMD.is_dir():
+        # Its own scope: a stop of the unit that runs this tool (the idle policy's) does not kill criu
+        # while its parasite is inside the session's processes; nor does a Ctrl-C (its own session).
+        argv = ["systemd-run", "--scope", "--quiet", "--collect", *argv]
     try:
-        proc = subprocess.run(["runc", "--root", str(states[0].parent), "checkpoint", "--leave-running",
-                               "--image-path", str(folder / checkpoint), "--work-path", str(work), found["Id"]],
-                              capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL, start_new_session=True)
     finally:
         subprocess.run(["rm", "-rf", "--one-file-system", str(work)], capture_output=True)
     if proc.returncode != 0:

@@ -54,9 +54,10 @@ def restore(tenants_file: dict, tenant_id: str, take_over: bool = False) -> str:
         return _cold_start(tenants_file, volume, tenant_id,
                            f"its last hibernation, on {state['node']}, never finished", opened)
     checkpoint = state["checkpoint"]
+    with steps.step("versions"):
+        versions = checkpoints.runtime_versions()
     with steps.step("verify"):
-        why_not = checkpoints.verify(volume.checkpoints, checkpoint, tenants_file["image"],
-                                     checkpoints.runtime_versions())
+        why_not = checkpoints.verify(volume.checkpoints, checkpoint, tenants_file["image"], versions)
     # A safety net, not the fix: a second attempt before the cold start that loses the live state.
     # (First restores on fresh nodes failed at random until the restore hook's image ownership
     # served criu's root task before and after its user namespace maps; see tos-criu-hook.) A
