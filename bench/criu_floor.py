@@ -5,11 +5,10 @@ set the product's steps against them."""
 import re
 
 from roles.hibernation import CRIU_LOG  # the node's criu log: the last criu run's
+from toskit.node.tosnode.steps import CHECKPOINT_STEPS, DUMP_FINISHED, criu_seconds
 
 TMPFS = "/dev/shm/bench-criu"  # the node's /dev/shm: RAM, like containerd's scratch folder in /tmp
 CRIU_OWN = {"hibernate": "criu dump", "restore": "criu restore"}
-# The checkpoint proper: from criu's start until the images are on storage (before the read-back).
-CHECKPOINT_STEPS = ("checkpoint", "criu dump", "runc", "flush")
 RATIO_LIMIT = 1.5  # each change within 1.5 x criu alone
 RATE_SHARE = 0.5  # checkpoint and restore at least half the volume's raw rates, where criu alone reaches that
 
@@ -20,9 +19,13 @@ def node_seconds(run, command: str) -> float:
     return int(re.search(r"elapsed_ns=(\d+)", out)[1]) / 1e9
 
 
-def _criu_own(run, finished: str) -> float:
-    """criu's own duration of its last run, from its log's stamp on the `finished` line."""
-    return float(re.findall(r"\((\d+\.\d+)\)", run(f"grep -a '{finished}' {CRIU_LOG} | tail -1"))[-1])
+def _criu_own(run, finished: bytes) -> float:
+    """criu's own duration of its last run (the log's lines that matter, read over ssh)."""
+    lines = run(f"grep -a '{finished.decode()}' {CRIU_LOG}").encode()
+    seconds = criu_seconds(lines, finished)
+    if seconds is None:
+        raise SystemExit(f"bench: criu's log on the node has no '{finished.decode()}' line: {lines[-300:]!r}")
+    return seconds
 
 
 def measure(run, session: str, volume: str) -> dict:
@@ -38,7 +41,7 @@ def measure(run, session: str, volume: str) -> dict:
             found[f"criu_dump_to_{where}_s"] = round(node_seconds(
                 run, f"rm -rf {images} && mkdir -p {images} && runc --root {runc_root} checkpoint --leave-running "
                      f"--image-path {images} {container_id} && sync -f {images}"), 2)
-            found[f"criu_dump_to_{where}_criu_clock_s"] = _criu_own(run, "Dumping finished successfully")
+            found[f"criu_dump_to_{where}_criu_clock_s"] = _criu_own(run, DUMP_FINISHED)
         found["image_mb"] = round(int(run(f"du -sb {TMPFS}").split()[0]) / 2**20, 1)
         found["copy_tmpfs_to_volume_s"] = round(node_seconds(
             run, f"rm -rf {copied} && cp -r {TMPFS} {copied} && sync -f {copied}"), 2)

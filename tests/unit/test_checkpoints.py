@@ -23,6 +23,16 @@ def test_a_sealed_checkpoint_verifies(folder):
     assert checkpoints.verify(folder, "hib-1", "tos-session:abc", VERSIONS) is None
 
 
+def test_flush_puts_every_image_and_the_folder_through_to_storage(folder, monkeypatch):
+    synced = []
+    real = checkpoints.os.fsync
+    monkeypatch.setattr(checkpoints.os, "fsync", lambda fd: (synced.append(checkpoints.os.readlink(
+        f"/proc/self/fd/{fd}")), real(fd)))
+    checkpoints.flush(folder / "hib-1")
+    images = folder / "hib-1"
+    assert sorted(synced) == sorted(str(p) for p in [*images.iterdir(), images])
+
+
 def test_an_incomplete_dump_is_never_sealed(folder):
     (folder / "hib-1" / "pstree.img").unlink()
     with pytest.raises(ValueError, match="incomplete.*pstree.img"):

@@ -46,11 +46,12 @@ def read_state(folder: Path) -> dict:
 def write_state(folder: Path, node: str, state: str, checkpoint: str | None = None) -> None:
     replace_file(folder / "state.json", (json.dumps(
         {"state": state, "checkpoint": checkpoint, "node": node, "since": now()}) + "\n").encode(), 0o600)
-    sync_folder(folder)
+    fsync(folder)
 
 
-def sync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
+def fsync(path: Path) -> None:
+    """A file's data, or a folder's entries, through to storage."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -76,13 +77,8 @@ def _hash_from_storage(path: Path) -> str:
 def flush(images: Path) -> None:
     """Every image written through to storage (criu leaves them in the page cache): the images are
     on storage once this returns; `seal` then reads them back from there."""
-    for path in image_files(images):
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    sync_folder(images)
+    for path in [*image_files(images), images]:
+        fsync(path)
 
 
 def image_files(images: Path) -> list:
@@ -100,7 +96,7 @@ def seal(folder: Path, name: str, image: str, versions: dict) -> dict:
     manifest = {"checkpoint": name, "image": image, "runtime": versions, "files": files,
                 "bytes": sum((images / f).stat().st_size for f in files), "created": now()}
     replace_file(folder / f"{name}.manifest.json", (json.dumps(manifest, indent=1) + "\n").encode(), 0o600)
-    sync_folder(folder)
+    fsync(folder)
     return manifest
 
 

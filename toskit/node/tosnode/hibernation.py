@@ -20,7 +20,7 @@ from . import checkpoints, dockerapi, freezer, sessions
 from .errors import NodeError
 from .files import now, replace_file
 from .nodeconfig import criu_log, criu_staged
-from .steps import DUMP_FINISHED, CriuLog, Steps
+from .steps import CHECKPOINT_STEPS, DUMP_FINISHED, CriuLog, Steps
 from .vaultclient import NodeVault
 from .volumes import Volume
 
@@ -328,8 +328,7 @@ def hibernate(tenants_file: dict, tenant_id: str) -> str:
             pass  # gone already: what this step is for
     with steps.step("close"):
         volume.close()
-    # Checkpoint: from criu's start until the images are on storage.
-    dumped = sum(steps.seconds.get(step, 0.0) for step in ("checkpoint", "criu dump", "runc", "flush"))
+    dumped = sum(steps.seconds.get(step, 0.0) for step in CHECKPOINT_STEPS)
     done = log(f"{tenant_id}: hibernated to {checkpoint} ({manifest['bytes'] / 2**20:.1f} MiB of images, "
                f"checkpoint {dumped:.1f} s, verified {steps.seconds['verify']:.1f} s); volume closed")
     return f"{done}\n{log(steps.line())}"

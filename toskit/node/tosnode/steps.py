@@ -7,10 +7,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-# criu stamps each line of its log (at runc's log level) with the seconds since it started: "(12.345678) ".
 DUMP_FINISHED = b"Dumping finished successfully"
 RESTORE_FINISHED = b"Restore finished successfully"
 STEPS_PREFIX = "steps "
+# A hibernation's checkpoint proper: from criu's start until its images are on storage (before the read-back).
+CHECKPOINT_STEPS = ("checkpoint", "criu dump", "runc", "flush")
 
 
 class Steps:
@@ -68,5 +69,11 @@ class CriuLog:
             text = self.path.read_bytes()
         except OSError:
             return None
-        stamps = re.findall(rb"^\((\d+\.\d+)\) " + re.escape(finished), text, re.M)
-        return float(stamps[-1]) if stamps else None
+        return criu_seconds(text, finished)
+
+
+def criu_seconds(log: bytes, finished: bytes) -> float | None:
+    """criu's own duration from its log: the stamp of its last `finished` line (criu stamps each
+    line, at runc's log level, with the seconds since it started: "(12.345678) ")."""
+    stamps = re.findall(rb"^\((\d+\.\d+)\) " + re.escape(finished), log, re.M)
+    return float(stamps[-1]) if stamps else None
